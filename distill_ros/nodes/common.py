@@ -1,0 +1,62 @@
+"""What every node's `main` shares: start-up errors reported by name, clean shutdown, exit status."""
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+
+import rclpy
+from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
+from rclpy.node import Node
+from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
+
+from distill_ros.nodes.params import ParameterError
+from distill_ros.sim.task import TaskConfigError
+
+# Reliable, keep last 10: what a robot driver's publishers use; a sensor-data (best effort)
+# subscriber is compatible with it.
+RELIABLE = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE, history=HistoryPolicy.KEEP_LAST)
+# Episode announcements reach late joiners (a recorder started after the simulator).
+LATCHED = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE, history=HistoryPolicy.KEEP_LAST,
+                     durability=DurabilityPolicy.TRANSIENT_LOCAL)
+SENSOR_DATA = qos_profile_sensor_data
+
+
+class NodeExit(Exception):
+    """Raised inside a node to stop spinning with an exit status (0 when its work is done)."""
+
+    def __init__(self, status: int = 0):
+        super().__init__(status)
+        self.status = status
+
+
+def run(make_node: Callable[[], Node], args: list[str] | None = None) -> int:
+    """Create the node, spin it until shutdown or `NodeExit`, and return the exit status.
+
+    Configuration errors (a refused parameter, an invalid task file) are logged with their
+    message and give status 2, before the node does anything.
+    """
+    rclpy.init(args=args)
+    node: Node | None = None
+    status = 0
+    try:
+        node = make_node()
+        executor = SingleThreadedExecutor()
+        executor.add_node(node)
+        executor.spin()
+    except NodeExit as done:
+        status = done.status
+    except (ParameterError, TaskConfigError, FileNotFoundError, ValueError) as exc:
+        name = node.get_name() if node is not None else sys.argv[0]
+        print(f'[{name}] configuration error: {exc}', file=sys.stderr, flush=True)
+        status = 2
+    except (KeyboardInterrupt, ExternalShutdownException):
+        pass
+    finally:
+        if node is not None:
+            close = getattr(node, 'close', None)
+            if close is not None:
+                close()
+            node.destroy_node()
+        if rclpy.ok():
+            rclpy.shutdown()
+    return status

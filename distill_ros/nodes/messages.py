@@ -1,0 +1,85 @@
+"""Translation between ROS 2 messages and the library's types (the only place nodes touch layouts).
+
+Named vectors (privileged state, teacher actions, episode and step info) travel as
+`sensor_msgs/JointState`: a standard, stamped type whose `name[]` and `position[]` carry element
+names and values, so any ROS 2 tool can record, plot and replay them. Sensors travel exactly as a
+robot driver publishes them: `sensor_msgs/JointState` (mapped by joint name) and `sensor_msgs/Imu`.
+"""
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+from builtin_interfaces.msg import Time
+from sensor_msgs.msg import Imu, JointState
+
+from distill_ros.observation import SensorReading
+
+NS_PER_S = 1_000_000_000
+
+
+def stamp(ns: int) -> Time:
+    return Time(sec=ns // NS_PER_S, nanosec=ns % NS_PER_S)
+
+
+def stamp_ns(t: Time) -> int:
+    return t.sec * NS_PER_S + t.nanosec
+
+
+def named_vector(names: Sequence[str], values: Sequence[float] | np.ndarray, ns: int, frame_id: str = ''
+                 ) -> JointState:
+    msg = JointState()
+    msg.header.stamp = stamp(ns)
+    msg.header.frame_id = frame_id
+    msg.name = list(names)
+    msg.position = np.asarray(values, dtype=np.float64).tolist()
+    return msg
+
+
+def read_named_vector(msg: JointState, names: Sequence[str], topic: str) -> np.ndarray:
+    """Values of `msg` in the order of `names` (matched by name); a missing name is an error."""
+    if list(msg.name) == list(names):
+        return np.asarray(msg.position, dtype=np.float64)
+    index = {n: i for i, n in enumerate(msg.name)}
+    missing = [n for n in names if n not in index]
+    if missing:
+        raise KeyError(f'{topic}: message lacks {missing}; expected names {list(names)}')
+    position = msg.position
+    return np.array([position[index[n]] for n in names], dtype=np.float64)
+
+
+def joint_state(reading: SensorReading, ns: int, frame_id: str = '') -> JointState:
+    msg = JointState()
+    msg.header.stamp = stamp(ns)
+    msg.header.frame_id = frame_id
+    msg.name = list(reading.joint_position)
+    msg.position = list(reading.joint_position.values())
+    if reading.joint_velocity:
+        msg.velocity = [reading.joint_velocity[j] for j in reading.joint_position]
+    return msg
+
+
+def imu(reading: SensorReading, ns: int, frame_id: str) -> Imu:
+    msg = Imu()
+    msg.header.stamp = stamp(ns)
+    msg.header.frame_id = frame_id
+    x, y, z, w = (float(v) for v in reading.orientation)
+    msg.orientation.x, msg.orientation.y, msg.orientation.z, msg.orientation.w = x, y, z, w
+    ax, ay, az = (float(v) for v in reading.angular_velocity)
+    msg.angular_velocity.x, msg.angular_velocity.y, msg.angular_velocity.z = ax, ay, az
+    lx, ly, lz = (float(v) for v in reading.linear_acceleration)
+    msg.linear_acceleration.x, msg.linear_acceleration.y, msg.linear_acceleration.z = lx, ly, lz
+    return msg
+
+
+def sensor_reading(joints: JointState, imu_msg: Imu | None) -> SensorReading:
+    """A `SensorReading` from a driver's messages; joints are keyed by name, in any order."""
+    reading = SensorReading(joint_position=dict(zip(joints.name, joints.position)))
+    if len(joints.velocity) == len(joints.name):
+        reading.joint_velocity = dict(zip(joints.name, joints.velocity))
+    if imu_msg is not None:
+        o, g, a = imu_msg.orientation, imu_msg.angular_velocity, imu_msg.linear_acceleration
+        reading.orientation = np.array([o.x, o.y, o.z, o.w])
+        reading.angular_velocity = np.array([g.x, g.y, g.z])
+        reading.linear_acceleration = np.array([a.x, a.y, a.z])
+    return reading

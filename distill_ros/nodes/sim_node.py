@@ -1,0 +1,188 @@
+"""sim_node: a MuJoCo task that behaves like a robot driver on ROS 2 topics.
+
+Publishes (relative names, so a namespace moves a whole robot):
+  joint_states       sensor_msgs/JointState   noisy encoder readings, by joint name
+  imu/data           sensor_msgs/Imu          noisy IMU readings
+  privileged/state   sensor_msgs/JointState   named vector: true state and dynamics (sim only)
+  sim/step           sensor_msgs/JointState   named vector: reward, terminated, truncated, episode, step;
+                                              stamped with the observation the action answered
+  sim/episode        sensor_msgs/JointState   named vector announcing each reset: episode, seed,
+                                              latency and dynamics; stamped with the first observation
+  /clock             rosgraph_msgs/Clock      simulation time (other nodes set use_sim_time)
+Subscribes:
+  commands           std_msgs/Float64MultiArray (forward_command_controller style, joint order of
+                     the task) or, with command_type JointState, sensor_msgs/JointState mapped by
+                     joint name whose header stamp names the observation it answers.
+
+Modes: `lockstep` publishes an observation and waits for the command answering it (then steps at
+once: deterministic, faster than real time); `realtime` steps on the wall clock at the task's
+control rate and holds the last command, as hardware does.
+"""
+from __future__ import annotations
+
+import time
+
+import numpy as np
+from rclpy.node import Node
+from rosgraph_msgs.msg import Clock
+from sensor_msgs.msg import Imu, JointState
+from std_msgs.msg import Float64MultiArray
+
+from distill_ros.nodes import messages as m
+from distill_ros.nodes.common import LATCHED, RELIABLE, NodeExit, run
+from distill_ros.nodes.params import Param, declare
+from distill_ros.sim import PRIVILEGED, SENSOR, DistillEnv
+
+COMMAND_TYPES = ('Float64MultiArray', 'JointState')
+STEP_FIELDS = ('reward', 'terminated', 'truncated', 'episode', 'step')
+
+PARAMS = (
+    Param('task', 'cartpole', 'task name from config/tasks/ or path of a task YAML'),
+    Param('mode', 'lockstep', 'lockstep: wait for the command answering each observation; '
+          'realtime: step on the wall clock, holding the last command', choices=('lockstep', 'realtime')),
+    Param('seed', 0, 'seed of the first episode; episode i uses seed + i', low=0, high=2**31 - 1),
+    Param('randomize', True, 'draw dynamics per episode from the task YAML (else their centre values)'),
+    Param('sensor_noise', True, 'apply encoder and IMU noise, bias and quantization'),
+    Param('sensor_latency', True, 'delay sensor readings by the task\'s latency_steps'),
+    Param('command_type', 'Float64MultiArray', 'message type on the command topic', choices=COMMAND_TYPES),
+    Param('lockstep_timeout', 1.0, 'seconds to wait for a command in lockstep before warning and '
+          're-publishing the observation', low=0.01, high=3600.0),
+    Param('realtime_factor', 1.0, 'realtime mode: simulated seconds per wall-clock second', low=0.01, high=100.0),
+    Param('max_episodes', 0, 'exit with status 0 after this many episodes (0: run forever)', low=0, high=2**31 - 1),
+    Param('imu_frame_id', 'imu_link', 'frame_id of imu/data messages'),
+    Param('publish_clock', True, 'publish simulation time on /clock'),
+)
+
+
+class SimNode(Node):
+    def __init__(self):
+        super().__init__('sim_node')
+        p = declare(self, PARAMS)
+        self.params = p
+        self.env = DistillEnv(p['task'], randomize=p['randomize'], sensor_noise=p['sensor_noise'],
+                              latency=p['sensor_latency'])
+        self.builder = self.env.sensor_builder
+        self.privileged_names = self.env.privileged_spec.element_names()
+        self.dt_ns = round(self.env.dt * m.NS_PER_S)
+        self.has_imu = self.env.task.imu_body is not None
+
+        self.joint_pub = self.create_publisher(JointState, 'joint_states', RELIABLE)
+        self.imu_pub = self.create_publisher(Imu, 'imu/data', RELIABLE) if self.has_imu else None
+        self.privileged_pub = self.create_publisher(JointState, 'privileged/state', RELIABLE)
+        self.step_pub = self.create_publisher(JointState, 'sim/step', RELIABLE)
+        self.episode_pub = self.create_publisher(JointState, 'sim/episode', LATCHED)
+        self.clock_pub = self.create_publisher(Clock, '/clock', RELIABLE) if p['publish_clock'] else None
+        if p['command_type'] == 'JointState':
+            self.create_subscription(JointState, 'commands', self.on_joint_command, RELIABLE)
+        else:
+            self.create_subscription(Float64MultiArray, 'commands', self.on_array_command, RELIABLE)
+
+        self.now_ns = 0           # simulation time of the current observation
+        self.episode = 0
+        self.command = np.zeros(self.env.action_space.shape)
+        self.obs: dict[str, np.ndarray] = {}
+        self.published_at = 0.0   # wall time the current observation went out (lockstep timeout)
+        self.warned_stale = 0
+        self.start_episode()
+        if p['mode'] == 'lockstep':
+            self.create_timer(p['lockstep_timeout'], self.check_lockstep_timeout)
+        else:
+            self.create_timer(self.env.dt / p['realtime_factor'], self.realtime_tick)
+        self.get_logger().info(
+            f"task {self.env.task.name} in {p['mode']} mode at {1 / self.env.dt:.0f} Hz, seed {p['seed']}; "
+            f"actions {self.env.action_names} on 'commands' ({p['command_type']})")
+
+    # ------------------------------------------------------------------ episodes
+    def start_episode(self) -> None:
+        seed = self.params['seed'] + self.episode
+        self.obs, info = self.env.reset(seed=seed)
+        names = ['episode', 'seed', 'latency_steps'] + [f'dynamics/{k}' for k in info['dynamics']]
+        values = [self.episode, seed, info['latency_steps'], *info['dynamics'].values()]
+        self.episode_pub.publish(m.named_vector(names, values, self.now_ns, self.env.task.name))
+        self.publish_observation()
+
+    def publish_observation(self) -> None:
+        ns = self.now_ns
+        if self.clock_pub is not None:
+            self.clock_pub.publish(Clock(clock=m.stamp(ns)))
+        reading = self.builder.reading(self.obs[SENSOR])
+        self.joint_pub.publish(m.joint_state(reading, ns))
+        if self.imu_pub is not None:
+            self.imu_pub.publish(m.imu(reading, ns, self.params['imu_frame_id']))
+        self.privileged_pub.publish(m.named_vector(self.privileged_names, self.obs[PRIVILEGED], ns))
+        self.published_at = time.monotonic()
+
+    def advance(self, action: np.ndarray) -> None:
+        """Step with `action`, report the transition, and publish the next observation."""
+        self.obs, reward, terminated, truncated, _ = self.env.step(action)
+        values = [reward, terminated, truncated, self.episode, self.env.elapsed_steps - 1]
+        self.step_pub.publish(m.named_vector(STEP_FIELDS, values, self.now_ns, self.env.task.name))
+        self.now_ns += self.dt_ns
+        if terminated or truncated:
+            self.episode += 1
+            if self.params['max_episodes'] and self.episode >= self.params['max_episodes']:
+                self.get_logger().info(f'{self.episode} episodes done; exiting')
+                raise NodeExit(0)
+            self.start_episode()
+        else:
+            self.publish_observation()
+
+    # ------------------------------------------------------------------ commands
+    def valid(self, values: np.ndarray, topic: str) -> bool:
+        # As forward_command_controller: refuse a wrong length or a non-finite value, keep the last.
+        expected = self.env.action_space.shape[0]
+        if values.shape != (expected,):
+            self.get_logger().error(f'{topic}: command has {values.size} values, expected {expected} '
+                                    f'for joints {self.env.action_names}; ignored', throttle_duration_sec=1.0)
+            return False
+        if not np.all(np.isfinite(values)):
+            self.get_logger().error(f'{topic}: command contains NaN or Inf {values.tolist()}; ignored',
+                                    throttle_duration_sec=1.0)
+            return False
+        return True
+
+    def on_array_command(self, msg: Float64MultiArray) -> None:
+        values = np.asarray(msg.data, dtype=np.float64)
+        if self.valid(values, 'commands'):
+            self.receive(values)
+
+    def on_joint_command(self, msg: JointState) -> None:
+        if self.params['mode'] == 'lockstep' and m.stamp_ns(msg.header.stamp) != self.now_ns:
+            self.warned_stale += 1  # answers an earlier observation (e.g. after a re-publish)
+            return
+        try:
+            values = m.read_named_vector(msg, self.env.action_names, 'commands')
+        except KeyError as exc:
+            self.get_logger().error(f'{exc.args[0]}; ignored', throttle_duration_sec=1.0)
+            return
+        if self.valid(values, 'commands'):
+            self.receive(values)
+
+    def receive(self, values: np.ndarray) -> None:
+        self.command = values
+        if self.params['mode'] == 'lockstep':
+            self.advance(values)
+
+    # ------------------------------------------------------------------ timers
+    def check_lockstep_timeout(self) -> None:
+        waited = time.monotonic() - self.published_at
+        if waited >= self.params['lockstep_timeout']:
+            self.get_logger().warning(
+                f'lockstep: no command on {self.resolve_topic_name("commands")} answering the observation '
+                f'stamped {self.now_ns / m.NS_PER_S:.3f} s after {waited:.1f} s; re-publishing it '
+                f'(is a controller running?)', throttle_duration_sec=5.0)
+            self.publish_observation()
+
+    def realtime_tick(self) -> None:
+        self.advance(self.command)
+
+    def close(self) -> None:
+        self.env.close()
+
+
+def main(args: list[str] | None = None) -> None:
+    raise SystemExit(run(SimNode, args))
+
+
+if __name__ == '__main__':
+    main()

@@ -1,0 +1,209 @@
+"""Named observation layouts and the one sensor-observation builder every role shares.
+
+A policy's input is a flat float vector, but people and nodes work with named quantities: joint
+positions by joint name, IMU angular velocity, a dynamics parameter. `ObsSpec` is the bridge: an
+ordered list of fields, each with element names, that flattens and slices consistently and is
+stored with datasets and checkpoints so the layout can be checked wherever a vector is used.
+
+`SensorReading` is what a robot driver gives (joint encoders by name, one IMU); `SensorObsBuilder`
+turns a reading into the `sensor_obs` vector. The simulator, the recorder, DAgger and the student
+controller all call the same builder, so the training-time and run-time observations cannot drift
+apart in term order, joint order or layout.
+"""
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class Field:
+    """One named block of an observation vector: `name` and the names of its elements."""
+
+    name: str
+    elements: tuple[str, ...]
+
+    @property
+    def size(self) -> int:
+        return len(self.elements)
+
+    def element_names(self) -> list[str]:
+        """Fully qualified names, `field/element`, as used on named-vector topics."""
+        return [f'{self.name}/{element}' for element in self.elements]
+
+
+class ObsSpec:
+    """An ordered, named layout of a flat observation vector."""
+
+    def __init__(self, fields: Iterable[Field]):
+        self.fields: tuple[Field, ...] = tuple(fields)
+        names = [f.name for f in self.fields]
+        duplicates = sorted({n for n in names if names.count(n) > 1})
+        if duplicates:
+            raise ValueError(f'observation spec has duplicate field names: {duplicates}')
+        self._slices: dict[str, slice] = {}
+        start = 0
+        for f in self.fields:
+            self._slices[f.name] = slice(start, start + f.size)
+            start += f.size
+        self.size = start
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, ObsSpec) and self.fields == other.fields
+
+    def __repr__(self) -> str:
+        inner = ', '.join(f'{f.name}[{f.size}]' for f in self.fields)
+        return f'ObsSpec({inner})'
+
+    @property
+    def names(self) -> list[str]:
+        return [f.name for f in self.fields]
+
+    def element_names(self) -> list[str]:
+        """Every element's `field/element` name, in vector order."""
+        return [name for f in self.fields for name in f.element_names()]
+
+    def slice(self, name: str) -> slice:
+        try:
+            return self._slices[name]
+        except KeyError:
+            raise KeyError(f'no field {name!r} in {self!r}') from None
+
+    def get(self, vector: np.ndarray, name: str) -> np.ndarray:
+        """The block of `vector` (or of the last axis of a batch) that holds field `name`."""
+        return vector[..., self.slice(name)]
+
+    def flatten(self, values: Mapping[str, Sequence[float] | np.ndarray], out: np.ndarray | None = None
+                ) -> np.ndarray:
+        """Pack named blocks into one vector; every field must be present with the right size."""
+        if out is None:
+            out = np.empty(self.size, dtype=np.float64)
+        for f in self.fields:
+            if f.name not in values:
+                raise KeyError(f'missing observation field {f.name!r}; expected fields {self.names}')
+            block = np.asarray(values[f.name], dtype=np.float64).reshape(-1)
+            if block.size != f.size:
+                raise ValueError(f'observation field {f.name!r} has {block.size} values, expected {f.size}')
+            out[self._slices[f.name]] = block
+        return out
+
+    def unflatten(self, vector: np.ndarray) -> dict[str, np.ndarray]:
+        return {f.name: vector[..., self._slices[f.name]] for f in self.fields}
+
+    def to_json(self) -> list[dict]:
+        return [{'name': f.name, 'elements': list(f.elements)} for f in self.fields]
+
+    @classmethod
+    def from_json(cls, data: Sequence[Mapping]) -> ObsSpec:
+        try:
+            return cls(Field(str(d['name']), tuple(str(e) for e in d['elements'])) for d in data)
+        except (KeyError, TypeError) as exc:
+            raise ValueError(f'invalid observation spec {data!r}: expected a list of '
+                             f'{{"name": str, "elements": [str, ...]}}') from exc
+
+    def check_matches(self, other: ObsSpec, what: str = 'observation') -> None:
+        """Raise a ValueError naming the first difference between two layouts."""
+        if self == other:
+            return
+        mine, theirs = self.element_names(), other.element_names()
+        for i, (a, b) in enumerate(zip(mine, theirs)):
+            if a != b:
+                raise ValueError(f'{what} layout mismatch at index {i}: expected {a!r}, got {b!r} '
+                                 f'(expected {self!r}, got {other!r})')
+        raise ValueError(f'{what} layout mismatch: expected {len(mine)} values {self!r}, '
+                         f'got {len(theirs)} values {other!r}')
+
+
+# Sensor-observation field names. Nodes translate sensor_msgs messages into these.
+JOINT_POSITION = 'joint_position'
+JOINT_VELOCITY = 'joint_velocity'
+IMU_ANGULAR_VELOCITY = 'imu_angular_velocity'
+IMU_LINEAR_ACCELERATION = 'imu_linear_acceleration'
+IMU_ORIENTATION = 'imu_orientation'
+XYZ = ('x', 'y', 'z')
+QUATERNION_XYZW = ('x', 'y', 'z', 'w')  # sensor_msgs/Imu order
+
+
+@dataclass
+class SensorReading:
+    """What a robot driver reports at one instant: joint encoders by name and one IMU.
+
+    Joint dictionaries are keyed by joint name, never by index. The orientation is a unit
+    quaternion in (x, y, z, w) order, as in sensor_msgs/Imu.
+    """
+
+    joint_position: dict[str, float] = field(default_factory=dict)
+    joint_velocity: dict[str, float] = field(default_factory=dict)
+    angular_velocity: np.ndarray = field(default_factory=lambda: np.zeros(3))
+    linear_acceleration: np.ndarray = field(default_factory=lambda: np.zeros(3))
+    orientation: np.ndarray = field(default_factory=lambda: np.array([0.0, 0.0, 0.0, 1.0]))
+
+
+class SensorObsBuilder:
+    """Builds the `sensor_obs` vector from a `SensorReading`, in the order of its `ObsSpec`.
+
+    Joints are looked up by name: a reading whose joints arrive in another order gives the same
+    vector; a reading that lacks a joint the spec needs is refused with the joint's name.
+    """
+
+    def __init__(self, joints: Sequence[str], joint_velocity: bool, imu: bool):
+        self.joints = tuple(joints)
+        self.has_joint_velocity = joint_velocity
+        self.has_imu = imu
+        fields = [Field(JOINT_POSITION, self.joints)]
+        if joint_velocity:
+            fields.append(Field(JOINT_VELOCITY, self.joints))
+        if imu:
+            fields += [Field(IMU_ANGULAR_VELOCITY, XYZ), Field(IMU_LINEAR_ACCELERATION, XYZ),
+                       Field(IMU_ORIENTATION, QUATERNION_XYZW)]
+        self.spec = ObsSpec(fields)
+        n = len(self.joints)
+        self._pos = slice(0, n)
+        self._vel = slice(n, 2 * n) if joint_velocity else None
+        start = 2 * n if joint_velocity else n
+        self._imu = slice(start, start + 10) if imu else None
+
+    @classmethod
+    def from_spec(cls, spec: ObsSpec) -> SensorObsBuilder:
+        """The builder that produces `spec`; refuses a spec that is not a sensor layout."""
+        names = spec.names
+        if not names or names[0] != JOINT_POSITION:
+            raise ValueError(f'not a sensor observation spec (first field must be {JOINT_POSITION!r}): {spec!r}')
+        builder = cls(spec.fields[0].elements, JOINT_VELOCITY in names, IMU_ANGULAR_VELOCITY in names)
+        builder.spec.check_matches(spec, 'sensor observation')
+        return builder
+
+    def missing_joints(self, available: Iterable[str]) -> list[str]:
+        have = set(available)
+        return [j for j in self.joints if j not in have]
+
+    def build(self, reading: SensorReading, out: np.ndarray | None = None) -> np.ndarray:
+        if out is None:
+            out = np.empty(self.spec.size, dtype=np.float64)
+        try:
+            out[self._pos] = [reading.joint_position[j] for j in self.joints]
+            if self._vel is not None:
+                out[self._vel] = [reading.joint_velocity[j] for j in self.joints]
+        except KeyError as exc:
+            raise KeyError(f'sensor reading lacks joint {exc.args[0]!r}; expected joints {list(self.joints)}') from None
+        if self._imu is not None:
+            s = self._imu.start
+            out[s:s + 3] = reading.angular_velocity
+            out[s + 3:s + 6] = reading.linear_acceleration
+            out[s + 6:s + 10] = reading.orientation
+        return out
+
+    def reading(self, sensor_obs: np.ndarray) -> SensorReading:
+        """The inverse of `build`: what a driver would publish for this observation."""
+        reading = SensorReading(
+            joint_position=dict(zip(self.joints, sensor_obs[self._pos].tolist())))
+        if self._vel is not None:
+            reading.joint_velocity = dict(zip(self.joints, sensor_obs[self._vel].tolist()))
+        if self._imu is not None:
+            s = self._imu.start
+            reading.angular_velocity = sensor_obs[s:s + 3].copy()
+            reading.linear_acceleration = sensor_obs[s + 3:s + 6].copy()
+            reading.orientation = sensor_obs[s + 6:s + 10].copy()
+        return reading

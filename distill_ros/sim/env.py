@@ -1,0 +1,256 @@
+"""`DistillEnv`: a gymnasium MuJoCo task that yields a privileged and a sensor observation per step.
+
+From one simulator state it produces
+
+- `privileged_obs`: what only a simulator knows: true joint and base positions and velocities,
+  contact forces on chosen bodies, and this episode's randomized dynamics parameters;
+- `sensor_obs`: what a robot's hardware reports: joint encoders (noise, per-episode bias,
+  quantization; velocities only where the task says the robot has them) and an IMU (gyro with
+  bias, accelerometer, orientation estimate, each with noise), optionally delayed by whole steps.
+
+Every episode is reproducible from its seed alone: the initial state, the dynamics draw, the
+sensor biases, the latency and the noise sequence all derive from it.
+"""
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import gymnasium as gym
+import mujoco
+import numpy as np
+
+from distill_ros.observation import Field, ObsSpec, SensorObsBuilder
+from distill_ros.sim import model as mj
+from distill_ros.sim.task import RANDOMIZABLE, TaskConfigError, TaskSpec, load_task
+
+SENSOR = 'sensor'
+PRIVILEGED = 'privileged'
+
+
+class DistillEnv(gym.Env):
+    """A task from `config/tasks/` with a privileged/sensor observation split.
+
+    Observations are dicts `{'sensor': sensor_obs, 'privileged': privileged_obs}`; the layouts are
+    `sensor_spec` and `privileged_spec`. `randomize`, `sensor_noise` and `latency` switch the
+    three sim-to-real gaps off for debugging (dynamics then take the centre of each distribution).
+    """
+
+    metadata = {'render_modes': []}
+
+    def __init__(self, task: TaskSpec | str, *, randomize: bool = True, sensor_noise: bool = True,
+                 latency: bool = True):
+        self.task = task if isinstance(task, TaskSpec) else load_task(task)
+        self.randomize, self.sensor_noise, self.use_latency = randomize, sensor_noise, latency
+        self._env = gym.make(self.task.env_id, xml_file=mj.model_file(self.task), disable_env_checker=True,
+                             **self.task.env_kwargs).unwrapped
+        self.model: mujoco.MjModel = self._env.model
+        self.data: mujoco.MjData = self._env.data
+        self.dt: float = float(self._env.dt)
+        self._setup_sensors()
+        self._setup_privileged()
+        self.action_names: list[str] = mj.actuator_names(self.model)
+        self.action_space = self._env.action_space
+        self.observation_space = gym.spaces.Dict({
+            SENSOR: gym.spaces.Box(-np.inf, np.inf, (self.sensor_spec.size,), np.float64),
+            PRIVILEGED: gym.spaces.Box(-np.inf, np.inf, (self.privileged_spec.size,), np.float64),
+        })
+        self._nominal = {
+            'mass_scale': (self.model.body_mass.copy(), self.model.body_inertia.copy()),
+            'friction_scale': self.model.geom_friction[:, 0].copy(),
+            'motor_strength': self.model.actuator_gear[:, 0].copy(),
+            'joint_damping_scale': self.model.dof_damping.copy(),
+        }
+        self.dynamics: dict[str, float] = {}
+        self.episode_seed: int | None = None
+        self._t = 0
+
+    # ---------------------------------------------------------------- layouts
+    def _setup_sensors(self) -> None:
+        task, model = self.task, self.model
+        for name in task.sensor_joints:
+            j = mj.name_id(model, mujoco.mjtObj.mjOBJ_JOINT, name, 'sensors.joints entry', task.source)
+            if int(model.jnt_type[j]) not in (int(mujoco.mjtJoint.mjJNT_HINGE), int(mujoco.mjtJoint.mjJNT_SLIDE)):
+                raise TaskConfigError(f'{task.source}: sensors.joints entry {name!r} is not a hinge or slide '
+                                      f'joint; encoders measure one degree of freedom')
+        has_imu = task.imu_body is not None
+        self.sensor_builder = SensorObsBuilder(task.sensor_joints, task.joint_velocity, has_imu)
+        self.sensor_spec: ObsSpec = self.sensor_builder.spec
+
+        def adr(name: str) -> int:
+            return int(model.sensor_adr[mujoco.mj_name2id(model, mujoco.mjtObj.mjOBJ_SENSOR, name)])
+
+        # One gather from MuJoCo's sensordata in sensor_spec order (quaternion wxyz -> ROS xyzw).
+        index = [adr(mj.ENCODER_POSITION + j) for j in task.sensor_joints]
+        enc, imu = task.encoder, task.imu_noise
+        std = [enc.noise_std] * len(index)
+        if task.joint_velocity:
+            index += [adr(mj.ENCODER_VELOCITY + j) for j in task.sensor_joints]
+            std += [enc.velocity_noise_std] * len(task.sensor_joints)
+        if has_imu:
+            gyro, accel, quat = adr(mj.IMU_GYRO), adr(mj.IMU_ACCEL), adr(mj.IMU_QUAT)
+            index += [gyro, gyro + 1, gyro + 2, accel, accel + 1, accel + 2, quat + 1, quat + 2, quat + 3, quat]
+            std += [imu.gyro_noise_std] * 3 + [imu.accel_noise_std] * 3 + [imu.orientation_noise_std] * 4
+        self._sensor_index = np.asarray(index)
+        self._noise_std = np.asarray(std, dtype=np.float64)
+        n = len(task.sensor_joints)
+        self._n_joints = n
+        self._imu_start = (2 * n if task.joint_velocity else n) if has_imu else None
+        self._bias = np.zeros(self.sensor_spec.size)
+        self._resolution = task.encoder.resolution
+        self._noise_left = 0
+        self._history = np.zeros((task.latency_steps[1] + 1, self.sensor_spec.size))
+        self._head = 0
+        self.latency_steps = 0
+        # MjData arrays are views on fixed memory: keep them instead of re-wrapping on every step.
+        self._qpos, self._qvel, self._sensordata = self.data.qpos, self.data.qvel, self.data.sensordata
+
+    def _setup_privileged(self) -> None:
+        task, model = self.task, self.model
+        qpos_names = mj.qpos_names(model)
+        unknown = [e for e in task.qpos_exclude if e not in qpos_names]
+        if unknown:
+            raise TaskConfigError(f'{task.source}: privileged.qpos_exclude names {unknown} not in the '
+                                  f'model; qpos entries are {qpos_names}')
+        self._qpos_keep = np.array([i for i, name in enumerate(qpos_names) if name not in task.qpos_exclude])
+        fields = [Field('qpos', tuple(qpos_names[i] for i in self._qpos_keep)),
+                  Field('qvel', tuple(mj.qvel_names(model)))]
+        self._contact_ids = np.array([mj.name_id(model, mujoco.mjtObj.mjOBJ_BODY, b, 'privileged.contact_bodies '
+                                                 'entry', task.source) for b in task.contact_bodies], dtype=int)
+        if task.contact_bodies:
+            fields.append(Field('contact_force', tuple(f'{b}/{a}' for b in task.contact_bodies
+                                                       for a in ('fx', 'fy', 'fz'))))
+        self._dynamics_names = [name for name in RANDOMIZABLE if name in task.randomization]
+        if self._dynamics_names:
+            fields.append(Field('dynamics', tuple(self._dynamics_names)))
+        self.privileged_spec = ObsSpec(fields)
+        a = self._qpos_keep.size
+        b = a + self.model.nv
+        c = b + 3 * len(task.contact_bodies)
+        self._privileged_bounds = (a, b, c, c + len(self._dynamics_names))
+
+    # ---------------------------------------------------------------- episode
+    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
+        """Start an episode. `seed` fixes everything random in it; without one, the next seed is
+        drawn from the environment's own generator. `options={'dynamics': {name: value}}` sets
+        dynamics parameters instead of drawing them (unnamed ones are still drawn)."""
+        super().reset(seed=seed)
+        episode_seed = int(seed) if seed is not None else int(self.np_random.integers(2**31 - 1))
+        self.episode_seed = episode_seed
+        # One stream per episode, drawn in a fixed order: dynamics, initial state, sensor biases and
+        # latency, then per-step noise. The seed alone reproduces the episode bit for bit.
+        rng = np.random.Generator(np.random.PCG64(episode_seed))
+        self._noise_rng = rng
+        overrides = dict((options or {}).get('dynamics', {}))
+        unknown = set(overrides) - set(self._dynamics_names)
+        if unknown:
+            raise ValueError(f'options.dynamics names {sorted(unknown)}; this task randomizes {self._dynamics_names}')
+        self.dynamics = {}
+        for name in self._dynamics_names:
+            dist = self.task.randomization[name]
+            drawn = dist.sample(rng) if self.randomize else dist.nominal
+            self.dynamics[name] = float(overrides.get(name, drawn))
+        self._dynamics_vector = np.array([self.dynamics[name] for name in self._dynamics_names])
+        self._apply_dynamics()
+        self._env.np_random = rng  # gymnasium draws the initial-state noise from it
+        self._env.reset()
+        self._t = 0
+        self._draw_sensor_episode(rng)
+        obs = self._observe(first=True)
+        info = {'seed': episode_seed, 'dynamics': dict(self.dynamics), 'latency_steps': self.latency_steps}
+        return obs, info
+
+    def _apply_dynamics(self) -> None:
+        m, nominal, d = self.model, self._nominal, self.dynamics
+        mass, inertia = nominal['mass_scale']
+        scale = d.get('mass_scale', 1.0)
+        m.body_mass[:] = mass * scale
+        m.body_inertia[:] = inertia * scale
+        m.geom_friction[:, 0] = nominal['friction_scale'] * d.get('friction_scale', 1.0)
+        m.actuator_gear[:, 0] = nominal['motor_strength'] * d.get('motor_strength', 1.0)
+        m.dof_damping[:] = nominal['joint_damping_scale'] * d.get('joint_damping_scale', 1.0)
+
+    def _draw_sensor_episode(self, rng: np.random.Generator) -> None:
+        task, n = self.task, self._n_joints
+        self._bias[:] = 0.0
+        lo, hi = task.latency_steps
+        self.latency_steps = int(rng.integers(lo, hi + 1)) if self.use_latency else 0
+        if self.sensor_noise:
+            self._bias[:n] = rng.normal(0.0, task.encoder.bias_std, n) if task.encoder.bias_std else 0.0
+            if self._imu_start is not None and task.imu_noise.gyro_bias_std:
+                self._bias[self._imu_start:self._imu_start + 3] = rng.normal(0.0, task.imu_noise.gyro_bias_std, 3)
+        self._noise_left = 0
+
+    def _next_noise(self) -> np.ndarray:
+        """This step's sensor error (bias + white noise), drawn in blocks: one generator call per
+        `NOISE_BLOCK` steps keeps the per-step cost of the sensor model small."""
+        if self._noise_left == 0:
+            block = self._noise_rng.standard_normal((self.NOISE_BLOCK, self._bias.size))
+            block *= self._noise_std
+            block += self._bias
+            self._noise_block, self._noise_left = block, self.NOISE_BLOCK
+        self._noise_left -= 1
+        return self._noise_block[self._noise_left]
+
+    NOISE_BLOCK = 16
+
+    def step(self, action):
+        action = np.asarray(action, dtype=np.float64)
+        if action.shape != self.action_space.shape:
+            raise ValueError(f'action has shape {action.shape}, expected {self.action_space.shape} '
+                             f'for joints {self.action_names}')
+        if not math.isfinite(action.sum()):
+            raise ValueError(f'action contains NaN or Inf: {action.tolist()}')
+        _, reward, terminated, _, info = self._env.step(action)
+        self._t += 1
+        truncated = self._t >= self.task.max_episode_steps and not terminated
+        return self._observe(), float(reward), bool(terminated), bool(truncated), info
+
+    # ---------------------------------------------------------------- observations
+    def _read_sensors(self, out: np.ndarray) -> None:
+        """Write the sensor vector, in `sensor_spec` order, as the hardware reads it now, into `out`."""
+        n, s = self._n_joints, self._imu_start
+        np.take(self._sensordata, self._sensor_index, out=out)
+        if not self.sensor_noise:
+            return
+        out += self._next_noise()
+        if self._resolution > 0:
+            q = out[:n]
+            q *= 1.0 / self._resolution
+            np.rint(q, out=q)
+            q *= self._resolution
+        if s is not None:
+            q = out[s + 6:s + 10]
+            q *= 1.0 / math.sqrt(q.dot(q))
+
+    def _observe(self, first: bool = False) -> dict[str, np.ndarray]:
+        history, depth = self._history, self._history.shape[0]
+        self._head = 0 if first else (self._head + 1) % depth
+        self._read_sensors(history[self._head])
+        if first:
+            history[1:] = history[0]  # before the first reading arrives, a delayed sensor repeats it
+        sensor = history[(self._head - self.latency_steps) % depth].copy()
+        return {SENSOR: sensor, PRIVILEGED: self.privileged_obs()}
+
+    def privileged_obs(self) -> np.ndarray:
+        """The privileged observation of the current state, in `privileged_spec` order."""
+        out, (a, b, c, d) = np.empty(self.privileged_spec.size), self._privileged_bounds
+        np.take(self._qpos, self._qpos_keep, out=out[:a])
+        out[a:b] = self._qvel
+        if c > b:
+            clip = self.task.contact_force_clip
+            np.clip(self.data.cfrc_ext[self._contact_ids, 3:6].ravel(), -clip, clip, out=out[b:c])
+        if d > c:
+            out[c:d] = self._dynamics_vector
+        return out
+
+    @property
+    def sim_time(self) -> float:
+        return float(self.data.time)
+
+    @property
+    def elapsed_steps(self) -> int:
+        return self._t
+
+    def close(self) -> None:
+        self._env.close()

@@ -1,0 +1,135 @@
+"""sim_node as a real process over real DDS: stamps, names, rates, resets, and agreement with the
+in-process simulation of the same seeds."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+pytest.importorskip('rclpy')
+from rosgraph_msgs.msg import Clock  # noqa: E402
+from sensor_msgs.msg import Imu, JointState  # noqa: E402
+from std_msgs.msg import Float64MultiArray  # noqa: E402
+
+from distill_ros.nodes import messages as m  # noqa: E402
+from distill_ros.nodes.common import LATCHED, RELIABLE, SENSOR_DATA  # noqa: E402
+from distill_ros.sim import PRIVILEGED, SENSOR, DistillEnv  # noqa: E402
+
+DT_NS = 40_000_000  # cartpole control period
+
+
+def action_for(privileged: np.ndarray) -> np.ndarray:
+    """A weak deterministic controller: keeps episodes short but not trivial."""
+    return np.array([np.clip(2.0 * privileged[1] + 0.1 * privileged[3], -3, 3)])
+
+
+def test_lockstep_matches_in_process_rollout(ros, start_node):
+    seed, episodes = 7, 2
+    sim = start_node('sim_node', {'task': 'cartpole', 'mode': 'lockstep', 'seed': seed, 'max_episodes': episodes,
+                                  'command_type': 'JointState', 'lockstep_timeout': 0.3})
+    node = ros.node
+    joints: dict[int, JointState] = {}
+    imus: dict[int, Imu] = {}
+    privileged: dict[int, np.ndarray] = {}
+    steps: list[JointState] = []
+    announcements: list[JointState] = []
+    clock: list[int] = []
+    answered: set[int] = set()
+    command_pub = node.create_publisher(JointState, 'commands', RELIABLE)
+
+    def on_privileged(msg: JointState) -> None:
+        ns = m.stamp_ns(msg.header.stamp)
+        privileged[ns] = np.array(msg.position)
+        if ns not in answered:
+            answered.add(ns)
+            command_pub.publish(m.named_vector(['slider'], action_for(privileged[ns]), ns))
+
+    def by_stamp(store: dict):
+        return lambda msg: store.setdefault(m.stamp_ns(msg.header.stamp), msg)
+
+    node.create_subscription(JointState, 'joint_states', by_stamp(joints), SENSOR_DATA)
+    node.create_subscription(Imu, 'imu/data', by_stamp(imus), SENSOR_DATA)
+    node.create_subscription(JointState, 'privileged/state', on_privileged, RELIABLE)
+    node.create_subscription(JointState, 'sim/step', steps.append, RELIABLE)
+    node.create_subscription(JointState, 'sim/episode', announcements.append, LATCHED)
+    node.create_subscription(Clock, '/clock', lambda msg: clock.append(m.stamp_ns(msg.clock)), RELIABLE)
+
+    assert ros.spin_until(lambda: sim.poll() is not None, timeout=60), f'sim_node did not finish:\n{sim.log()}'
+    assert sim.poll() == 0, sim.log()
+    ros.spin_until(lambda: False, timeout=0.3)  # drain what is still in flight
+
+    # Replay the same seeds and actions in process: every sensor and privileged value must agree.
+    env = DistillEnv('cartpole')
+    builder = env.sensor_builder
+    ns = 0
+    rewards = []
+    for episode in range(episodes):
+        obs, info = env.reset(seed=seed + episode)
+        announcement = announcements[episode]
+        assert m.stamp_ns(announcement.header.stamp) == ns
+        ann = dict(zip(announcement.name, announcement.position))
+        assert ann['episode'] == episode and ann['seed'] == seed + episode
+        assert ann['dynamics/mass_scale'] == pytest.approx(info['dynamics']['mass_scale'])
+        done = False
+        while not done:
+            assert list(joints[ns].name) == ['slider', 'hinge']
+            assert imus[ns].header.frame_id == 'imu_link'
+            topic_obs = builder.build(m.sensor_reading(joints[ns], imus[ns]))
+            np.testing.assert_array_equal(topic_obs, obs[SENSOR])
+            np.testing.assert_array_equal(privileged[ns], obs[PRIVILEGED])
+            obs, reward, terminated, truncated, _ = env.step(action_for(privileged[ns]))
+            rewards.append(reward)
+            done = terminated or truncated
+            ns += DT_NS
+    total_steps = ns // DT_NS
+    assert len(steps) == total_steps
+    stamps = [m.stamp_ns(s.header.stamp) for s in steps]
+    assert stamps == list(range(0, ns, DT_NS)), 'each step is stamped with the observation it answered'
+    info_by_name = [dict(zip(s.name, s.position)) for s in steps]
+    assert sum(s['terminated'] + s['truncated'] for s in info_by_name) == episodes
+    assert [s['reward'] for s in info_by_name] == rewards
+    assert clock == sorted(clock) and clock[-1] == ns - DT_NS
+
+
+def test_realtime_holds_command_at_control_rate(ros, start_node):
+    sim = start_node('sim_node', {'task': 'cartpole', 'mode': 'realtime', 'seed': 1, 'randomize': False})
+    node = ros.node
+    received: list[tuple[float, JointState]] = []
+    node.create_subscription(JointState, 'joint_states',
+                             lambda msg: received.append((node.get_clock().now().nanoseconds, msg)), SENSOR_DATA)
+    push = node.create_publisher(Float64MultiArray, 'commands', RELIABLE)
+    assert ros.spin_until(lambda: len(received) >= 5, timeout=20), sim.log()
+    start = len(received)
+    ros.spin_until(lambda: False, timeout=1.5)
+    wall = np.diff([t for t, _ in received[start:]]) / 1e9
+    rate = 1.0 / np.median(wall)
+    assert 12 < rate < 40, f'realtime mode should step near the task rate of 25 Hz, got {rate:.1f} Hz'
+    sim_stamps = np.diff([m.stamp_ns(msg.header.stamp) for _, msg in received[start:]])
+    assert set(sim_stamps) == {DT_NS}
+
+    # A constant push to the right, held between messages (zero-order hold), moves the cart right.
+    x0 = received[-1][1].position[0]
+    for _ in range(3):
+        push.publish(Float64MultiArray(data=[3.0]))
+        ros.spin_until(lambda: False, timeout=0.1)
+    ros.spin_until(lambda: False, timeout=0.4)
+    assert received[-1][1].position[0] > x0 + 0.01, 'held command must keep acting between messages'
+    # Bad commands are refused with a message, as forward_command_controller does.
+    push.publish(Float64MultiArray(data=[1.0, 2.0]))
+    push.publish(Float64MultiArray(data=[float('nan')]))
+    ros.spin_until(lambda: False, timeout=0.5)
+    sim.stop()
+    assert sim.poll() == 0, sim.log()
+    log = sim.log()
+    assert 'command has 2 values, expected 1' in log
+    assert 'NaN or Inf' in log
+
+
+@pytest.mark.parametrize('params, expected', [
+    ({'mode': 'fast'}, "parameter 'mode' is 'fast'; expected one of ['lockstep', 'realtime']"),
+    ({'task': 'no_such_task'}, "unknown task 'no_such_task'"),
+    ({'lockstep_timeout': -1.0}, "lockstep_timeout"),
+])
+def test_bad_parameters_refused_at_start(start_node, params, expected):
+    sim = start_node('sim_node', params)
+    assert sim.wait(timeout=30) == 2
+    assert expected in sim.log()
