@@ -24,7 +24,7 @@ setup(
     name=package_name,
     version='0.1.0',
     packages=find_packages(exclude=['test', 'test.*', 'bench']),
-    package_data={package_name: ['assets/*.xml']},
+    package_data={package_name: ['teachers/*/*.json', 'teachers/*/*.safetensors']},
     data_files=[
         ('share/ament_index/resource_index/packages', ['resource/' + package_name]),
         ('share/' + package_name, ['package.xml']),
@@ -39,9 +39,16 @@ setup(
         'gymnasium[mujoco]>=1.0',
         'tqdm>=4.60',
         'rich>=13',
+        'torch>=2.4',  # requirements.txt pins the CPU build; see README
+        'safetensors>=0.4',
+        'stable-baselines3>=2.3',
+        'tensorboard>=2.14',
+        'matplotlib>=3.7',
     ],
     extras_require={
-        'test': ['pytest>=7', 'pytest-timeout>=2', 'ruff>=0.4'],
+        # colcon is here so CI can check the ROS 2 build path on a machine without ROS 2.
+        'test': ['pytest>=7', 'pytest-timeout>=2', 'ruff>=0.4', 'colcon-core', 'colcon-ros',
+                 'colcon-python-setup-py'],
     },
     zip_safe=True,
     maintainer='distill_ros developers',

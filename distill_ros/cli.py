@@ -43,12 +43,36 @@ def cmd_tasks(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_train_teacher(args: argparse.Namespace) -> int:
+    """Train a privileged teacher with PPO; checkpoints land in OUT/best and OUT/last."""
+    from distill_ros.distill.teacher import load_config, train_teacher
+
+    overrides = {}
+    if args.steps is not None:
+        overrides['total_steps'] = args.steps
+    cfg = load_config(args.task, args.config, overrides)
+    ckpt = train_teacher(args.task, args.out, cfg, seed=args.seed, resume=args.resume, progress=not args.no_progress)
+    evaluation = ckpt.metrics.get('eval', {})
+    print(f'teacher for {args.task}: mean return {evaluation.get("mean_return", float("nan")):.1f} '
+          f'over {evaluation.get("episodes", 0)} held-out episodes; checkpoint {ckpt.path}')
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog='distill-ros', description='Sim-to-real policy distillation for ROS 2.')
     sub = parser.add_subparsers(dest='command', required=True)
     tasks = sub.add_parser('tasks', help='list the built-in tasks or show one task\'s layouts')
     tasks.add_argument('task', nargs='?', help='task name or task YAML path')
     tasks.set_defaults(func=cmd_tasks)
+    teacher = sub.add_parser('train-teacher', help='train a privileged teacher (PPO) for a task')
+    teacher.add_argument('--task', required=True, help='task name or task YAML path')
+    teacher.add_argument('--out', required=True, help='output folder (checkpoints in OUT/best and OUT/last)')
+    teacher.add_argument('--seed', type=int, default=0)
+    teacher.add_argument('--steps', type=int, help='total environment steps (default: config)')
+    teacher.add_argument('--config', help='training YAML (default: config/train_teacher.yaml)')
+    teacher.add_argument('--resume', action='store_true', help='continue from OUT/resume')
+    teacher.add_argument('--no-progress', action='store_true', help='no progress bar (for logs)')
+    teacher.set_defaults(func=cmd_train_teacher)
     return parser
 
 

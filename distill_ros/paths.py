@@ -13,7 +13,8 @@ def share_dir() -> Path:
 
     Looked up in this order: `$DISTILL_ROS_SHARE`; the ament index (a colcon install, when
     `ament_index_python` is importable); `<prefix>/share/distill_ros` of this interpreter (a plain
-    pip install); the source checkout this module was imported from (an editable install).
+    pip install) or of the install prefix this module lies in; the source checkout this module
+    was imported from (an editable install).
     """
     candidates: list[Path] = []
     if os.environ.get('DISTILL_ROS_SHARE'):
@@ -29,6 +30,10 @@ def share_dir() -> Path:
     except ImportError:
         pass
     candidates.append(Path(sys.prefix) / 'share' / PACKAGE)
+    # <prefix>/lib/pythonX.Y/site-packages/distill_ros -> <prefix>/share/distill_ros (colcon install, unsourced)
+    parents = Path(__file__).resolve().parents
+    if len(parents) > 4:
+        candidates.append(parents[4] / 'share' / PACKAGE)
     for candidate in candidates:
         if (candidate / 'config').is_dir():
             return candidate

@@ -1,0 +1,61 @@
+"""Rollouts of a policy on held-out randomized episodes (fixed seeds, sensor noise and latency on)."""
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from distill_ros.sim import PRIVILEGED, SENSOR, DistillEnv
+
+# Evaluation seeds never overlap training seeds (training draws below this).
+EVAL_SEED_BASE = 1_000_000
+
+
+@dataclass
+class EpisodeResult:
+    seed: int
+    ret: float
+    length: int
+    terminated: bool
+
+
+def eval_seeds(n: int, base: int = EVAL_SEED_BASE) -> list[int]:
+    return list(range(base, base + n))
+
+
+def run_episodes(env: DistillEnv, act: Callable[[dict[str, np.ndarray]], np.ndarray], seeds: Sequence[int],
+                 reset_policy: Callable[[], None] | None = None, progress: bool = False) -> list[EpisodeResult]:
+    """Run one episode per seed; `act` maps the observation dict to an action."""
+    results = []
+    iterator = seeds
+    if progress:
+        from tqdm import tqdm
+        iterator = tqdm(seeds, desc=f'evaluating on {env.task.name}', unit='episode', leave=False)
+    for seed in iterator:
+        obs, _ = env.reset(seed=int(seed))
+        if reset_policy is not None:
+            reset_policy()
+        total, steps, terminated, truncated = 0.0, 0, False, False
+        while not (terminated or truncated):
+            obs, reward, terminated, truncated, _ = env.step(act(obs))
+            total += reward
+            steps += 1
+        results.append(EpisodeResult(int(seed), total, steps, terminated))
+    return results
+
+
+def privileged_actor(checkpoint) -> Callable[[dict[str, np.ndarray]], np.ndarray]:
+    return lambda obs: checkpoint.act(obs[PRIVILEGED])
+
+
+def sensor_actor(checkpoint) -> Callable[[dict[str, np.ndarray]], np.ndarray]:
+    return lambda obs: checkpoint.act(obs[SENSOR])
+
+
+def summarize(results: Sequence[EpisodeResult]) -> dict[str, float]:
+    returns = np.array([r.ret for r in results])
+    half_width = 1.96 * returns.std(ddof=1) / np.sqrt(len(returns)) if len(returns) > 1 else float('nan')
+    return {'episodes': len(results), 'mean_return': float(returns.mean()), 'std_return': float(returns.std()),
+            'ci95': float(half_width), 'mean_length': float(np.mean([r.length for r in results])),
+            'fall_rate': float(np.mean([r.terminated for r in results]))}

@@ -1,0 +1,182 @@
+"""Training the privileged teacher with stable-baselines3's PPO, saved in the project's checkpoint format.
+
+The teacher sees `privileged_obs` (true state, contacts, dynamics) with domain randomization and
+sensor noise on, in vectorized environments, with running observation normalization. Every
+`eval_every` steps the policy is converted to a `GaussianMLP` checkpoint, evaluated on held-out
+randomized episodes, and written to `<out>/last` (and `<out>/best` when it improved); the
+stable-baselines3 state for `--resume` goes to `<out>/resume/`.
+"""
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+import torch
+import yaml
+
+from distill_ros.distill.evaluate import eval_seeds, privileged_actor, run_episodes, summarize
+from distill_ros.paths import config_path
+from distill_ros.policies import checkpoint as ckpt_io
+from distill_ros.policies.mlp import GaussianMLP
+from distill_ros.sim import PRIVILEGED, DistillEnv, load_task
+
+
+@dataclass
+class TeacherConfig:
+    total_steps: int = 1_000_000
+    n_envs: int = 4
+    hidden: list[int] = field(default_factory=lambda: [512, 512, 512])
+    value_hidden: list[int] = field(default_factory=lambda: [256, 256])
+    activation: str = 'tanh'
+    n_steps: int = 512
+    batch_size: int = 64
+    n_epochs: int = 10
+    learning_rate: float = 3e-4
+    gamma: float = 0.99
+    gae_lambda: float = 0.95
+    clip_range: float = 0.2
+    ent_coef: float = 0.0
+    max_grad_norm: float = 0.5
+    log_std_init: float = -0.5
+    eval_every: int = 50_000
+    eval_episodes: int = 10
+    torch_threads: int = 1
+
+
+def load_config(task: str, path: str | Path | None = None, overrides: dict[str, Any] | None = None) -> TeacherConfig:
+    """`defaults` of config/train_teacher.yaml, then its section for `task`, then `overrides`."""
+    path = Path(path) if path else config_path('train_teacher.yaml')
+    data = yaml.safe_load(path.read_text()) or {}
+    merged = {**data.get('defaults', {}), **data.get(task, {}), **(overrides or {})}
+    known = {f.name for f in fields(TeacherConfig)}
+    unknown = sorted(set(merged) - known)
+    if unknown:
+        raise ValueError(f'{path}: unknown teacher training keys {unknown}; expected some of {sorted(known)}')
+    return TeacherConfig(**merged)
+
+
+class PrivilegedView(gym.ObservationWrapper):
+    """Presents a DistillEnv to an RL library as a flat Box of the privileged observation."""
+
+    def __init__(self, env: DistillEnv):
+        super().__init__(env)
+        self.observation_space = env.observation_space[PRIVILEGED]
+
+    def observation(self, observation):
+        return observation[PRIVILEGED].astype(np.float32)
+
+
+def _make_env(task_name: str, seed: int):
+    def make():
+        env = PrivilegedView(DistillEnv(task_name))
+        env.reset(seed=seed)
+        return env
+    return make
+
+
+def to_checkpoint(model, vec_normalize, env: DistillEnv, cfg: TeacherConfig, metrics: dict, seed: int,
+                  steps: int, wall: float) -> ckpt_io.Checkpoint:
+    """Copy the PPO actor and the running normalization into a `GaussianMLP` checkpoint."""
+    policy = model.policy
+    net = GaussianMLP(env.privileged_spec.size, env.action_space.shape[0], cfg.hidden, cfg.activation,
+                      obs_clip=float(vec_normalize.clip_obs))
+    linears = [m for m in policy.mlp_extractor.policy_net if isinstance(m, torch.nn.Linear)]
+    with torch.no_grad():
+        for mine, theirs in zip(net.layers, linears):
+            mine.weight.copy_(theirs.weight)
+            mine.bias.copy_(theirs.bias)
+        net.head.weight.copy_(policy.action_net.weight)
+        net.head.bias.copy_(policy.action_net.bias)
+        net.log_std.copy_(policy.log_std)
+        net.obs_mean.copy_(torch.as_tensor(vec_normalize.obs_rms.mean, dtype=torch.float32))
+        net.obs_var.copy_(torch.as_tensor(vec_normalize.obs_rms.var, dtype=torch.float32))
+    return ckpt_io.Checkpoint(
+        model=net.eval(), obs_source='privileged', obs_spec=env.privileged_spec, action_names=env.action_names,
+        action_low=env.action_space.low, action_high=env.action_space.high, task=env.task.name, role='teacher',
+        provenance=ckpt_io.provenance(task=env.task.name, seed=seed, algorithm='stable-baselines3 PPO',
+                                      training_steps=steps, wall_time_s=round(wall, 1), config=asdict(cfg)),
+        metrics=metrics)
+
+
+def train_teacher(task_name: str, out: str | Path, cfg: TeacherConfig, seed: int = 0, resume: bool = False,
+                  progress: bool = True) -> ckpt_io.Checkpoint:
+    from stable_baselines3 import PPO
+    from stable_baselines3.common.callbacks import BaseCallback
+    from stable_baselines3.common.vec_env import DummyVecEnv, VecNormalize
+
+    torch.set_num_threads(cfg.torch_threads)
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    load_task(task_name)  # fail early on a bad task name
+    # Training seeds stay below the evaluation seeds, one stream per environment.
+    vec = DummyVecEnv([_make_env(task_name, seed * 1000 + i) for i in range(cfg.n_envs)])
+    vec.seed(seed * 1000)
+    vec_normalize = VecNormalize(vec, norm_obs=True, norm_reward=True, clip_obs=10.0, gamma=cfg.gamma)
+    resume_dir = out / 'resume'
+    if resume and (resume_dir / 'ppo.zip').is_file():
+        model = PPO.load(resume_dir / 'ppo.zip', env=vec_normalize, device='cpu')
+        stats = json.loads((resume_dir / 'normalization.json').read_text())
+        vec_normalize.obs_rms.mean = np.array(stats['obs_mean'])
+        vec_normalize.obs_rms.var = np.array(stats['obs_var'])
+        vec_normalize.obs_rms.count = stats['obs_count']
+        vec_normalize.ret_rms.mean = np.array(stats['ret_mean'])
+        vec_normalize.ret_rms.var = np.array(stats['ret_var'])
+        vec_normalize.ret_rms.count = stats['ret_count']
+    else:
+        model = PPO('MlpPolicy', vec_normalize, learning_rate=cfg.learning_rate, n_steps=cfg.n_steps,
+                    batch_size=cfg.batch_size, n_epochs=cfg.n_epochs, gamma=cfg.gamma, gae_lambda=cfg.gae_lambda,
+                    clip_range=cfg.clip_range, ent_coef=cfg.ent_coef, max_grad_norm=cfg.max_grad_norm,
+                    tensorboard_log=str(out / 'tensorboard'), seed=seed, device='cpu',
+                    policy_kwargs=dict(net_arch=dict(pi=cfg.hidden, vf=cfg.value_hidden),
+                                       activation_fn={'tanh': torch.nn.Tanh, 'relu': torch.nn.ReLU,
+                                                      'elu': torch.nn.ELU}[cfg.activation],
+                                       log_std_init=cfg.log_std_init))
+    eval_env = DistillEnv(task_name)
+    seeds = eval_seeds(cfg.eval_episodes)
+    started = time.monotonic()
+    best = {'mean_return': -np.inf}
+    curve_path = out / 'learning_curve.jsonl'
+
+    def checkpoint_now() -> ckpt_io.Checkpoint:
+        wall = time.monotonic() - started
+        ckpt = to_checkpoint(model, vec_normalize, eval_env, cfg, {}, seed, model.num_timesteps, wall)
+        metrics = summarize(run_episodes(eval_env, privileged_actor(ckpt), seeds))
+        ckpt.metrics = {'eval': metrics, 'eval_seeds': [seeds[0], seeds[-1]]}
+        model.logger.record('eval/mean_return', metrics['mean_return'])
+        model.logger.record('eval/fall_rate', metrics['fall_rate'])
+        with open(curve_path, 'a') as f:
+            f.write(json.dumps({'steps': model.num_timesteps, 'wall_s': round(wall, 1), **metrics}) + '\n')
+        ckpt_io.save(ckpt, out / 'last')
+        if metrics['mean_return'] > best['mean_return']:
+            best.update(metrics)
+            ckpt_io.save(ckpt, out / 'best')
+        resume_dir.mkdir(exist_ok=True)
+        model.save(resume_dir / 'ppo.zip')
+        (resume_dir / 'normalization.json').write_text(json.dumps({
+            'obs_mean': vec_normalize.obs_rms.mean.tolist(), 'obs_var': vec_normalize.obs_rms.var.tolist(),
+            'obs_count': float(vec_normalize.obs_rms.count), 'ret_mean': float(vec_normalize.ret_rms.mean),
+            'ret_var': float(vec_normalize.ret_rms.var), 'ret_count': float(vec_normalize.ret_rms.count)}))
+        return ckpt
+
+    class Evaluate(BaseCallback):
+        def __init__(self):
+            super().__init__()
+            self.next_eval = model.num_timesteps + cfg.eval_every
+
+        def _on_step(self) -> bool:
+            if self.num_timesteps >= self.next_eval:
+                self.next_eval += cfg.eval_every
+                checkpoint_now()
+            return True
+
+    remaining = max(cfg.total_steps - model.num_timesteps, 0)
+    model.learn(total_timesteps=remaining, callback=Evaluate(), progress_bar=progress,
+                reset_num_timesteps=not resume, tb_log_name='ppo')
+    final = checkpoint_now()
+    vec_normalize.close()
+    return ckpt_io.load(out / 'best') if (out / 'best').exists() else final

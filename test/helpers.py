@@ -1,0 +1,17 @@
+"""Checks shared by the launch_pytest tests and their process-based twins."""
+from __future__ import annotations
+
+from sensor_msgs.msg import JointState
+
+from distill_ros.nodes.common import LATCHED, SENSOR_DATA
+
+
+def check_sim_is_publishing(ros, joints=('slider', 'hinge')) -> None:
+    """sim_node is up: joint states flow with the task's joint names and episode 0 was announced."""
+    states: list[JointState] = []
+    announcements: list[JointState] = []
+    ros.node.create_subscription(JointState, 'joint_states', states.append, SENSOR_DATA)
+    ros.node.create_subscription(JointState, 'sim/episode', announcements.append, LATCHED)
+    assert ros.spin_until(lambda: len(states) >= 10 and announcements, timeout=30)
+    assert tuple(states[-1].name) == tuple(joints)
+    assert dict(zip(announcements[0].name, announcements[0].position))['episode'] == 0
