@@ -61,7 +61,7 @@ def test_lockstep_matches_in_process_rollout(ros, start_node):
     env = DistillEnv('cartpole')
     builder = env.sensor_builder
     ns = 0
-    rewards = []
+    rewards, actions = [], []
     for episode in range(episodes):
         obs, info = env.reset(seed=seed + episode)
         announcement = announcements[episode]
@@ -76,7 +76,8 @@ def test_lockstep_matches_in_process_rollout(ros, start_node):
             topic_obs = builder.build(m.sensor_reading(joints[ns], imus[ns]))
             np.testing.assert_array_equal(topic_obs, obs[SENSOR])
             np.testing.assert_array_equal(privileged[ns], obs[PRIVILEGED])
-            obs, reward, terminated, truncated, _ = env.step(action_for(privileged[ns]))
+            actions.append(action_for(privileged[ns]))
+            obs, reward, terminated, truncated, _ = env.step(actions[-1])
             rewards.append(reward)
             done = terminated or truncated
             ns += DT_NS
@@ -85,6 +86,7 @@ def test_lockstep_matches_in_process_rollout(ros, start_node):
     stamps = [m.stamp_ns(s.header.stamp) for s in steps]
     assert stamps == list(range(0, ns, DT_NS)), 'each step is stamped with the observation it answered'
     info_by_name = [dict(zip(s.name, s.position)) for s in steps]
+    assert [s['action/slider'] for s in info_by_name] == [a[0] for a in actions]
     assert sum(s['terminated'] + s['truncated'] for s in info_by_name) == episodes
     assert [s['reward'] for s in info_by_name] == rewards
     assert clock == sorted(clock) and clock[-1] == ns - DT_NS
@@ -106,13 +108,13 @@ def test_realtime_holds_command_at_control_rate(ros, start_node):
     sim_stamps = np.diff([m.stamp_ns(msg.header.stamp) for _, msg in received[start:]])
     assert set(sim_stamps) == {DT_NS}
 
-    # A constant push to the right, held between messages (zero-order hold), moves the cart right.
-    x0 = received[-1][1].position[0]
-    for _ in range(3):
-        push.publish(Float64MultiArray(data=[3.0]))
-        ros.spin_until(lambda: False, timeout=0.1)
-    ros.spin_until(lambda: False, timeout=0.4)
-    assert received[-1][1].position[0] > x0 + 0.01, 'held command must keep acting between messages'
+    # One command message is held (zero-order hold) for every following step until the next one.
+    executed: list[float] = []
+    node.create_subscription(JointState, 'sim/step',
+                             lambda msg: executed.append(dict(zip(msg.name, msg.position))['action/slider']), RELIABLE)
+    push.publish(Float64MultiArray(data=[0.75]))
+    assert ros.spin_until(lambda: 0.75 in executed and len(executed) - executed.index(0.75) >= 8, timeout=10)
+    assert executed[executed.index(0.75):] == [0.75] * (len(executed) - executed.index(0.75))
     # Bad commands are refused with a message, as forward_command_controller does.
     push.publish(Float64MultiArray(data=[1.0, 2.0]))
     push.publish(Float64MultiArray(data=[float('nan')]))

@@ -4,8 +4,9 @@ Publishes (relative names, so a namespace moves a whole robot):
   joint_states       sensor_msgs/JointState   noisy encoder readings, by joint name
   imu/data           sensor_msgs/Imu          noisy IMU readings
   privileged/state   sensor_msgs/JointState   named vector: true state and dynamics (sim only)
-  sim/step           sensor_msgs/JointState   named vector: reward, terminated, truncated, episode, step;
-                                              stamped with the observation the action answered
+  sim/step           sensor_msgs/JointState   named vector: reward, terminated, truncated, episode, step
+                                              and the executed action (action/<joint>); stamped with
+                                              the observation the action answered
   sim/episode        sensor_msgs/JointState   named vector announcing each reset: episode, seed,
                                               latency and dynamics; stamped with the first observation
   /clock             rosgraph_msgs/Clock      simulation time (other nodes set use_sim_time)
@@ -63,6 +64,7 @@ class SimNode(Node):
                               latency=p['sensor_latency'])
         self.builder = self.env.sensor_builder
         self.privileged_names = self.env.privileged_spec.element_names()
+        self.step_names = [*STEP_FIELDS, *(f'action/{name}' for name in self.env.action_names)]
         self.dt_ns = round(self.env.dt * m.NS_PER_S)
         self.has_imu = self.env.task.imu_body is not None
 
@@ -115,8 +117,8 @@ class SimNode(Node):
     def advance(self, action: np.ndarray) -> None:
         """Step with `action`, report the transition, and publish the next observation."""
         self.obs, reward, terminated, truncated, _ = self.env.step(action)
-        values = [reward, terminated, truncated, self.episode, self.env.elapsed_steps - 1]
-        self.step_pub.publish(m.named_vector(STEP_FIELDS, values, self.now_ns, self.env.task.name))
+        values = [reward, terminated, truncated, self.episode, self.env.elapsed_steps - 1, *action]
+        self.step_pub.publish(m.named_vector(self.step_names, values, self.now_ns, self.env.task.name))
         self.now_ns += self.dt_ns
         if terminated or truncated:
             self.episode += 1
