@@ -58,6 +58,33 @@ def cmd_train_teacher(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_import_teacher(args: argparse.Namespace) -> int:
+    """Convert an ONNX, TorchScript or stable-baselines3 PPO teacher into a checkpoint folder."""
+    import json
+
+    from distill_ros.policies import checkpoint as ckpt_io
+    from distill_ros.policies.importers import import_teacher
+    from distill_ros.sim import DistillEnv
+
+    env = DistillEnv(args.task)
+    names = None
+    if args.input_names:
+        names = [line.strip() for line in open(args.input_names) if line.strip()]
+    kwargs: dict = {}
+    if args.kind in ('onnx', 'torchscript'):
+        kwargs['action_std'] = args.action_std
+    else:
+        kwargs['activation'] = args.activation
+        if args.normalization:
+            stats = json.loads(open(args.normalization).read())
+            kwargs['obs_mean'], kwargs['obs_var'] = stats['mean'], stats['var']
+    ckpt = import_teacher(args.kind, args.policy, env, names, **kwargs)
+    ckpt_io.save(ckpt, args.out)
+    print(f'imported {args.kind} teacher {args.policy} for task {env.task.name} -> {args.out} '
+          f'({sum(p.numel() for p in ckpt.model.parameters()):,} parameters)')
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog='distill-ros', description='Sim-to-real policy distillation for ROS 2.')
     sub = parser.add_subparsers(dest='command', required=True)
@@ -73,6 +100,17 @@ def build_parser() -> argparse.ArgumentParser:
     teacher.add_argument('--resume', action='store_true', help='continue from OUT/resume')
     teacher.add_argument('--no-progress', action='store_true', help='no progress bar (for logs)')
     teacher.set_defaults(func=cmd_train_teacher)
+    imp = sub.add_parser('import-teacher', help='convert an outside teacher (ONNX, TorchScript, SB3 PPO zip)')
+    imp.add_argument('kind', choices=('onnx', 'torchscript', 'sb3'))
+    imp.add_argument('policy', help='the exported policy file')
+    imp.add_argument('--task', required=True)
+    imp.add_argument('--out', required=True, help='checkpoint folder to write')
+    imp.add_argument('--input-names', help='text file: the privileged element name of each policy input, in order')
+    imp.add_argument('--action-std', type=float, default=0.1,
+                     help='std of the Gaussian for logit matching (ONNX/TorchScript carry only the mean)')
+    imp.add_argument('--activation', default='tanh', help='sb3: activation of the actor network')
+    imp.add_argument('--normalization', help='sb3: JSON {"mean": [...], "var": [...]} of VecNormalize')
+    imp.set_defaults(func=cmd_import_teacher)
     return parser
 
 

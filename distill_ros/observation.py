@@ -110,9 +110,9 @@ class ObsSpec:
         mine, theirs = self.element_names(), other.element_names()
         for i, (a, b) in enumerate(zip(mine, theirs)):
             if a != b:
-                raise ValueError(f'{what} layout mismatch at index {i}: expected {a!r}, got {b!r} '
+                raise ValueError(f'{what}: layout mismatch at index {i}: expected {a!r}, got {b!r} '
                                  f'(expected {self!r}, got {other!r})')
-        raise ValueError(f'{what} layout mismatch: expected {len(mine)} values {self!r}, '
+        raise ValueError(f'{what}: layout mismatch: expected {len(mine)} values {self!r}, '
                          f'got {len(theirs)} values {other!r}')
 
 

@@ -11,7 +11,8 @@ from sensor_msgs.msg import Imu, JointState  # noqa: E402
 from std_msgs.msg import Float64MultiArray  # noqa: E402
 
 from distill_ros.nodes import messages as m  # noqa: E402
-from distill_ros.nodes.common import LATCHED, RELIABLE, SENSOR_DATA  # noqa: E402
+from distill_ros.nodes.common import LATCHED, SENSOR_DATA  # noqa: E402
+from distill_ros.nodes.common import RELIABLE_DEEP as RELIABLE  # noqa: E402
 from distill_ros.sim import PRIVILEGED, SENSOR, DistillEnv  # noqa: E402
 
 DT_NS = 40_000_000  # cartpole control period

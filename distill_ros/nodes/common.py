@@ -1,6 +1,7 @@
 """What every node's `main` shares: start-up errors reported by name, clean shutdown, exit status."""
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Callable
 
@@ -15,6 +16,9 @@ from distill_ros.sim.task import TaskConfigError
 # Reliable, keep last 10: what a robot driver's publishers use; a sensor-data (best effort)
 # subscriber is compatible with it.
 RELIABLE = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE, history=HistoryPolicy.KEEP_LAST)
+# A deep reliable queue for streams that must not lose a sample to a briefly busy subscriber
+# (a recorder, a test): with KEEP_LAST, a reliable writer drops what its history no longer holds.
+RELIABLE_DEEP = QoSProfile(depth=1000, reliability=ReliabilityPolicy.RELIABLE, history=HistoryPolicy.KEEP_LAST)
 # Episode announcements reach late joiners (a recorder started after the simulator).
 LATCHED = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE, history=HistoryPolicy.KEEP_LAST,
                      durability=DurabilityPolicy.TRANSIENT_LOCAL)
@@ -46,7 +50,7 @@ def run(make_node: Callable[[], Node], args: list[str] | None = None) -> int:
     except NodeExit as done:
         status = done.status
     except (ParameterError, TaskConfigError, FileNotFoundError, ValueError) as exc:
-        name = node.get_name() if node is not None else sys.argv[0]
+        name = node.get_name() if node is not None else os.path.basename(sys.argv[0])
         print(f'[{name}] configuration error: {exc}', file=sys.stderr, flush=True)
         status = 2
     except (KeyboardInterrupt, ExternalShutdownException):

@@ -30,7 +30,7 @@ from sensor_msgs.msg import Imu, JointState
 from std_msgs.msg import Float64MultiArray
 
 from distill_ros.nodes import messages as m
-from distill_ros.nodes.common import LATCHED, RELIABLE, NodeExit, run
+from distill_ros.nodes.common import LATCHED, RELIABLE, RELIABLE_DEEP, NodeExit, run
 from distill_ros.nodes.params import Param, declare
 from distill_ros.sim import PRIVILEGED, SENSOR, DistillEnv
 
@@ -68,12 +68,12 @@ class SimNode(Node):
         self.dt_ns = round(self.env.dt * m.NS_PER_S)
         self.has_imu = self.env.task.imu_body is not None
 
-        self.joint_pub = self.create_publisher(JointState, 'joint_states', RELIABLE)
-        self.imu_pub = self.create_publisher(Imu, 'imu/data', RELIABLE) if self.has_imu else None
-        self.privileged_pub = self.create_publisher(JointState, 'privileged/state', RELIABLE)
-        self.step_pub = self.create_publisher(JointState, 'sim/step', RELIABLE)
+        self.joint_pub = self.create_publisher(JointState, 'joint_states', RELIABLE_DEEP)
+        self.imu_pub = self.create_publisher(Imu, 'imu/data', RELIABLE_DEEP) if self.has_imu else None
+        self.privileged_pub = self.create_publisher(JointState, 'privileged/state', RELIABLE_DEEP)
+        self.step_pub = self.create_publisher(JointState, 'sim/step', RELIABLE_DEEP)
         self.episode_pub = self.create_publisher(JointState, 'sim/episode', LATCHED)
-        self.clock_pub = self.create_publisher(Clock, '/clock', RELIABLE) if p['publish_clock'] else None
+        self.clock_pub = self.create_publisher(Clock, '/clock', RELIABLE_DEEP) if p['publish_clock'] else None
         if p['command_type'] == 'JointState':
             self.create_subscription(JointState, 'commands', self.on_joint_command, RELIABLE)
         else:

@@ -60,7 +60,10 @@ class Checkpoint:
     def check_task(self, obs_spec: ObsSpec, action_names: list[str], where: str = '') -> None:
         """Refuse to run on a task whose observation layout or actions differ from training."""
         label = f'checkpoint {self.path or ""} ({self.obs_source} observation){where}'
-        self.obs_spec.check_matches(obs_spec, label)
+        try:
+            self.obs_spec.check_matches(obs_spec, label)
+        except ValueError as exc:
+            raise CheckpointError(str(exc)) from None
         if list(action_names) != list(self.action_names):
             raise CheckpointError(f'{label}: actions {self.action_names} do not match the task\'s {list(action_names)}')
 
