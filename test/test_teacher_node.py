@@ -10,6 +10,7 @@ from sensor_msgs.msg import JointState  # noqa: E402
 from distill_ros.distill.evaluate import privileged_actor, run_episodes  # noqa: E402
 from distill_ros.nodes import messages as m  # noqa: E402
 from distill_ros.nodes.common import RELIABLE_DEEP as RELIABLE  # noqa: E402
+from distill_ros.paths import share_dir  # noqa: E402
 from distill_ros.policies import checkpoint as ckpt_io  # noqa: E402
 from distill_ros.policies.teachers import shipped_teacher  # noqa: E402
 from distill_ros.sim import DistillEnv  # noqa: E402
@@ -40,7 +41,7 @@ def test_shipped_teacher_drives_sim_in_lockstep(ros, start_node):
     # so no step of the first episode goes by unseen.
     assert ros.spin_until(lambda: states and step_sub.get_publisher_count() > 0, timeout=30), sim.log()
     ros.spin_until(lambda: False, timeout=1.0)
-    teacher = start_node('teacher_node', {'task': 'cartpole'})
+    teacher = start_node('teacher_node', {}, ros_args=['--params-file', str(share_dir() / 'config' / 'teacher.yaml')])
     assert ros.spin_until(lambda: sim.poll() is not None, timeout=120), f'{sim.log()}\n{teacher.log()}'
     assert sim.poll() == 0, sim.log()
     assert teacher.poll() is None, teacher.log()

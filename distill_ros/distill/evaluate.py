@@ -31,7 +31,7 @@ def run_episodes(env: DistillEnv, act: Callable[[dict[str, np.ndarray]], np.ndar
     iterator = seeds
     if progress:
         from tqdm import tqdm
-        iterator = tqdm(seeds, desc=f'evaluating on {env.task.name}', unit='episode', leave=False)
+        iterator = tqdm(seeds, desc=f'evaluating on {env.task.name}', unit='episode', leave=False, disable=None)
     for seed in iterator:
         obs, _ = env.reset(seed=int(seed))
         if reset_policy is not None:
