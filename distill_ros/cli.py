@@ -85,6 +85,21 @@ def cmd_import_teacher(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_bag2dataset(args: argparse.Namespace) -> int:
+    """Replay a rosbag2 bag (MCAP or sqlite3) into a dataset, as the live recorder would write it."""
+    from distill_ros.data.bag import bag_to_dataset, topic_map
+    from distill_ros.data.dataset import DatasetSpec
+    from distill_ros.sim import DistillEnv
+
+    env = DistillEnv(args.task)
+    spec = DatasetSpec.for_env(env, teacher=not args.no_teacher)
+    stats = bag_to_dataset(args.bag, args.out, spec, env.task.imu_body is not None, topic_map(args.topics),
+                           args.pairing, int(args.tolerance * 1e9), progress=True)
+    print(f'{args.bag} -> {args.out}: {stats.episodes} episodes, {stats.samples} samples; '
+          f'unpaired {dict(stats.unpaired) or 0}; unfinished episodes dropped {stats.dropped_episodes}')
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog='distill-ros', description='Sim-to-real policy distillation for ROS 2.')
     sub = parser.add_subparsers(dest='command', required=True)
@@ -111,6 +126,15 @@ def build_parser() -> argparse.ArgumentParser:
     imp.add_argument('--activation', default='tanh', help='sb3: activation of the actor network')
     imp.add_argument('--normalization', help='sb3: JSON {"mean": [...], "var": [...]} of VecNormalize')
     imp.set_defaults(func=cmd_import_teacher)
+    b2d = sub.add_parser('bag2dataset', help='replay a rosbag2 bag (MCAP or sqlite3) into a dataset')
+    b2d.add_argument('bag', help='bag folder (with metadata.yaml)')
+    b2d.add_argument('--out', required=True, help='dataset folder to create or append to')
+    b2d.add_argument('--task', default='cartpole', help='task whose layout the bag holds')
+    b2d.add_argument('--topics', help='YAML mapping streams to topics (default: the package\'s topic names)')
+    b2d.add_argument('--pairing', choices=('exact', 'approximate'), default='exact')
+    b2d.add_argument('--tolerance', type=float, default=0.002, help='approximate pairing tolerance, seconds')
+    b2d.add_argument('--no-teacher', action='store_true', help='the bag has no teacher topics')
+    b2d.set_defaults(func=cmd_bag2dataset)
     return parser
 
 

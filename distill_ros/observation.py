@@ -207,3 +207,20 @@ class SensorObsBuilder:
             reading.linear_acceleration = sensor_obs[s + 3:s + 6].copy()
             reading.orientation = sensor_obs[s + 6:s + 10].copy()
         return reading
+
+
+def sensor_reading(joints, imu=None) -> SensorReading:
+    """A `SensorReading` from a driver's sensor_msgs/JointState and sensor_msgs/Imu.
+
+    Duck-typed on the field names, so it takes rclpy messages and the `rosbags` library's message
+    objects alike (the live recorder and bag replay share it). Joints are keyed by name.
+    """
+    reading = SensorReading(joint_position=dict(zip(joints.name, (float(v) for v in joints.position))))
+    if len(joints.velocity) == len(joints.name):
+        reading.joint_velocity = dict(zip(joints.name, (float(v) for v in joints.velocity)))
+    if imu is not None:
+        o, g, a = imu.orientation, imu.angular_velocity, imu.linear_acceleration
+        reading.orientation = np.array([o.x, o.y, o.z, o.w])
+        reading.angular_velocity = np.array([g.x, g.y, g.z])
+        reading.linear_acceleration = np.array([a.x, a.y, a.z])
+    return reading

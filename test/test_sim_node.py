@@ -13,6 +13,7 @@ from std_msgs.msg import Float64MultiArray  # noqa: E402
 from distill_ros.nodes import messages as m  # noqa: E402
 from distill_ros.nodes.common import LATCHED, SENSOR_DATA  # noqa: E402
 from distill_ros.nodes.common import RELIABLE_DEEP as RELIABLE  # noqa: E402
+from distill_ros.observation import sensor_reading  # noqa: E402
 from distill_ros.sim import PRIVILEGED, SENSOR, DistillEnv  # noqa: E402
 
 DT_NS = 40_000_000  # cartpole control period
@@ -74,7 +75,7 @@ def test_lockstep_matches_in_process_rollout(ros, start_node):
         while not done:
             assert list(joints[ns].name) == ['slider', 'hinge']
             assert imus[ns].header.frame_id == 'imu_link'
-            topic_obs = builder.build(m.sensor_reading(joints[ns], imus[ns]))
+            topic_obs = builder.build(sensor_reading(joints[ns], imus[ns]))
             np.testing.assert_array_equal(topic_obs, obs[SENSOR])
             np.testing.assert_array_equal(privileged[ns], obs[PRIVILEGED])
             actions.append(action_for(privileged[ns]))

@@ -70,16 +70,3 @@ def imu(reading: SensorReading, ns: int, frame_id: str) -> Imu:
     lx, ly, lz = (float(v) for v in reading.linear_acceleration)
     msg.linear_acceleration.x, msg.linear_acceleration.y, msg.linear_acceleration.z = lx, ly, lz
     return msg
-
-
-def sensor_reading(joints: JointState, imu_msg: Imu | None) -> SensorReading:
-    """A `SensorReading` from a driver's messages; joints are keyed by name, in any order."""
-    reading = SensorReading(joint_position=dict(zip(joints.name, joints.position)))
-    if len(joints.velocity) == len(joints.name):
-        reading.joint_velocity = dict(zip(joints.name, joints.velocity))
-    if imu_msg is not None:
-        o, g, a = imu_msg.orientation, imu_msg.angular_velocity, imu_msg.linear_acceleration
-        reading.orientation = np.array([o.x, o.y, o.z, o.w])
-        reading.angular_velocity = np.array([g.x, g.y, g.z])
-        reading.linear_acceleration = np.array([a.x, a.y, a.z])
-    return reading

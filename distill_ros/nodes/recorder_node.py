@@ -1,10 +1,133 @@
-"""recorder_node: not implemented yet (see the project's open issues); exits with status 2 and says so."""
-import sys
+"""recorder_node: builds a dataset (and optionally a rosbag2 bag) from the simulator's and the
+teacher's topics.
+
+Subscribes (relative names): joint_states, imu/data (sensor-data QoS, deep queue), privileged/state,
+teacher/action, teacher/distribution, sim/step, sim/episode. Pairs messages into samples by stamp
+(`exact`, or `approximate` within `tolerance`), cuts episodes at the simulator's step reports and
+reset announcements, and appends each finished episode as a shard of the dataset (crash-safe:
+see docs/dataset.md). With `bag` set, writes every received message to a rosbag2 bag (MCAP by
+default) as well. Publishes its counters on /diagnostics once per second.
+"""
+from __future__ import annotations
+
+import time
+
+from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
+from rclpy.node import Node
+from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
+from rclpy.serialization import serialize_message
+from sensor_msgs.msg import Imu, JointState
+
+from distill_ros.data.assembler import PAIRING, EpisodeAssembler
+from distill_ros.data.bag import IMU, JOINT_STATE, STORAGE, BagWriter, payload
+from distill_ros.data.dataset import DatasetSpec, DatasetWriter
+from distill_ros.nodes import messages as m
+from distill_ros.nodes.common import LATCHED, RELIABLE, RELIABLE_DEEP, NodeExit, run
+from distill_ros.nodes.params import Param, ParameterError, declare
+from distill_ros.sim import DistillEnv
+
+# Best effort with a deep queue: matches a best-effort or a reliable sensor publisher alike.
+SENSOR_DEEP = QoSProfile(depth=1000, reliability=ReliabilityPolicy.BEST_EFFORT, history=HistoryPolicy.KEEP_LAST)
+
+PARAMS = (
+    Param('task', 'cartpole', 'task whose observation layout the dataset records'),
+    Param('dataset', '', 'dataset folder to create or append to (empty: no dataset)'),
+    Param('bag', '', 'rosbag2 bag folder to write (empty: no bag); must not exist yet'),
+    Param('storage', 'mcap', 'bag storage', choices=STORAGE),
+    Param('pairing', 'exact', 'exact: same stamps (simulation); approximate: nearest within tolerance',
+          choices=PAIRING),
+    Param('tolerance', 0.002, 'approximate pairing: largest stamp difference in seconds', low=0.0, high=1.0),
+    Param('teacher', True, 'record teacher/action and teacher/distribution (false: only sim and sensors)'),
+    Param('max_episodes', 0, 'exit with status 0 after writing this many episodes (0: never)', low=0,
+          high=2**31 - 1),
+)
 
 
-def main(args=None) -> None:
-    print('recorder_node is not implemented yet in this version of distill_ros', file=sys.stderr)
-    raise SystemExit(2)
+class RecorderNode(Node):
+    def __init__(self):
+        super().__init__('recorder_node')
+        p = declare(self, PARAMS)
+        self.params = p
+        if not p['dataset'] and not p['bag']:
+            raise ParameterError("parameters 'dataset' and 'bag' are both empty; set at least one")
+        env = DistillEnv(p['task'])
+        spec = DatasetSpec.for_env(env, teacher=p['teacher'])
+        has_imu = env.task.imu_body is not None
+        env.close()
+        writer = DatasetWriter(p['dataset'], spec) if p['dataset'] else None
+        self.assembler = EpisodeAssembler(spec, writer, p['pairing'], int(p['tolerance'] * 1e9), has_imu)
+        self.bag = BagWriter(p['bag'], p['storage']) if p['bag'] else None
+        self.closed = False
+        self.last_message = time.monotonic()
+
+        def listen(stream: str, msg_type, topic: str, qos, bag_type: str) -> None:
+            resolved = self.resolve_topic_name(topic)
+
+            def callback(msg) -> None:
+                self.last_message = time.monotonic()
+                if self.bag is not None:
+                    self.bag.write(resolved, bag_type, self.get_clock().now().nanoseconds, serialize_message(msg))
+                self.assembler.add(stream, m.stamp_ns(msg.header.stamp), payload(stream, msg))
+                self.check_done()
+            self.create_subscription(msg_type, topic, callback, qos)
+
+        listen('joints', JointState, 'joint_states', SENSOR_DEEP, JOINT_STATE)
+        if has_imu:
+            listen('imu', Imu, 'imu/data', SENSOR_DEEP, IMU)
+        listen('privileged', JointState, 'privileged/state', RELIABLE_DEEP, JOINT_STATE)
+        listen('step', JointState, 'sim/step', RELIABLE_DEEP, JOINT_STATE)
+        listen('episode', JointState, 'sim/episode', LATCHED, JOINT_STATE)
+        if p['teacher']:
+            listen('teacher_action', JointState, 'teacher/action', RELIABLE_DEEP, JOINT_STATE)
+            listen('teacher_distribution', JointState, 'teacher/distribution', RELIABLE_DEEP, JOINT_STATE)
+        self.diagnostics_pub = self.create_publisher(DiagnosticArray, '/diagnostics', RELIABLE)
+        self.create_timer(1.0, self.on_timer)
+        self.get_logger().info(f"recording task {p['task']} to dataset {p['dataset'] or '-'} and bag {p['bag'] or '-'}"
+                               f" ({p['pairing']} pairing)")
+
+    def check_done(self) -> None:
+        limit = self.params['max_episodes']
+        if limit and self.assembler.stats.episodes >= limit:
+            self.get_logger().info(f'{self.assembler.stats.episodes} episodes recorded; exiting')
+            raise NodeExit(0)
+
+    def on_timer(self) -> None:
+        # When the streams fall silent (the simulator stopped), an ended episode will get no
+        # later messages to prove nothing is still in flight: write it now.
+        if time.monotonic() - self.last_message > 1.0 and self.assembler.ended:
+            self.assembler.flush_ended()
+            self.check_done()
+        self.publish_diagnostics()
+
+    def publish_diagnostics(self) -> None:
+        stats = self.assembler.stats
+        status = DiagnosticStatus(name=f'{self.get_name()}: recording', hardware_id=self.params['task'])
+        unpaired = sum(stats.unpaired.values())
+        status.level = DiagnosticStatus.WARN if unpaired else DiagnosticStatus.OK
+        status.message = f'{stats.episodes} episodes, {stats.samples} samples, {unpaired} unpaired'
+        values = {'episodes': stats.episodes, 'samples': stats.samples, 'unpaired': unpaired,
+                  'bag_messages': self.bag.count if self.bag else 0}
+        values.update({f'unpaired/{k}': v for k, v in stats.unpaired.items()})
+        values.update({f'messages/{k}': v for k, v in stats.messages.items()})
+        status.values = [KeyValue(key=k, value=str(v)) for k, v in values.items()]
+        array = DiagnosticArray(status=[status])
+        array.header.stamp = self.get_clock().now().to_msg()
+        self.diagnostics_pub.publish(array)
+
+    def close(self) -> None:
+        """On a clean stop: write finished episodes still waiting for stragglers; close the bag."""
+        if self.closed:
+            return
+        self.closed = True
+        stats = self.assembler.finish()
+        if self.bag is not None:
+            self.bag.close()
+        self.get_logger().info(f'recorded {stats.episodes} episodes, {stats.samples} samples; unpaired '
+                               f'{dict(stats.unpaired)}; unfinished episodes dropped {stats.dropped_episodes}')
+
+
+def main(args: list[str] | None = None) -> None:
+    raise SystemExit(run(RecorderNode, args))
 
 
 if __name__ == '__main__':

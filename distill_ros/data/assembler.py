@@ -1,0 +1,195 @@
+"""Pair stamped messages from several streams into samples and cut them into episodes.
+
+The live recorder node and bag replay (`distill-ros bag2dataset`) feed the same `EpisodeAssembler`,
+so a bag replayed offline gives the dataset the recorder would have written live.
+
+Streams (all keyed by header stamp, in nanoseconds):
+  joints, imu            the sensors (sensor_msgs/JointState, sensor_msgs/Imu)
+  privileged             the simulator's named privileged vector
+  teacher_action         the teacher's action by joint name
+  teacher_distribution   mean/<joint>, std/<joint>
+  step                   the simulator's step report (reward, terminated, truncated, episode,
+                         executed action/<joint>), stamped with the observation it answered
+  episode                reset announcements (episode, seed, latency, dynamics)
+
+Each step report defines one sample. In `exact` pairing every other stream must have a message
+with the same stamp (simulation); in `approximate` pairing the nearest message within `tolerance_ns`
+is used (hardware clocks jitter). An episode is written once its final step (terminated or
+truncated) has arrived and every stream has moved past its end, so late messages on one topic are
+still paired. Samples that cannot be paired are dropped and counted per missing stream.
+"""
+from __future__ import annotations
+
+import bisect
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from distill_ros.data.dataset import DatasetSpec, DatasetWriter
+from distill_ros.observation import SensorObsBuilder, sensor_reading
+
+PAIRING = ('exact', 'approximate')
+
+
+@dataclass
+class AssemblerStats:
+    episodes: int = 0
+    samples: int = 0
+    unpaired: Counter = field(default_factory=Counter)   # stream -> samples dropped for lack of it
+    messages: Counter = field(default_factory=Counter)   # stream -> messages received
+    dropped_episodes: int = 0                            # unfinished at shutdown
+
+    def as_dict(self) -> dict[str, Any]:
+        return {'episodes': self.episodes, 'samples': self.samples, 'unpaired': dict(self.unpaired),
+                'messages': dict(self.messages), 'dropped_episodes': self.dropped_episodes}
+
+
+class _Stream:
+    """Messages of one stream by stamp, with exact or nearest lookup."""
+
+    def __init__(self):
+        self.by_stamp: dict[int, Any] = {}
+        self.stamps: list[int] = []   # sorted; messages arrive in order per topic, insort keeps it so otherwise
+        self.latest = -1
+
+    def add(self, stamp: int, payload: Any) -> None:
+        if stamp not in self.by_stamp:
+            if not self.stamps or stamp > self.stamps[-1]:
+                self.stamps.append(stamp)
+            else:
+                bisect.insort(self.stamps, stamp)
+        self.by_stamp[stamp] = payload
+        self.latest = max(self.latest, stamp)
+
+    def find(self, stamp: int, tolerance_ns: int) -> Any:
+        if stamp in self.by_stamp or tolerance_ns <= 0:
+            return self.by_stamp.get(stamp)
+        i = bisect.bisect_left(self.stamps, stamp)
+        best = None
+        for j in (i - 1, i):
+            if 0 <= j < len(self.stamps) and abs(self.stamps[j] - stamp) <= tolerance_ns:
+                if best is None or abs(self.stamps[j] - stamp) < abs(best - stamp):
+                    best = self.stamps[j]
+        return None if best is None else self.by_stamp[best]
+
+    def drop_through(self, stamp: int) -> None:
+        cut = bisect.bisect_right(self.stamps, stamp)
+        for s in self.stamps[:cut]:
+            del self.by_stamp[s]
+        del self.stamps[:cut]
+
+
+class EpisodeAssembler:
+    def __init__(self, spec: DatasetSpec, writer: DatasetWriter | None, pairing: str = 'exact',
+                 tolerance_ns: int = 0, has_imu: bool = True):
+        if pairing not in PAIRING:
+            raise ValueError(f'unknown pairing {pairing!r}; expected one of {PAIRING}')
+        self.spec, self.writer = spec, writer
+        self.tolerance_ns = tolerance_ns if pairing == 'approximate' else 0
+        self.builder = SensorObsBuilder.from_spec(spec.sensor)
+        self.privileged_names = spec.privileged.element_names()
+        self.action_names = list(spec.action_names)
+        self.step_action_names = [f'action/{n}' for n in self.action_names]
+        self.mean_names = [f'mean/{n}' for n in self.action_names]
+        self.std_names = [f'std/{n}' for n in self.action_names]
+        required = ['joints', 'privileged', 'step'] + (['imu'] if has_imu else [])
+        if spec.teacher:
+            required += ['teacher_action', 'teacher_distribution']
+        self.required = required
+        self.streams = {name: _Stream() for name in required}
+        self.announcements: dict[int, dict[str, float]] = {}    # episode index -> announcement
+        self.steps_by_episode: dict[int, list[int]] = {}        # episode index -> step stamps
+        self.ended: dict[int, int] = {}                         # episode index -> final step stamp
+        self.stats = AssemblerStats()
+
+    # ---------------------------------------------------------------- input
+    def add(self, stream: str, stamp_ns: int, payload: Any) -> None:
+        """Add one message. Payloads: JointState/Imu-like objects for joints and imu; (names,
+        values) pairs for named vectors; a dict for step and episode."""
+        self.stats.messages[stream] += 1
+        if stream == 'episode':
+            self.announcements[int(payload['episode'])] = dict(payload, stamp_ns=stamp_ns)
+            return
+        if stream not in self.streams:
+            return  # a stream this dataset does not record (e.g. imu on a robot without one)
+        self.streams[stream].add(stamp_ns, payload)
+        if stream == 'step':
+            episode = int(payload['episode'])
+            self.steps_by_episode.setdefault(episode, []).append(stamp_ns)
+            if payload['terminated'] or payload['truncated']:
+                self.ended[episode] = stamp_ns
+        self._flush_ready()
+
+    def _flush_ready(self) -> None:
+        for episode in sorted(self.ended):
+            end = self.ended[episode]
+            if all(s.latest >= end + self.tolerance_ns for s in self.streams.values()):
+                self._write(episode)
+            else:
+                break  # episodes are written in order
+
+    def flush_ended(self) -> None:
+        """Write every episode whose final step arrived, without waiting for later messages."""
+        for episode in sorted(self.ended):
+            self._write(episode)
+
+    def finish(self) -> AssemblerStats:
+        """At the end of the input: write every episode that ended; drop the one in flight."""
+        self.flush_ended()
+        self.stats.dropped_episodes += len(self.steps_by_episode)
+        self.steps_by_episode.clear()
+        return self.stats
+
+    # ---------------------------------------------------------------- output
+    def _write(self, episode: int) -> None:
+        end = self.ended.pop(episode)
+        stamps = self.steps_by_episode.pop(episode, [])
+        rows: list[dict[str, Any]] = []
+        for stamp in stamps:
+            parts = {name: stream.find(stamp, self.tolerance_ns) for name, stream in self.streams.items()}
+            missing = [name for name, part in parts.items() if part is None]
+            if missing:
+                self.stats.unpaired.update(missing)
+                continue
+            rows.append(self._sample(stamp, parts))
+        for stream in self.streams.values():
+            stream.drop_through(end)
+        announcement = self.announcements.pop(episode, {})
+        if not rows:
+            return
+        arrays = {key: np.array([r[key] for r in rows]) for key in rows[0]}
+        meta = {'episode': episode, 'task': self.spec.task, 'first_stamp_ns': int(stamps[0]),
+                'seed': int(announcement['seed']) if 'seed' in announcement else None,
+                'latency_steps': int(announcement['latency_steps']) if 'latency_steps' in announcement else None,
+                'dynamics': {k.split('/', 1)[1]: v for k, v in announcement.items() if k.startswith('dynamics/')},
+                'complete': len(rows) == len(stamps)}
+        if self.writer is not None:
+            self.writer.write_episode(arrays, meta)
+        self.stats.episodes += 1
+        self.stats.samples += len(rows)
+
+    def _sample(self, stamp: int, parts: dict[str, Any]) -> dict[str, Any]:
+        step = parts['step']
+        sample = {
+            'sensor_obs': self.builder.build(sensor_reading(parts['joints'], parts.get('imu'))),
+            'privileged_obs': _named(parts['privileged'], self.privileged_names),
+            'action': [step[n] for n in self.step_action_names],
+            'reward': step['reward'], 'terminated': bool(step['terminated']), 'truncated': bool(step['truncated']),
+            'stamp_ns': stamp,
+        }
+        if self.spec.teacher:
+            sample['teacher_action'] = _named(parts['teacher_action'], self.action_names)
+            dist = parts['teacher_distribution']
+            sample['teacher_mean'] = _named(dist, self.mean_names)
+            sample['teacher_std'] = _named(dist, self.std_names)
+        return sample
+
+
+def _named(payload: tuple, names: list[str]) -> np.ndarray:
+    msg_names, values = payload
+    if list(msg_names) == names:
+        return np.asarray(values, dtype=np.float64)
+    index = {n: i for i, n in enumerate(msg_names)}
+    return np.array([values[index[n]] for n in names], dtype=np.float64)

@@ -1,0 +1,167 @@
+"""rosbag2 bags through the `rosbags` library: writing what the recorder sees, and replaying a bag
+into a dataset (`distill-ros bag2dataset`), in MCAP or sqlite3 storage.
+
+Bags hold standard message types only, so `ros2 bag play`, `ros2 bag info` and Foxglove read what
+this package writes, and a bag recorded on a robot workstation replays here.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from distill_ros.data.assembler import EpisodeAssembler
+from distill_ros.data.dataset import DatasetSpec, DatasetWriter
+
+JOINT_STATE = 'sensor_msgs/msg/JointState'
+IMU = 'sensor_msgs/msg/Imu'
+# stream -> (default topic, message type); the defaults are the package's own topic names.
+STREAMS: dict[str, tuple[str, str]] = {
+    'joints': ('/joint_states', JOINT_STATE),
+    'imu': ('/imu/data', IMU),
+    'privileged': ('/privileged/state', JOINT_STATE),
+    'teacher_action': ('/teacher/action', JOINT_STATE),
+    'teacher_distribution': ('/teacher/distribution', JOINT_STATE),
+    'step': ('/sim/step', JOINT_STATE),
+    'episode': ('/sim/episode', JOINT_STATE),
+}
+NAMED = {'privileged', 'teacher_action', 'teacher_distribution'}
+DICT = {'step', 'episode'}
+STORAGE = ('mcap', 'sqlite3')
+
+
+class BagError(ValueError):
+    """A bag cannot be used: the message names the bag, the topic and what was expected."""
+
+
+def typestore():
+    from rosbags.typesys import Stores, get_typestore
+    return get_typestore(Stores.ROS2_KILTED)
+
+
+class BagWriter:
+    """Writes serialized (CDR) messages to a rosbag2 bag; `ros2 bag play` replays it."""
+
+    def __init__(self, path: str | Path, storage: str = 'mcap'):
+        from rosbags.rosbag2 import StoragePlugin, Writer
+
+        if storage not in STORAGE:
+            raise BagError(f'{path}: unknown storage {storage!r}; expected one of {STORAGE}')
+        self.path = Path(path)
+        if self.path.exists():
+            raise BagError(f'{self.path} already exists; rosbag2 bags are written to a new folder')
+        plugin = StoragePlugin.MCAP if storage == 'mcap' else StoragePlugin.SQLITE3
+        self.writer = Writer(self.path, version=9, storage_plugin=plugin)
+        self.writer.open()
+        self.store = typestore()
+        self.connections: dict[str, Any] = {}
+        self.count = 0
+
+    def write(self, topic: str, msgtype: str, timestamp_ns: int, cdr: bytes) -> None:
+        connection = self.connections.get(topic)
+        if connection is None:
+            connection = self.writer.add_connection(topic, msgtype, typestore=self.store)
+            self.connections[topic] = connection
+        self.writer.write(connection, timestamp_ns, cdr)
+        self.count += 1
+
+    def close(self) -> None:
+        self.writer.close()  # writes metadata.yaml
+
+
+def topic_map(path: str | Path | None) -> dict[str, str]:
+    """stream -> topic, from a YAML `topics:` mapping over the defaults."""
+    topics = {stream: topic for stream, (topic, _) in STREAMS.items()}
+    if path:
+        data = yaml.safe_load(Path(path).read_text()) or {}
+        given = data.get('topics', data)
+        unknown = sorted(set(given) - set(STREAMS))
+        if unknown:
+            raise BagError(f'{path}: unknown streams {unknown}; expected some of {sorted(STREAMS)}')
+        topics.update({k: str(v) for k, v in given.items()})
+    return topics
+
+
+def deserialize(store, raw: bytes | memoryview, typename: str):
+    """CDR -> message, tolerating trailing bytes after the message.
+
+    rclpy's `serialize_message` (and so rosbag2 recording from it) can leave a few bytes past the
+    end of the encoded message; ROS 2's own CDR readers ignore them, `rosbags`' strict check does
+    not, so decode with its message definition directly.
+    """
+    if len(raw) < 4 or raw[0] != 0 or raw[1] not in (0, 1):
+        raise BagError(f'invalid CDR encapsulation for {typename}')
+    msgdef = store.get_msgdef(typename)
+    decode = msgdef.deserialize_cdr_le if raw[1] == 1 else msgdef.deserialize_cdr_be
+    message, _ = decode(memoryview(raw)[4:], 0, msgdef.cls, store)
+    return message
+
+
+def stamp_ns(msg) -> int:
+    return int(msg.header.stamp.sec) * 1_000_000_000 + int(msg.header.stamp.nanosec)
+
+
+def payload(stream: str, msg) -> Any:
+    """What the assembler takes for a message of `stream` (rclpy or rosbags message alike)."""
+    if stream in NAMED:
+        return (list(msg.name), list(msg.position))
+    if stream in DICT:
+        return dict(zip(msg.name, (float(v) for v in msg.position)))
+    return msg
+
+
+def bag_to_dataset(bag: str | Path, out: str | Path, spec: DatasetSpec, has_imu: bool,
+                   topics: dict[str, str] | None = None, pairing: str = 'exact', tolerance_ns: int = 0,
+                   progress: bool = False):
+    """Replay `bag` through the recorder's assembler into a dataset at `out`; returns the stats."""
+    from rosbags.rosbag2 import Reader
+
+    bag = Path(bag)
+    topics = topics or topic_map(None)
+    needed = ['joints', 'privileged', 'step', 'episode'] + (['imu'] if has_imu else [])
+    if spec.teacher:
+        needed += ['teacher_action', 'teacher_distribution']
+    if not bag.exists():
+        raise BagError(f'{bag}: no such bag')
+    try:
+        reader = Reader(bag)
+        reader.open()
+    except Exception as exc:  # rosbags raises its own errors for unreadable bags
+        raise BagError(f'{bag}: cannot open as a rosbag2 bag (expected a folder with metadata.yaml and an MCAP '
+                       f'or sqlite3 file): {exc}') from exc
+    try:
+        if reader.message_count == 0:
+            raise BagError(f'{bag}: the bag is empty (0 messages); expected topics '
+                           f'{[topics[s] for s in needed]}')
+        by_topic = {c.topic: c for c in reader.connections}
+        for stream in needed:
+            topic, msgtype = topics[stream], STREAMS[stream][1]
+            if topic not in by_topic:
+                raise BagError(f'{bag}: topic {topic} ({stream}) is not in the bag; expected {msgtype}; the bag '
+                               f'has {sorted(by_topic)}')
+            if by_topic[topic].msgtype != msgtype:
+                raise BagError(f'{bag}: topic {topic} ({stream}) has type {by_topic[topic].msgtype}, '
+                               f'expected {msgtype}')
+        stream_of = {topics[s]: s for s in needed}
+        connections = [by_topic[topics[s]] for s in needed]
+        store = typestore()
+        writer = DatasetWriter(out, spec)
+        assembler = EpisodeAssembler(spec, writer, pairing, tolerance_ns, has_imu)
+        messages = reader.messages(connections=connections)
+        if progress:
+            from tqdm import tqdm
+            messages = tqdm(messages, total=sum(c.msgcount for c in connections), unit='msg', desc=f'{bag.name}',
+                            disable=None)
+        try:
+            for connection, _, raw in messages:
+                stream = stream_of[connection.topic]
+                msg = deserialize(store, raw, connection.msgtype)
+                assembler.add(stream, stamp_ns(msg), payload(stream, msg))
+        except BagError:
+            raise
+        except Exception as exc:
+            raise BagError(f'{bag}: damaged or unreadable message data: {exc}') from exc
+        return assembler.finish()
+    finally:
+        reader.close()

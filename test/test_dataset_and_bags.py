@@ -1,0 +1,179 @@
+"""Dataset shards and manifest; bags written by another rosbag2 writer replayed into a dataset."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from distill_ros.data.bag import STREAMS, BagError, bag_to_dataset, typestore
+from distill_ros.data.dataset import DatasetError, DatasetSpec, DatasetWriter, load_dataset
+from distill_ros.distill.evaluate import privileged_actor
+from distill_ros.policies import checkpoint as ckpt_io
+from distill_ros.policies.teachers import shipped_teacher
+from distill_ros.sim import PRIVILEGED, SENSOR, DistillEnv
+
+
+def fake_episode(spec: DatasetSpec, n: int, seed: int) -> dict[str, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    arrays = {}
+    for name, (shape, dtype) in spec.fields().items():
+        arrays[name] = rng.normal(size=(n, *shape)).astype(dtype) if dtype == 'float64' else np.zeros((n, *shape),
+                                                                                                      dtype=dtype)
+    arrays['stamp_ns'] = np.arange(n, dtype=np.int64) * 40_000_000
+    return arrays
+
+
+def test_append_only_checksummed_shards(tmp_path):
+    spec = DatasetSpec.for_env(DistillEnv('cartpole'))
+    writer = DatasetWriter(tmp_path / 'ds', spec)
+    episodes = [fake_episode(spec, n, i) for i, n in enumerate([5, 7, 3])]
+    for i, arrays in enumerate(episodes):
+        writer.write_episode(arrays, {'seed': i})
+    # Re-opening appends after what is there.
+    DatasetWriter(tmp_path / 'ds', spec).write_episode(fake_episode(spec, 4, 9), {'seed': 9})
+    ds = load_dataset(tmp_path / 'ds')
+    assert len(ds) == 19 and list(ds.episode_starts) == [0, 5, 12, 15] and not ds.problems
+    np.testing.assert_array_equal(ds.episode(1)['sensor_obs'], episodes[1]['sensor_obs'])
+    assert ds.episodes[3]['seed'] == 9
+
+    # Damage one shard: it is named, the others still load.
+    shard = tmp_path / 'ds' / 'episodes' / '000001.safetensors'
+    data = bytearray(shard.read_bytes())
+    data[-5] ^= 0xFF
+    shard.write_bytes(bytes(data))
+    damaged = load_dataset(tmp_path / 'ds')
+    assert len(damaged.episodes) == 3 and len(damaged) == 12
+    assert damaged.problems == [f'{shard}: checksum mismatch (damaged or truncated); skipped']
+    shard.write_bytes(bytes(data[:40]))  # truncated
+    assert '000001.safetensors: checksum mismatch' in load_dataset(tmp_path / 'ds').problems[0]
+
+
+def test_appending_another_task_is_refused(tmp_path):
+    DatasetWriter(tmp_path / 'ds', DatasetSpec.for_env(DistillEnv('cartpole')))
+    with pytest.raises(DatasetError, match="task 'cartpole' with another layout; cannot append episodes of task "
+                                           "'hopper'"):
+        DatasetWriter(tmp_path / 'ds', DatasetSpec.for_env(DistillEnv('hopper')))
+    with pytest.raises(DatasetError, match='manifest.json is missing'):
+        load_dataset(tmp_path / 'nothing')
+
+
+def write_bag(path, env: DistillEnv, teacher, seeds, joint_order=None, skip=(), types=None, storage='mcap'):
+    """A bag as any rosbag2 writer would record it, built with rosbags' own message classes."""
+    from rosbags.rosbag2 import StoragePlugin, Writer
+
+    store = typestore()
+    JointState = store.types['sensor_msgs/msg/JointState']
+    Imu = store.types['sensor_msgs/msg/Imu']
+    Header = store.types['std_msgs/msg/Header']
+    Time = store.types['builtin_interfaces/msg/Time']
+    Quaternion, Vector3 = store.types['geometry_msgs/msg/Quaternion'], store.types['geometry_msgs/msg/Vector3']
+    plugin = StoragePlugin.MCAP if storage == 'mcap' else StoragePlugin.SQLITE3
+    writer = Writer(path, version=9, storage_plugin=plugin)
+    writer.open()
+    connections = {}
+    for stream, (topic, msgtype) in STREAMS.items():
+        if stream in skip:
+            continue
+        msgtype = (types or {}).get(stream, msgtype)
+        connections[stream] = (writer.add_connection(topic, msgtype, typestore=store), msgtype)
+
+    def header(ns):
+        return Header(stamp=Time(sec=ns // 10**9, nanosec=ns % 10**9), frame_id='')
+
+    def vector(ns, names, values):
+        return JointState(header=header(ns), name=list(names), position=np.asarray(values, dtype=np.float64),
+                          velocity=np.zeros(0), effort=np.zeros(0))
+
+    def put(stream, ns, msg):
+        if stream in connections:
+            connection, msgtype = connections[stream]
+            if msgtype != STREAMS[stream][1]:
+                return  # a topic declared with the wrong type: announced, never written
+            writer.write(connection, ns, store.serialize_cdr(msg, msgtype))
+
+    act = privileged_actor(teacher)
+    builder = env.sensor_builder
+    dt, ns = 40_000_000, 0
+    for episode, seed in enumerate(seeds):
+        obs, info = env.reset(seed=seed)
+        names = ['episode', 'seed', 'latency_steps', *(f'dynamics/{k}' for k in info['dynamics'])]
+        put('episode', ns, vector(ns, names, [episode, seed, info['latency_steps'], *info['dynamics'].values()]))
+        done = False
+        while not done:
+            reading = builder.reading(obs[SENSOR])
+            joints = joint_order or list(reading.joint_position)
+            put('joints', ns, vector(ns, joints, [reading.joint_position[j] for j in joints]))
+            o, g, a = reading.orientation, reading.angular_velocity, reading.linear_acceleration
+            put('imu', ns, Imu(header=header(ns), orientation=Quaternion(x=o[0], y=o[1], z=o[2], w=o[3]),
+                               orientation_covariance=np.zeros(9), angular_velocity=Vector3(x=g[0], y=g[1], z=g[2]),
+                               angular_velocity_covariance=np.zeros(9),
+                               linear_acceleration=Vector3(x=a[0], y=a[1], z=a[2]),
+                               linear_acceleration_covariance=np.zeros(9)))
+            put('privileged', ns, vector(ns, env.privileged_spec.element_names(), obs[PRIVILEGED]))
+            action = act(obs)
+            put('teacher_action', ns, vector(ns, env.action_names, action))
+            put('teacher_distribution', ns, vector(ns, ['mean/slider', 'std/slider'], [action[0], 0.5]))
+            obs, reward, terminated, truncated, _ = env.step(action)
+            done = terminated or truncated
+            put('step', ns, vector(ns, ['reward', 'terminated', 'truncated', 'episode', 'step', 'action/slider'],
+                                   [reward, terminated, truncated, episode, 0, action[0]]))
+            ns += dt
+    writer.close()
+
+
+@pytest.fixture
+def short_cartpole(tmp_path):
+    """cart-pole with 30-step episodes so bags stay small."""
+    import yaml
+
+    from distill_ros.paths import config_path
+    from distill_ros.sim.task import parse_task
+    data = yaml.safe_load(config_path('tasks', 'cartpole.yaml').read_text())
+    data['env']['max_episode_steps'] = 30
+    return parse_task(data)
+
+
+@pytest.mark.parametrize('storage', ['mcap', 'sqlite3'])
+def test_foreign_bag_with_reordered_joints_replays_into_the_dataset(tmp_path, short_cartpole, storage):
+    teacher = ckpt_io.load(shipped_teacher('cartpole'))
+    env = DistillEnv(short_cartpole)
+    write_bag(tmp_path / 'bag', env, teacher, seeds=[3, 4], joint_order=['hinge', 'slider'], storage=storage)
+    spec = DatasetSpec.for_env(env)
+    stats = bag_to_dataset(tmp_path / 'bag', tmp_path / 'ds', spec, has_imu=True)
+    assert stats.episodes == 2 and not stats.unpaired
+    ds = load_dataset(tmp_path / 'ds')
+    assert [e['seed'] for e in ds.episodes] == [3, 4] and len(ds) == 60
+    for i, seed in enumerate([3, 4]):
+        obs, _ = env.reset(seed=seed)
+        episode = ds.episode(i)
+        np.testing.assert_array_equal(episode['sensor_obs'][0], obs[SENSOR])  # joints mapped by name
+        np.testing.assert_array_equal(episode['privileged_obs'][0], obs[PRIVILEGED])
+    assert ds.arrays['truncated'].sum() == 2
+
+
+def test_bag_errors_name_bag_topic_and_expectation(tmp_path, short_cartpole):
+    teacher = ckpt_io.load(shipped_teacher('cartpole'))
+    env = DistillEnv(short_cartpole)
+    spec = DatasetSpec.for_env(env)
+    write_bag(tmp_path / 'missing', env, teacher, seeds=[1], skip={'step'})
+    with pytest.raises(BagError, match=r'missing: topic /sim/step \(step\) is not in the bag; expected '
+                                       r'sensor_msgs/msg/JointState'):
+        bag_to_dataset(tmp_path / 'missing', tmp_path / 'a', spec, has_imu=True)
+    write_bag(tmp_path / 'wrongtype', env, teacher, seeds=[1], types={'imu': 'sensor_msgs/msg/JointState'})
+    with pytest.raises(BagError, match=r'topic /imu/data \(imu\) has type sensor_msgs/msg/JointState, expected '
+                                       r'sensor_msgs/msg/Imu'):
+        bag_to_dataset(tmp_path / 'wrongtype', tmp_path / 'b', spec, has_imu=True)
+    write_bag(tmp_path / 'empty', env, teacher, seeds=[])
+    with pytest.raises(BagError, match='empty: the bag is empty'):
+        bag_to_dataset(tmp_path / 'empty', tmp_path / 'c', spec, has_imu=True)
+    (tmp_path / 'corrupt').mkdir()
+    (tmp_path / 'corrupt' / 'metadata.yaml').write_text('rosbag2_bagfile_information: [')
+    with pytest.raises(BagError, match='corrupt: cannot open as a rosbag2 bag'):
+        bag_to_dataset(tmp_path / 'corrupt', tmp_path / 'd', spec, has_imu=True)
+    write_bag(tmp_path / 'cut', env, teacher, seeds=[1, 2])
+    mcap = next((tmp_path / 'cut').glob('*.mcap'))
+    mcap.write_bytes(mcap.read_bytes()[: mcap.stat().st_size // 2])
+    with pytest.raises(BagError, match='cut'):
+        bag_to_dataset(tmp_path / 'cut', tmp_path / 'e', spec, has_imu=True)
+    with pytest.raises(BagError, match='nowhere: no such bag'):
+        bag_to_dataset(tmp_path / 'nowhere', tmp_path / 'f', spec, has_imu=True)
+    assert not (tmp_path / 'a').exists(), 'a refused bag creates no dataset'
