@@ -195,6 +195,38 @@ class SensorObsBuilder:
             out[s + 6:s + 10] = reading.orientation
         return out
 
+    def build_from_messages(self, joints, imu=None, out: np.ndarray | None = None) -> np.ndarray:
+        """`build(sensor_reading(joints, imu))` without the intermediate reading: the hot path of
+        the recorder, bag replay and the student controller. Joints still map by name; when a
+        driver publishes them in the spec's order, the arrays are copied as they are."""
+        if out is None:
+            out = np.empty(self.spec.size, dtype=np.float64)
+        names = joints.name
+        if tuple(names) == self.joints:
+            out[self._pos] = joints.position
+            if self._vel is not None:
+                if len(joints.velocity) != len(names):
+                    raise KeyError(f'joint_states carries no velocity; expected velocities of {list(self.joints)}')
+                out[self._vel] = joints.velocity
+        else:
+            index = {n: i for i, n in enumerate(names)}
+            missing = [j for j in self.joints if j not in index]
+            if missing:
+                raise KeyError(f'sensor reading lacks joint {missing[0]!r}; expected joints {list(self.joints)}')
+            order = [index[j] for j in self.joints]
+            out[self._pos] = [joints.position[i] for i in order]
+            if self._vel is not None:
+                if len(joints.velocity) != len(names):
+                    raise KeyError(f'joint_states carries no velocity; expected velocities of {list(self.joints)}')
+                out[self._vel] = [joints.velocity[i] for i in order]
+        if self._imu is not None:
+            if imu is None:
+                raise KeyError('sensor reading lacks the IMU this observation needs')
+            g, a, o = imu.angular_velocity, imu.linear_acceleration, imu.orientation
+            s = self._imu.start
+            out[s:s + 10] = (g.x, g.y, g.z, a.x, a.y, a.z, o.x, o.y, o.z, o.w)
+        return out
+
     def reading(self, sensor_obs: np.ndarray) -> SensorReading:
         """The inverse of `build`: what a driver would publish for this observation."""
         reading = SensorReading(

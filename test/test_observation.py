@@ -55,3 +55,21 @@ def test_env_observation_round_trips_through_a_driver_reading(task):
                               dict(reading.joint_velocity), reading.angular_velocity,
                               reading.linear_acceleration, reading.orientation)
     np.testing.assert_array_equal(env.sensor_builder.build(reordered), obs[SENSOR])
+
+
+def test_build_from_messages_equals_build_of_reading():
+    from types import SimpleNamespace as NS
+
+    from distill_ros.observation import sensor_reading
+    builder = SensorObsBuilder(['hip', 'knee'], joint_velocity=True, imu=True)
+    imu = NS(orientation=NS(x=0.1, y=0.2, z=0.3, w=0.9), angular_velocity=NS(x=1, y=2, z=3),
+             linear_acceleration=NS(x=4, y=5, z=6))
+    ordered = NS(name=['hip', 'knee'], position=[1.0, 2.0], velocity=[3.0, 4.0])
+    shuffled = NS(name=['knee', 'hip', 'wrist'], position=[2.0, 1.0, 9.0], velocity=[4.0, 3.0, 9.0])
+    expected = builder.build(sensor_reading(ordered, imu))
+    np.testing.assert_array_equal(builder.build_from_messages(ordered, imu), expected)
+    np.testing.assert_array_equal(builder.build_from_messages(shuffled, imu), expected)
+    with pytest.raises(KeyError, match="lacks joint 'knee'"):
+        builder.build_from_messages(NS(name=['hip'], position=[1.0], velocity=[0.0]), imu)
+    with pytest.raises(KeyError, match='carries no velocity'):
+        builder.build_from_messages(NS(name=['hip', 'knee'], position=[1.0, 2.0], velocity=[]), imu)

@@ -13,6 +13,8 @@ import pytest
 
 pytest.importorskip('rclpy')
 
+from diagnostic_msgs.msg import DiagnosticArray  # noqa: E402
+
 from distill_ros.data.dataset import load_dataset  # noqa: E402
 from distill_ros.distill.evaluate import privileged_actor  # noqa: E402
 from distill_ros.policies import checkpoint as ckpt_io  # noqa: E402
@@ -42,11 +44,16 @@ def test_recording_matches_rollout_and_bag_round_trip(ros, start_node, tmp_path)
                                             'bag': str(tmp_path / 'bag'), 'max_episodes': episodes})
     sim = start_node('sim_node', {**SIM, 'seed': seed, 'max_episodes': episodes}, ros_args=REMAP)
     wait_for_subscribers(ros, RECORDED)
+    diagnostics: list = []
+    ros.node.create_subscription(DiagnosticArray, '/diagnostics', diagnostics.append, 10)
     teacher = start_node('teacher_node', {'task': 'cartpole'})
     assert ros.spin_until(lambda: sim.poll() is not None, timeout=120), sim.log()
     assert ros.spin_until(lambda: recorder.poll() is not None, timeout=30), recorder.log()
     assert sim.poll() == 0 and recorder.poll() == 0, recorder.log()
     assert teacher.poll() is None
+    reports = [dict((kv.key, kv.value) for kv in s.values) for d in diagnostics for s in d.status
+               if s.name.startswith('recorder_node')]
+    assert reports and int(reports[-1]['samples']) > 0 and 'messages/joints' in reports[-1]
 
     live = load_dataset(tmp_path / 'live')
     assert not live.problems and [e['seed'] for e in live.episodes] == [seed, seed + 1]

@@ -28,7 +28,7 @@ from typing import Any
 import numpy as np
 
 from distill_ros.data.dataset import DatasetSpec, DatasetWriter
-from distill_ros.observation import SensorObsBuilder, sensor_reading
+from distill_ros.observation import SensorObsBuilder
 
 PAIRING = ('exact', 'approximate')
 
@@ -173,7 +173,7 @@ class EpisodeAssembler:
     def _sample(self, stamp: int, parts: dict[str, Any]) -> dict[str, Any]:
         step = parts['step']
         sample = {
-            'sensor_obs': self.builder.build(sensor_reading(parts['joints'], parts.get('imu'))),
+            'sensor_obs': self.builder.build_from_messages(parts['joints'], parts.get('imu')),
             'privileged_obs': _named(parts['privileged'], self.privileged_names),
             'action': [step[n] for n in self.step_action_names],
             'reward': step['reward'], 'terminated': bool(step['terminated']), 'truncated': bool(step['truncated']),
@@ -189,7 +189,7 @@ class EpisodeAssembler:
 
 def _named(payload: tuple, names: list[str]) -> np.ndarray:
     msg_names, values = payload
-    if list(msg_names) == names:
+    if len(msg_names) == len(names) and list(msg_names) == names:
         return np.asarray(values, dtype=np.float64)
     index = {n: i for i, n in enumerate(msg_names)}
     return np.array([values[index[n]] for n in names], dtype=np.float64)

@@ -105,7 +105,7 @@ def stamp_ns(msg) -> int:
 def payload(stream: str, msg) -> Any:
     """What the assembler takes for a message of `stream` (rclpy or rosbags message alike)."""
     if stream in NAMED:
-        return (list(msg.name), list(msg.position))
+        return (msg.name, msg.position)
     if stream in DICT:
         return dict(zip(msg.name, (float(v) for v in msg.position)))
     return msg

@@ -15,11 +15,10 @@ import time
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from rclpy.node import Node
 from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
-from rclpy.serialization import serialize_message
 from sensor_msgs.msg import Imu, JointState
 
 from distill_ros.data.assembler import PAIRING, EpisodeAssembler
-from distill_ros.data.bag import IMU, JOINT_STATE, STORAGE, BagWriter, payload
+from distill_ros.data.bag import IMU, JOINT_STATE, STORAGE, BagWriter, deserialize, payload, typestore
 from distill_ros.data.dataset import DatasetSpec, DatasetWriter
 from distill_ros.nodes import messages as m
 from distill_ros.nodes.common import LATCHED, RELIABLE, RELIABLE_DEEP, NodeExit, run
@@ -58,18 +57,22 @@ class RecorderNode(Node):
         self.assembler = EpisodeAssembler(spec, writer, p['pairing'], int(p['tolerance'] * 1e9), has_imu)
         self.bag = BagWriter(p['bag'], p['storage']) if p['bag'] else None
         self.closed = False
+        self.store = typestore()
         self.last_message = time.monotonic()
 
         def listen(stream: str, msg_type, topic: str, qos, bag_type: str) -> None:
             resolved = self.resolve_topic_name(topic)
 
-            def callback(msg) -> None:
+            # Raw (CDR) delivery: the bag gets the bytes as they came; they are decoded once, by the
+            # same decoder bag replay uses, so live recording and replay see identical messages.
+            def callback(raw: bytes) -> None:
                 self.last_message = time.monotonic()
                 if self.bag is not None:
-                    self.bag.write(resolved, bag_type, self.get_clock().now().nanoseconds, serialize_message(msg))
+                    self.bag.write(resolved, bag_type, time.time_ns(), raw)
+                msg = deserialize(self.store, raw, bag_type)
                 self.assembler.add(stream, m.stamp_ns(msg.header.stamp), payload(stream, msg))
                 self.check_done()
-            self.create_subscription(msg_type, topic, callback, qos)
+            self.create_subscription(msg_type, topic, callback, qos, raw=True)
 
         listen('joints', JointState, 'joint_states', SENSOR_DEEP, JOINT_STATE)
         if has_imu:
