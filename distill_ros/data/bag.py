@@ -11,6 +11,7 @@ from typing import Any
 
 import yaml
 
+from distill_ros.data import cdr
 from distill_ros.data.assembler import EpisodeAssembler
 from distill_ros.data.dataset import DatasetSpec, DatasetWriter
 
@@ -86,12 +87,16 @@ def topic_map(path: str | Path | None) -> dict[str, str]:
 def deserialize(store, raw: bytes | memoryview, typename: str):
     """CDR -> message, tolerating trailing bytes after the message.
 
+    JointState and Imu take the fast path of `distill_ros.data.cdr`; other types use `rosbags`.
     rclpy's `serialize_message` (and so rosbag2 recording from it) can leave a few bytes past the
     end of the encoded message; ROS 2's own CDR readers ignore them, `rosbags`' strict check does
     not, so decode with its message definition directly.
     """
     if len(raw) < 4 or raw[0] != 0 or raw[1] not in (0, 1):
         raise BagError(f'invalid CDR encapsulation for {typename}')
+    fast = cdr.FAST.get(typename)
+    if fast is not None and raw[1] == 1:
+        return fast(raw)
     msgdef = store.get_msgdef(typename)
     decode = msgdef.deserialize_cdr_le if raw[1] == 1 else msgdef.deserialize_cdr_be
     message, _ = decode(memoryview(raw)[4:], 0, msgdef.cls, store)

@@ -3,12 +3,14 @@ from __future__ import annotations
 
 import os
 import sys
+import traceback
 from collections.abc import Callable
 
 import rclpy
 from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.node import Node
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
+from rclpy.task import Future
 
 from distill_ros.nodes.params import ParameterError
 from distill_ros.sim.task import TaskConfigError
@@ -25,16 +27,31 @@ LATCHED = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE, history=H
 SENSOR_DATA = qos_profile_sensor_data
 
 
-class NodeExit(Exception):
-    """Raised inside a node to stop spinning with an exit status (0 when its work is done)."""
+class FinishingNode(Node):
+    """A node that can end its own process: `finish(status)` stops the spin in `run`."""
 
-    def __init__(self, status: int = 0):
-        super().__init__(status)
-        self.status = status
+    def __init__(self, name: str):
+        super().__init__(name)
+        self.finished = Future()
+
+    def finish(self, status: int = 0) -> None:
+        if not self.finished.done():
+            self.finished.set_result(status)
+
+    def guarded(self, callback: Callable) -> Callable:
+        """Wrap a callback so an unexpected error is logged and ends the node with status 1
+        (executors differ in whether they re-raise callback errors)."""
+        def wrapper(*args):
+            try:
+                return callback(*args)
+            except Exception as exc:  # noqa: BLE001 - reported and turned into the exit status
+                self.get_logger().error(f'{type(exc).__name__}: {exc}\n{traceback.format_exc()}')
+                self.finish(1)
+        return wrapper
 
 
 def run(make_node: Callable[[], Node], args: list[str] | None = None) -> int:
-    """Create the node, spin it until shutdown or `NodeExit`, and return the exit status.
+    """Create the node, spin it until shutdown or until it calls `finish`, and return the status.
 
     Configuration errors (a refused parameter, an invalid task file) are logged with their
     message and give status 2, before the node does anything.
@@ -46,9 +63,12 @@ def run(make_node: Callable[[], Node], args: list[str] | None = None) -> int:
         node = make_node()
         executor = SingleThreadedExecutor()
         executor.add_node(node)
-        executor.spin()
-    except NodeExit as done:
-        status = done.status
+        finished = getattr(node, 'finished', None)
+        if finished is not None:
+            executor.spin_until_future_complete(finished)
+            status = finished.result() if finished.done() else 0
+        else:
+            executor.spin()
     except (ParameterError, TaskConfigError, FileNotFoundError, ValueError) as exc:
         name = node.get_name() if node is not None else os.path.basename(sys.argv[0])
         print(f'[{name}] configuration error: {exc}', file=sys.stderr, flush=True)

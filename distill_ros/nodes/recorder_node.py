@@ -13,7 +13,6 @@ from __future__ import annotations
 import time
 
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
-from rclpy.node import Node
 from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import Imu, JointState
 
@@ -21,7 +20,7 @@ from distill_ros.data.assembler import PAIRING, EpisodeAssembler
 from distill_ros.data.bag import IMU, JOINT_STATE, STORAGE, BagWriter, deserialize, payload, typestore
 from distill_ros.data.dataset import DatasetSpec, DatasetWriter
 from distill_ros.nodes import messages as m
-from distill_ros.nodes.common import LATCHED, RELIABLE, RELIABLE_DEEP, NodeExit, run
+from distill_ros.nodes.common import LATCHED, RELIABLE, RELIABLE_DEEP, FinishingNode, run
 from distill_ros.nodes.params import Param, ParameterError, declare
 from distill_ros.sim import DistillEnv
 
@@ -42,7 +41,7 @@ PARAMS = (
 )
 
 
-class RecorderNode(Node):
+class RecorderNode(FinishingNode):
     def __init__(self):
         super().__init__('recorder_node')
         p = declare(self, PARAMS)
@@ -72,7 +71,7 @@ class RecorderNode(Node):
                 msg = deserialize(self.store, raw, bag_type)
                 self.assembler.add(stream, m.stamp_ns(msg.header.stamp), payload(stream, msg))
                 self.check_done()
-            self.create_subscription(msg_type, topic, callback, qos, raw=True)
+            self.create_subscription(msg_type, topic, self.guarded(callback), qos, raw=True)
 
         listen('joints', JointState, 'joint_states', SENSOR_DEEP, JOINT_STATE)
         if has_imu:
@@ -84,7 +83,7 @@ class RecorderNode(Node):
             listen('teacher_action', JointState, 'teacher/action', RELIABLE_DEEP, JOINT_STATE)
             listen('teacher_distribution', JointState, 'teacher/distribution', RELIABLE_DEEP, JOINT_STATE)
         self.diagnostics_pub = self.create_publisher(DiagnosticArray, '/diagnostics', RELIABLE)
-        self.create_timer(1.0, self.on_timer)
+        self.create_timer(1.0, self.guarded(self.on_timer))
         self.get_logger().info(f"recording task {p['task']} to dataset {p['dataset'] or '-'} and bag {p['bag'] or '-'}"
                                f" ({p['pairing']} pairing)")
 
@@ -92,7 +91,7 @@ class RecorderNode(Node):
         limit = self.params['max_episodes']
         if limit and self.assembler.stats.episodes >= limit:
             self.get_logger().info(f'{self.assembler.stats.episodes} episodes recorded; exiting')
-            raise NodeExit(0)
+            self.finish(0)
 
     def on_timer(self) -> None:
         # When the streams fall silent (the simulator stopped), an ended episode will get no

@@ -24,13 +24,12 @@ from __future__ import annotations
 import time
 
 import numpy as np
-from rclpy.node import Node
 from rosgraph_msgs.msg import Clock
 from sensor_msgs.msg import Imu, JointState
 from std_msgs.msg import Float64MultiArray
 
 from distill_ros.nodes import messages as m
-from distill_ros.nodes.common import LATCHED, RELIABLE, RELIABLE_DEEP, NodeExit, run
+from distill_ros.nodes.common import LATCHED, RELIABLE, RELIABLE_DEEP, FinishingNode, run
 from distill_ros.nodes.params import Param, declare
 from distill_ros.sim import PRIVILEGED, SENSOR, DistillEnv
 
@@ -55,7 +54,7 @@ PARAMS = (
 )
 
 
-class SimNode(Node):
+class SimNode(FinishingNode):
     def __init__(self):
         super().__init__('sim_node')
         p = declare(self, PARAMS)
@@ -124,7 +123,8 @@ class SimNode(Node):
             self.episode += 1
             if self.params['max_episodes'] and self.episode >= self.params['max_episodes']:
                 self.get_logger().info(f'{self.episode} episodes done; exiting')
-                raise NodeExit(0)
+                self.finish(0)
+                return
             self.start_episode()
         else:
             self.publish_observation()
