@@ -58,8 +58,8 @@ def test_approximate_pairing_tolerates_jitter_and_counts_the_rest():
                                   linear_acceleration=SimpleNamespace(x=0, y=0, z=9.8))
             assembler.add('imu', t + int(rng.integers(-jitter_ns, jitter_ns + 1)), imu)
             assembler.add('privileged', t, (env.privileged_spec.element_names(), obs['privileged'].tolist()))
-            assembler.add('step', t, {'reward': 1.0, 'terminated': k == 9, 'truncated': False, 'episode': 0,
-                                      'action/slider': 0.0})
+            assembler.add('step', t, (['reward', 'terminated', 'truncated', 'episode', 'action/slider'],
+                                      [1.0, float(k == 9), 0.0, 0.0, 0.0]))
         return assembler.finish()
 
     stats = feed(EpisodeAssembler(spec, Sink(), 'approximate', tolerance_ns=1_000_000), jitter_ns=500_000)

@@ -103,11 +103,12 @@ class EpisodeAssembler:
         self.steps_by_episode: dict[int, list[int]] = {}        # episode index -> step stamps
         self.ended: dict[int, int] = {}                         # episode index -> final step stamp
         self.stats = AssemblerStats()
+        self._index_cache: dict[tuple, tuple[list[str], list[int]]] = {}
 
     # ---------------------------------------------------------------- input
     def add(self, stream: str, stamp_ns: int, payload: Any) -> None:
         """Add one message. Payloads: JointState/Imu-like objects for joints and imu; (names,
-        values) pairs for named vectors; a dict for step and episode."""
+        values) pairs for named vectors and step reports; a dict for episode announcements."""
         self.stats.messages[stream] += 1
         if stream == 'episode':
             self.announcements[int(payload['episode'])] = dict(payload, stamp_ns=stamp_ns)
@@ -116,11 +117,27 @@ class EpisodeAssembler:
             return  # a stream this dataset does not record (e.g. imu on a robot without one)
         self.streams[stream].add(stamp_ns, payload)
         if stream == 'step':
-            episode = int(payload['episode'])
+            names, values = payload
+            terminated, truncated, episode = self._columns('step', names, ('terminated', 'truncated', 'episode'))
+            episode = int(values[episode])
             self.steps_by_episode.setdefault(episode, []).append(stamp_ns)
-            if payload['terminated'] or payload['truncated']:
+            if values[terminated] or values[truncated]:
                 self.ended[episode] = stamp_ns
         self._flush_ready()
+
+    def _columns(self, stream: str, names, wanted) -> list[int]:
+        """Positions of `wanted` in a named vector's `names` (cached: a stream's names rarely change)."""
+        key = (stream, tuple(wanted))
+        cached = self._index_cache.get(key)
+        if cached is not None and cached[0] == names:
+            return cached[1]
+        lookup = {n: i for i, n in enumerate(names)}
+        missing = [w for w in wanted if w not in lookup]
+        if missing:
+            raise KeyError(f'{stream}: message lacks {missing}; it has {list(names)}')
+        columns = [lookup[w] for w in wanted]
+        self._index_cache[key] = (list(names), columns)
+        return columns
 
     def _flush_ready(self) -> None:
         for episode in sorted(self.ended):
@@ -146,50 +163,55 @@ class EpisodeAssembler:
     def _write(self, episode: int) -> None:
         end = self.ended.pop(episode)
         stamps = self.steps_by_episode.pop(episode, [])
-        rows: list[dict[str, Any]] = []
-        for stamp in stamps:
-            parts = {name: stream.find(stamp, self.tolerance_ns) for name, stream in self.streams.items()}
-            missing = [name for name, part in parts.items() if part is None]
+        found = {name: [stream.find(t, self.tolerance_ns) for t in stamps] for name, stream in self.streams.items()}
+        keep = []
+        for i in range(len(stamps)):
+            missing = [name for name, parts in found.items() if parts[i] is None]
             if missing:
                 self.stats.unpaired.update(missing)
-                continue
-            rows.append(self._sample(stamp, parts))
+            else:
+                keep.append(i)
         for stream in self.streams.values():
             stream.drop_through(end)
         announcement = self.announcements.pop(episode, {})
-        if not rows:
+        if not keep:
             return
-        arrays = {key: np.array([r[key] for r in rows]) for key in rows[0]}
+        arrays = self._arrays(found, keep, np.asarray(stamps, dtype=np.int64)[keep])
         meta = {'episode': episode, 'task': self.spec.task, 'first_stamp_ns': int(stamps[0]),
                 'seed': int(announcement['seed']) if 'seed' in announcement else None,
                 'latency_steps': int(announcement['latency_steps']) if 'latency_steps' in announcement else None,
                 'dynamics': {k.split('/', 1)[1]: v for k, v in announcement.items() if k.startswith('dynamics/')},
-                'complete': len(rows) == len(stamps)}
+                'complete': len(keep) == len(stamps)}
         if self.writer is not None:
             self.writer.write_episode(arrays, meta)
         self.stats.episodes += 1
-        self.stats.samples += len(rows)
+        self.stats.samples += len(keep)
 
-    def _sample(self, stamp: int, parts: dict[str, Any]) -> dict[str, Any]:
-        step = parts['step']
-        sample = {
-            'sensor_obs': self.builder.build_from_messages(parts['joints'], parts.get('imu')),
-            'privileged_obs': _named(parts['privileged'], self.privileged_names),
-            'action': [step[n] for n in self.step_action_names],
-            'reward': step['reward'], 'terminated': bool(step['terminated']), 'truncated': bool(step['truncated']),
-            'stamp_ns': stamp,
-        }
+    def _named_columns(self, stream: str, parts: list, keep: list[int], wanted: list[str]) -> np.ndarray:
+        """(samples, len(wanted)) from named-vector payloads, each mapped by name."""
+        rows = np.empty((len(keep), len(wanted)))
+        for j, i in enumerate(keep):
+            names, values = parts[i]
+            rows[j] = np.asarray(values, dtype=np.float64)[self._columns(stream, names, wanted)]
+        return rows
+
+    def _arrays(self, found: dict[str, list], keep: list[int], stamps: np.ndarray) -> dict[str, np.ndarray]:
+        """The episode's fields, in the dataset's layout, from the paired messages."""
+        sensor = np.empty((len(keep), self.spec.sensor.size))
+        joints, imu = found['joints'], found.get('imu')
+        for j, i in enumerate(keep):
+            self.builder.build_from_messages(joints[i], imu[i] if imu is not None else None, out=sensor[j])
+        step = self._named_columns('step', found['step'], keep,
+                                   ['reward', 'terminated', 'truncated', *self.step_action_names])
+        arrays = {'sensor_obs': sensor,
+                  'privileged_obs': self._named_columns('privileged', found['privileged'], keep, self.privileged_names),
+                  'action': step[:, 3:], 'reward': step[:, 0], 'terminated': step[:, 1] != 0,
+                  'truncated': step[:, 2] != 0, 'stamp_ns': stamps}
         if self.spec.teacher:
-            sample['teacher_action'] = _named(parts['teacher_action'], self.action_names)
-            dist = parts['teacher_distribution']
-            sample['teacher_mean'] = _named(dist, self.mean_names)
-            sample['teacher_std'] = _named(dist, self.std_names)
-        return sample
-
-
-def _named(payload: tuple, names: list[str]) -> np.ndarray:
-    msg_names, values = payload
-    if len(msg_names) == len(names) and list(msg_names) == names:
-        return np.asarray(values, dtype=np.float64)
-    index = {n: i for i, n in enumerate(msg_names)}
-    return np.array([values[index[n]] for n in names], dtype=np.float64)
+            arrays['teacher_action'] = self._named_columns('teacher_action', found['teacher_action'], keep,
+                                                           self.action_names)
+            dist = self._named_columns('teacher_distribution', found['teacher_distribution'], keep,
+                                       self.mean_names + self.std_names)
+            a = len(self.action_names)
+            arrays['teacher_mean'], arrays['teacher_std'] = dist[:, :a], dist[:, a:]
+        return arrays

@@ -27,8 +27,7 @@ STREAMS: dict[str, tuple[str, str]] = {
     'step': ('/sim/step', JOINT_STATE),
     'episode': ('/sim/episode', JOINT_STATE),
 }
-NAMED = {'privileged', 'teacher_action', 'teacher_distribution'}
-DICT = {'step', 'episode'}
+NAMED = {'privileged', 'teacher_action', 'teacher_distribution', 'step'}
 STORAGE = ('mcap', 'sqlite3')
 
 
@@ -111,7 +110,7 @@ def payload(stream: str, msg) -> Any:
     """What the assembler takes for a message of `stream` (rclpy or rosbags message alike)."""
     if stream in NAMED:
         return (msg.name, msg.position)
-    if stream in DICT:
+    if stream == 'episode':
         return dict(zip(msg.name, (float(v) for v in msg.position)))
     return msg
 
