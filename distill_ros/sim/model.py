@@ -103,23 +103,23 @@ _QVEL_SUFFIX = {int(mujoco.mjtJoint.mjJNT_FREE): ('vx', 'vy', 'vz', 'wx', 'wy', 
                 int(mujoco.mjtJoint.mjJNT_BALL): ('wx', 'wy', 'wz')}
 
 
-def qpos_names(model: mujoco.MjModel) -> list[str]:
-    """One name per qpos entry: the joint name, or `joint/x` ... `joint/qz` for free and ball joints."""
+def _element_names(model: mujoco.MjModel, suffixes: dict[int, tuple[str, ...]]) -> list[str]:
     names = []
     for j in range(model.njnt):
         name = mujoco.mj_id2name(model, mujoco.mjtObj.mjOBJ_JOINT, j)
-        suffix = _QPOS_SUFFIX.get(int(model.jnt_type[j]))
+        suffix = suffixes.get(int(model.jnt_type[j]))
         names += [f'{name}/{s}' for s in suffix] if suffix else [name]
     return names
+
+
+def qpos_names(model: mujoco.MjModel) -> list[str]:
+    """One name per qpos entry: the joint name, or `joint/x` ... `joint/qz` for free and ball joints."""
+    return _element_names(model, _QPOS_SUFFIX)
 
 
 def qvel_names(model: mujoco.MjModel) -> list[str]:
-    names = []
-    for j in range(model.njnt):
-        name = mujoco.mj_id2name(model, mujoco.mjtObj.mjOBJ_JOINT, j)
-        suffix = _QVEL_SUFFIX.get(int(model.jnt_type[j]))
-        names += [f'{name}/{s}' for s in suffix] if suffix else [name]
-    return names
+    """One name per qvel entry: the joint name, or `joint/vx` ... `joint/wz` for free and ball joints."""
+    return _element_names(model, _QVEL_SUFFIX)
 
 
 def actuator_names(model: mujoco.MjModel) -> list[str]:
