@@ -79,7 +79,21 @@ def publish(rate: float, duration: float, env) -> dict[str, int]:
         for key in ('joints', 'imu', 'privileged', 'step'):
             counts[key] += 1
     achieved = steps / ((time.monotonic_ns() - start) / 1e9)
-    time.sleep(2.0)
+    # Let the recorder drain what it still has queued (lag is not loss): wait until its
+    # /diagnostics count of step messages stops growing.
+    from diagnostic_msgs.msg import DiagnosticArray
+    seen: list[int] = []
+
+    def on_diagnostics(msg) -> None:
+        for status in msg.status:
+            values = {kv.key: kv.value for kv in status.values}
+            if 'messages/step' in values:
+                seen.append(int(values['messages/step']))
+    node.create_subscription(DiagnosticArray, '/diagnostics', on_diagnostics, 10)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and not (len(seen) >= 3 and seen[-1] == seen[-3]):
+        rclpy.spin_once(node, timeout_sec=0.1)
+    counts['lag_s'] = len(seen) and max(0, len(seen) - 2)  # seconds of draining after the last publish
     node.destroy_node()
     rclpy.shutdown()
     counts['achieved_hz'] = achieved
@@ -170,7 +184,8 @@ def main() -> None:
 
     console = Console(width=160)
     table = Table(title=f'recorder_node at {args.rate:.0f} Hz for {args.duration:.0f} s '
-                        f'(achieved publish rate {published["achieved_hz"]:.0f} Hz)')
+                        f'(achieved publish rate {published["achieved_hz"]:.0f} Hz; recorder drained '
+                        f'~{published["lag_s"]} s after the last message)')
     for column in ('topic', 'published', 'recorded (bag)', 'drops'):
         table.add_column(column, justify='right')
     for key, topic in topics.items():

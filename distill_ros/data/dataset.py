@@ -208,3 +208,41 @@ def load_dataset(folder: str | Path, verify: bool = True) -> Dataset:
     arrays = {name: (np.concatenate(p) if p else np.zeros((0, *fields[name][0]), dtype=fields[name][1]))
               for name, p in parts.items()}
     return Dataset(folder, spec, arrays, np.asarray(starts, dtype=np.int64), loaded, problems)
+
+
+class BackgroundWriter:
+    """Writes episodes on a worker thread, in order, so a live recorder keeps taking messages while
+    a shard is hashed and flushed to disk (file I/O and fsync release the GIL). Crash safety is the
+    `DatasetWriter`'s: a shard is listed in the manifest only once it is complete on disk."""
+
+    def __init__(self, writer: DatasetWriter):
+        import queue
+        import threading
+
+        self.writer = writer
+        self.queue: queue.Queue = queue.Queue()
+        self.error: BaseException | None = None
+        self.thread = threading.Thread(target=self._run, name='dataset-writer', daemon=True)
+        self.thread.start()
+
+    def _run(self) -> None:
+        while True:
+            item = self.queue.get()
+            if item is None:
+                return
+            try:
+                self.writer.write_episode(*item)
+            except BaseException as exc:  # noqa: BLE001 - handed to the caller on its next call
+                self.error = exc
+
+    def write_episode(self, arrays: dict[str, np.ndarray], meta: dict[str, Any]) -> None:
+        if self.error is not None:
+            raise DatasetError(f'writing {self.writer.folder} failed: {self.error}') from self.error
+        self.queue.put((arrays, meta))
+
+    def close(self) -> None:
+        """Wait until every queued episode is on disk."""
+        self.queue.put(None)
+        self.thread.join()
+        if self.error is not None:
+            raise DatasetError(f'writing {self.writer.folder} failed: {self.error}') from self.error

@@ -18,7 +18,7 @@ from sensor_msgs.msg import Imu, JointState
 
 from distill_ros.data.assembler import PAIRING, EpisodeAssembler
 from distill_ros.data.bag import IMU, JOINT_STATE, STORAGE, BagWriter, deserialize, payload, typestore
-from distill_ros.data.dataset import DatasetSpec, DatasetWriter
+from distill_ros.data.dataset import BackgroundWriter, DatasetSpec, DatasetWriter
 from distill_ros.nodes import messages as m
 from distill_ros.nodes.common import LATCHED, RELIABLE, RELIABLE_DEEP, FinishingNode, run
 from distill_ros.nodes.params import Param, ParameterError, declare
@@ -52,8 +52,9 @@ class RecorderNode(FinishingNode):
         spec = DatasetSpec.for_env(env, teacher=p['teacher'])
         has_imu = env.task.imu_body is not None
         env.close()
-        writer = DatasetWriter(p['dataset'], spec) if p['dataset'] else None
-        self.assembler = EpisodeAssembler(spec, writer, p['pairing'], int(p['tolerance'] * 1e9), has_imu)
+        # Shards are written on a worker thread so a slow disk flush never stalls the subscriptions.
+        self.writer = BackgroundWriter(DatasetWriter(p['dataset'], spec)) if p['dataset'] else None
+        self.assembler = EpisodeAssembler(spec, self.writer, p['pairing'], int(p['tolerance'] * 1e9), has_imu)
         self.bag = BagWriter(p['bag'], p['storage']) if p['bag'] else None
         self.closed = False
         self.store = typestore()
@@ -122,6 +123,8 @@ class RecorderNode(FinishingNode):
             return
         self.closed = True
         stats = self.assembler.finish()
+        if self.writer is not None:
+            self.writer.close()
         if self.bag is not None:
             self.bag.close()
         self.get_logger().info(f'recorded {stats.episodes} episodes, {stats.samples} samples; unpaired '
