@@ -124,10 +124,7 @@ class DistillEnv(gym.Env):
         if self._dynamics_names:
             fields.append(Field('dynamics', tuple(self._dynamics_names)))
         self.privileged_spec = ObsSpec(fields)
-        a = self._qpos_keep.size
-        b = a + self.model.nv
-        c = b + 3 * len(task.contact_bodies)
-        self._privileged_bounds = (a, b, c, c + len(self._dynamics_names))
+        self._qpos_all = self._qpos_keep.size == self.model.nq
 
     # ---------------------------------------------------------------- episode
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
@@ -234,15 +231,13 @@ class DistillEnv(gym.Env):
 
     def privileged_obs(self) -> np.ndarray:
         """The privileged observation of the current state, in `privileged_spec` order."""
-        out, (a, b, c, d) = np.empty(self.privileged_spec.size), self._privileged_bounds
-        np.take(self._qpos, self._qpos_keep, out=out[:a])
-        out[a:b] = self._qvel
-        if c > b:
+        parts = [self._qpos if self._qpos_all else self._qpos[self._qpos_keep], self._qvel]
+        if self._contact_ids.size:
             clip = self.task.contact_force_clip
-            np.clip(self.data.cfrc_ext[self._contact_ids, 3:6].ravel(), -clip, clip, out=out[b:c])
-        if d > c:
-            out[c:d] = self._dynamics_vector
-        return out
+            parts.append(np.clip(self.data.cfrc_ext[self._contact_ids, 3:6].ravel(), -clip, clip))
+        if self._dynamics_names:
+            parts.append(self._dynamics_vector)
+        return np.concatenate(parts)  # one call: this runs every step
 
     @property
     def sim_time(self) -> float:
