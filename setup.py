@@ -44,6 +44,10 @@ setup(
         'stable-baselines3>=2.3',
         'tensorboard>=2.14',
         'matplotlib>=3.7',
+        'rosbags>=0.10',
+        'onnx>=1.15',
+        'onnxruntime>=1.17',
+        'onnxscript>=0.1',  # torch.onnx.export
     ],
     extras_require={
         # colcon is here so CI can check the ROS 2 build path on a machine without ROS 2.
