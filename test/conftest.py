@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import os
 import random
-import shutil
 import subprocess
 import sys
 import time
@@ -23,9 +22,10 @@ class NodeProcess:
     """A node executable run as a real process, its output captured to a log file."""
 
     def __init__(self, executable: str, params: dict, log: Path, ros_args: list[str] | None = None):
-        exe = shutil.which(executable)
+        # The console script installed beside this interpreter (venv or not), else the module.
+        beside = Path(sys.executable).parent / executable
         module = f'distill_ros.nodes.{executable}'
-        cmd = [exe] if exe else [sys.executable, '-m', module]
+        cmd = [str(beside)] if beside.is_file() else [sys.executable, '-m', module]
         args = ['--ros-args']
         for key, value in params.items():
             text = str(value).lower() if isinstance(value, bool) else str(value)
