@@ -13,7 +13,7 @@ import yaml
 
 from distill_ros.data import cdr
 from distill_ros.data.assembler import EpisodeAssembler
-from distill_ros.data.dataset import DatasetSpec, DatasetWriter
+from distill_ros.data.dataset import BackgroundWriter, DatasetSpec, DatasetWriter
 
 JOINT_STATE = 'sensor_msgs/msg/JointState'
 IMU = 'sensor_msgs/msg/Imu'
@@ -150,7 +150,8 @@ def bag_to_dataset(bag: str | Path, out: str | Path, spec: DatasetSpec, has_imu:
         stream_of = {topics[s]: s for s in needed}
         connections = [by_topic[topics[s]] for s in needed]
         store = typestore()
-        writer = DatasetWriter(out, spec)
+        # Shards are hashed and flushed on a worker thread while decoding goes on.
+        writer = BackgroundWriter(DatasetWriter(out, spec))
         assembler = EpisodeAssembler(spec, writer, pairing, tolerance_ns, has_imu)
         messages = reader.messages(connections=connections)
         if progress:
@@ -165,7 +166,10 @@ def bag_to_dataset(bag: str | Path, out: str | Path, spec: DatasetSpec, has_imu:
         except BagError:
             raise
         except Exception as exc:
+            writer.close()  # keep every episode finished before the damage
             raise BagError(f'{bag}: damaged or unreadable message data: {exc}') from exc
-        return assembler.finish()
+        stats = assembler.finish()
+        writer.close()
+        return stats
     finally:
         reader.close()
