@@ -115,3 +115,15 @@ def test_sigkill_keeps_every_finished_episode(ros, start_node, tmp_path):
     for i in range(len(ds.episodes)):
         episode = ds.episode(i)
         assert episode['terminated'][-1] or episode['truncated'][-1]
+
+
+@pytest.mark.parametrize('params, expected', [
+    ({}, "parameters 'dataset' and 'bag' are both empty"),
+    ({'bag': '{tmp}'}, 'already exists; rosbag2 bags are written to a new folder'),
+    ({'dataset': '{tmp}/ds', 'pairing': 'nearest'}, "parameter 'pairing' is 'nearest'"),
+])
+def test_bad_recorder_parameters_are_refused_at_start(start_node, tmp_path, params, expected):
+    params = {k: v.replace('{tmp}', str(tmp_path)) for k, v in params.items()}
+    recorder = start_node('recorder_node', params)
+    assert recorder.wait(timeout=60) == 2
+    assert expected in recorder.log(), recorder.log()
