@@ -26,13 +26,14 @@ class NodeProcess:
         beside = Path(sys.executable).parent / executable
         module = f'distill_ros.nodes.{executable}'
         cmd = [str(beside)] if beside.is_file() else [sys.executable, '-m', module]
-        args = ['--ros-args']
+        # Parameter files and remappings first, then -p overrides: later sources win.
+        args = ['--ros-args', *(ros_args or [])]
         for key, value in params.items():
             text = str(value).lower() if isinstance(value, bool) else str(value)
             args += ['-p', f'{key}:={text}']
         self.log_path = log
         self._log = open(log, 'w')
-        self.proc = subprocess.Popen(cmd + args + (ros_args or []), stdout=self._log,
+        self.proc = subprocess.Popen(cmd + args, stdout=self._log,
                                      stderr=subprocess.STDOUT, env=os.environ.copy())
 
     def wait(self, timeout: float) -> int:

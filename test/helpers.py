@@ -15,3 +15,19 @@ def check_sim_is_publishing(ros, joints=('slider', 'hinge')) -> None:
     assert ros.spin_until(lambda: len(states) >= 10 and announcements, timeout=30)
     assert tuple(states[-1].name) == tuple(joints)
     assert dict(zip(announcements[0].name, announcements[0].position))['episode'] == 0
+
+
+def check_recording(ros, dataset, episodes: int) -> None:
+    """The recording pipeline wrote `episodes` complete episodes of the teacher balancing the pole."""
+    from distill_ros.data.dataset import load_dataset
+
+    def written() -> int:
+        try:
+            return len(load_dataset(dataset, verify=False).episodes)
+        except Exception:
+            return 0
+    assert ros.spin_until(lambda: written() >= episodes, timeout=120)
+    ds = load_dataset(dataset)
+    assert not ds.problems and len(ds.episodes) == episodes
+    assert all(e['complete'] for e in ds.episodes)
+    assert ds.arrays['reward'].sum() >= 900 * episodes  # the shipped teacher keeps the pole up

@@ -1,0 +1,47 @@
+"""Record a dataset (and optionally a bag) with the privileged teacher driving the simulator:
+
+    ros2 launch distill_ros sim_teacher_record.launch.py task:=cartpole episodes:=20 dataset:=data/cartpole
+
+sim_node (lockstep, stamped JointState commands from teacher/action) + teacher_node + recorder_node,
+each with its parameter file from the package's config/ folder.
+"""
+from launch.actions import DeclareLaunchArgument
+from launch.substitutions import LaunchConfiguration, PathJoinSubstitution
+from launch_ros.actions import Node
+from launch_ros.parameter_descriptions import ParameterValue
+from launch_ros.substitutions import FindPackageShare
+
+from launch import LaunchDescription
+
+
+def config(name: str) -> PathJoinSubstitution:
+    return PathJoinSubstitution([FindPackageShare('distill_ros'), 'config', name])
+
+
+def generate_launch_description() -> LaunchDescription:
+    task, episodes = LaunchConfiguration('task'), LaunchConfiguration('episodes')
+    namespace = LaunchConfiguration('namespace')
+    arguments = [
+        DeclareLaunchArgument('task', default_value='cartpole', description='task name or task YAML path'),
+        DeclareLaunchArgument('episodes', default_value='10', description='episodes to simulate and record'),
+        DeclareLaunchArgument('seed', default_value='0', description='seed of the first episode'),
+        DeclareLaunchArgument('dataset', default_value='data/cartpole', description='dataset folder'),
+        DeclareLaunchArgument('bag', default_value='', description="rosbag2 folder to write ('' for none)"),
+        DeclareLaunchArgument('teacher_checkpoint', default_value='', description="'' = the shipped teacher"),
+        DeclareLaunchArgument('namespace', default_value='', description='namespace for every topic'),
+    ]
+    sim = Node(package='distill_ros', executable='sim_node', name='sim_node', namespace=namespace, output='screen',
+               parameters=[config('sim.yaml'), {'task': task, 'mode': 'lockstep', 'command_type': 'JointState',
+                                                'max_episodes': episodes, 'seed': LaunchConfiguration('seed')}],
+               remappings=[('commands', 'teacher/action')])
+    teacher = Node(package='distill_ros', executable='teacher_node', name='teacher_node', namespace=namespace,
+                   output='screen',
+                   parameters=[config('teacher.yaml'), {'task': task, 'checkpoint': ParameterValue(
+                       LaunchConfiguration('teacher_checkpoint'), value_type=str)}])
+    recorder = Node(package='distill_ros', executable='recorder_node', name='recorder_node', namespace=namespace,
+                    output='screen',
+                    parameters=[config('recorder.yaml'), {
+                        'task': task, 'max_episodes': episodes,
+                        'dataset': ParameterValue(LaunchConfiguration('dataset'), value_type=str),
+                        'bag': ParameterValue(LaunchConfiguration('bag'), value_type=str)}])
+    return LaunchDescription([*arguments, sim, teacher, recorder])
