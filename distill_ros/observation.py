@@ -256,3 +256,64 @@ def sensor_reading(joints, imu=None) -> SensorReading:
         reading.angular_velocity = np.array([g.x, g.y, g.z])
         reading.linear_acceleration = np.array([a.x, a.y, a.z])
     return reading
+
+
+class HistoryBuffer:
+    """The student's input: the last `history` steps, oldest first, each step the sensor
+    observation followed (when `action_dim` > 0) by the action executed after the previous one.
+
+    Preallocated and written twice (at `pos` and `pos + history`), so `window` is always one
+    contiguous view and a tick allocates nothing. Before the first push of an episode every slot
+    repeats the first observation with a zero previous action, which is exactly what
+    `history_steps` + `HistorySampler` build from a dataset for training.
+    """
+
+    def __init__(self, history: int, obs_dim: int, action_dim: int = 0, dtype=np.float32):
+        if history < 1:
+            raise ValueError(f'history must be >= 1, got {history}')
+        self.history, self.obs_dim, self.action_dim = history, obs_dim, action_dim
+        self.step_dim = obs_dim + action_dim
+        self._buf = np.zeros((2 * history, self.step_dim), dtype=dtype)
+        self._prev_action = np.zeros(action_dim, dtype=dtype)
+        self._pos = 0
+        self._started = False
+
+    def reset(self) -> None:
+        self._started = False
+        self._prev_action[:] = 0.0
+
+    def push(self, obs: np.ndarray) -> np.ndarray:
+        """Add this tick's observation; returns the (history, step_dim) window ending with it."""
+        h = self.history
+        if not self._started:
+            self._buf[:, :self.obs_dim] = obs
+            self._buf[:, self.obs_dim:] = 0.0
+            self._pos = h - 1
+            self._started = True
+        else:
+            self._pos = (self._pos + 1) % h
+            for row in (self._pos, self._pos + h):
+                self._buf[row, :self.obs_dim] = obs
+                self._buf[row, self.obs_dim:] = self._prev_action
+        return self.window
+
+    @property
+    def window(self) -> np.ndarray:
+        return self._buf[self._pos + 1:self._pos + 1 + self.history]
+
+    def set_action(self, action: np.ndarray) -> None:
+        """The action actually executed after the last pushed observation (enters the next step)."""
+        if self.action_dim:
+            self._prev_action[:] = action
+
+
+def history_steps(sensor_obs: np.ndarray, action: np.ndarray | None, episode_starts: np.ndarray) -> np.ndarray:
+    """Per-sample step rows [sensor_obs_t, action_{t-1}] of a dataset (zero action at an episode's
+    first sample), as `HistoryBuffer` builds them live. `action=None` gives the observation only."""
+    sensor_obs = np.asarray(sensor_obs, dtype=np.float32)
+    if action is None:
+        return sensor_obs
+    prev = np.zeros_like(action, dtype=np.float32)
+    prev[1:] = action[:-1]
+    prev[np.asarray(episode_starts, dtype=np.int64)] = 0.0
+    return np.concatenate([sensor_obs, prev], axis=1)

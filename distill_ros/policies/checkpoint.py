@@ -23,9 +23,10 @@ from typing import Any
 import numpy as np
 import torch
 from safetensors.torch import load_file, save_file
+from torch import nn
 
-from distill_ros.observation import ObsSpec
-from distill_ros.policies.mlp import GaussianMLP
+from distill_ros.observation import HistoryBuffer, ObsSpec
+from distill_ros.policies.students import build_model, is_history_policy
 
 FORMAT = 'distill_ros.checkpoint/1'
 WEIGHTS = 'model.safetensors'
@@ -39,7 +40,7 @@ class CheckpointError(ValueError):
 
 @dataclass
 class Checkpoint:
-    model: GaussianMLP
+    model: nn.Module                     # GaussianMLP (flat input) or a HistoryPolicy (window input)
     obs_source: str                      # 'privileged' or 'sensor'
     obs_spec: ObsSpec
     action_names: list[str]
@@ -50,12 +51,26 @@ class Checkpoint:
     provenance: dict[str, Any] = field(default_factory=dict)
     metrics: dict[str, Any] = field(default_factory=dict)
     path: Path | None = None
+    past_actions: bool = False           # history students: each step also holds the previous action
+
+    @property
+    def history(self) -> int | None:
+        """Window length for history students; None for a policy on one flat observation."""
+        return self.model.history if is_history_policy(self.model) else None
+
+    def history_buffer(self) -> HistoryBuffer:
+        """A fresh run-time history buffer shaped for this student (history 1 for flat policies)."""
+        return HistoryBuffer(self.history or 1, self.obs_spec.size, len(self.action_names) if self.past_actions else 0)
 
     def act(self, obs: np.ndarray) -> np.ndarray:
-        """Deterministic action (the distribution's mean), clipped to the action limits."""
+        """Deterministic action (the distribution's mean), clipped to the action limits. `obs` is a
+        flat observation for flat policies, a (history, step_dim) window for history students
+        (a leading batch dimension is kept when given)."""
+        x = torch.as_tensor(obs, dtype=torch.float32)
+        single = self.history is not None and x.ndim == 2
         with torch.no_grad():
-            mean = self.model(torch.as_tensor(obs, dtype=torch.float32)).numpy()
-        return np.clip(mean, self.action_low, self.action_high)
+            mean = self.model(x[None] if single else x).numpy()
+        return np.clip(mean[0] if single else mean, self.action_low, self.action_high)
 
     def check_task(self, obs_spec: ObsSpec, action_names: list[str], where: str = '') -> None:
         """Refuse to run on a task whose observation layout or actions differ from training."""
@@ -92,7 +107,9 @@ def save(ckpt: Checkpoint, folder: str | Path) -> Path:
         'role': ckpt.role,
         'task': ckpt.task,
         'architecture': ckpt.model.config(),
-        'observation': {'source': ckpt.obs_source, 'fields': ckpt.obs_spec.to_json()},
+        'observation': {'source': ckpt.obs_source, 'fields': ckpt.obs_spec.to_json(),
+                        **({'history': ckpt.history, 'past_actions': ckpt.past_actions}
+                           if ckpt.history is not None else {})},
         'action': {'names': list(ckpt.action_names), 'low': np.asarray(ckpt.action_low).tolist(),
                    'high': np.asarray(ckpt.action_high).tolist()},
         'provenance': ckpt.provenance,
@@ -121,20 +138,26 @@ def load(folder: str | Path) -> Checkpoint:
     if spec.get('format') != FORMAT:
         raise CheckpointError(f'{spec_path}: format is {spec.get("format")!r}, expected {FORMAT!r}')
     try:
-        arch = dict(spec['architecture'])
         obs = spec['observation']
         action = spec['action']
-        if arch.pop('type') != 'GaussianMLP':
-            raise CheckpointError(f'{spec_path}: unknown architecture type; expected GaussianMLP')
-        model = GaussianMLP(**arch)
+        model = build_model(spec['architecture'])
         obs_spec = ObsSpec.from_json(obs['fields'])
         source = obs['source']
+        past_actions = bool(obs.get('past_actions', False))
+    except ValueError as exc:
+        raise CheckpointError(f'{spec_path}: {exc}') from exc
     except (KeyError, TypeError) as exc:
         raise CheckpointError(f'{spec_path}: malformed spec ({exc!r}); expected keys architecture, '
                               f'observation.source, observation.fields, action.names/low/high') from exc
     if source not in OBS_SOURCES:
         raise CheckpointError(f'{spec_path}: observation.source is {source!r}; expected one of {OBS_SOURCES}')
-    if obs_spec.size != model.obs_dim:
+    if is_history_policy(model):
+        step = obs_spec.size + (len(action['names']) if past_actions else 0)
+        if step != model.step_dim:
+            raise CheckpointError(f'{spec_path}: observation fields hold {obs_spec.size} values'
+                                  f'{" plus the previous action" if past_actions else ""} per step but the '
+                                  f'model expects {model.step_dim}')
+    elif obs_spec.size != model.obs_dim:
         raise CheckpointError(f'{spec_path}: observation fields hold {obs_spec.size} values but the model '
                               f'expects {model.obs_dim}')
     try:
@@ -150,4 +173,4 @@ def load(folder: str | Path) -> Checkpoint:
                       action_low=np.asarray(action['low'], dtype=np.float64),
                       action_high=np.asarray(action['high'], dtype=np.float64), task=spec.get('task', ''),
                       role=spec.get('role', 'teacher'), provenance=spec.get('provenance', {}),
-                      metrics=spec.get('metrics', {}), path=folder)
+                      metrics=spec.get('metrics', {}), path=folder, past_actions=past_actions)
