@@ -53,6 +53,37 @@ def sensor_actor(checkpoint) -> Callable[[dict[str, np.ndarray]], np.ndarray]:
     return lambda obs: checkpoint.act(obs[SENSOR])
 
 
+class PolicyActor:
+    """Runs any checkpoint in `run_episodes`: a privileged teacher on `privileged_obs`; a sensor
+    policy through the same `HistoryBuffer` the student controller uses (previous actions
+    included when the student was trained with them). Pass `actor` as `act` and `actor.reset` as
+    `reset_policy`."""
+
+    def __init__(self, checkpoint):
+        self.checkpoint = checkpoint
+        self.privileged = checkpoint.obs_source == 'privileged'
+        self.buffer = checkpoint.history_buffer()
+        self.flat = checkpoint.history is None
+
+    def reset(self) -> None:
+        self.buffer.reset()
+
+    def __call__(self, obs: dict[str, np.ndarray]) -> np.ndarray:
+        if self.privileged:
+            return self.checkpoint.act(obs[PRIVILEGED])
+        if self.flat:
+            return self.checkpoint.act(obs[SENSOR])
+        action = self.checkpoint.act(self.buffer.push(obs[SENSOR]))
+        self.buffer.set_action(action)
+        return action
+
+
+def evaluate_checkpoint(checkpoint, env: DistillEnv, seeds: Sequence[int],
+                        progress: bool = False) -> list[EpisodeResult]:
+    actor = PolicyActor(checkpoint)
+    return run_episodes(env, actor, seeds, reset_policy=actor.reset, progress=progress)
+
+
 def summarize(results: Sequence[EpisodeResult]) -> dict[str, float]:
     returns = np.array([r.ret for r in results])
     half_width = 1.96 * returns.std(ddof=1) / np.sqrt(len(returns)) if len(returns) > 1 else float('nan')
