@@ -1,8 +1,201 @@
-"""The distillation job behind `distill-ros distill` and distill_node."""
+"""The distillation job behind `distill-ros distill` and distill_node.
+
+    data (dataset folder, or a rosbag2 bag replayed into one)
+      -> stage 1 .. n (progressive: teacher -> intermediate(s) -> student, each from the previous)
+      -> DAgger rounds on the final student (in-process, vectorized environments)
+      -> OUT/student (the final checkpoint), OUT/summary.json, evaluation of every stage
+
+Output folder:
+    OUT/student/                final student checkpoint
+    OUT/runs/<run>/best|last    per stage / DAgger round, with trainer state for --resume
+    OUT/learning_curve.jsonl    one record per evaluation of every run
+    OUT/tensorboard/            TensorBoard logs
+    OUT/dagger/round<k>/        the data each DAgger round collected (datasets)
+    OUT/summary.json            stages, DAgger rounds, evaluation
+"""
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import json
+import os
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from distill_ros.data.dataset import Dataset, DatasetError, load_dataset
+from distill_ros.distill.config import DistillConfig, load_config
+from distill_ros.distill.dagger import run_dagger
+from distill_ros.distill.evaluate import eval_seeds, evaluate_checkpoint, summarize
+from distill_ros.distill.trainer import describe, train_student, world
+from distill_ros.policies import checkpoint as ckpt_io
+from distill_ros.policies.checkpoint import Checkpoint
+from distill_ros.policies.mlp import parameter_count
+
+
+def load_data(dataset: str | Path | None, bag: str | Path | None, out: Path, task: str | None,
+              topics: str | None = None, log: Callable[[str], None] = print) -> Dataset:
+    if (dataset is None) == (bag is None):
+        raise ValueError('give exactly one of a dataset folder or a bag')
+    if bag is not None:
+        from distill_ros.data.bag import bag_to_dataset, topic_map
+        from distill_ros.data.dataset import DatasetSpec
+        from distill_ros.sim import DistillEnv
+        folder = out / 'dataset'
+        if not (folder / 'manifest.json').is_file():
+            env = DistillEnv(task or 'cartpole')
+            spec = DatasetSpec.for_env(env, teacher=True)
+            stats = bag_to_dataset(bag, folder, spec, env.task.imu_body is not None, topic_map(topics), progress=True)
+            log(f'{bag} -> {folder}: {stats.episodes} episodes, {stats.samples} samples')
+        dataset = folder
+    data = load_dataset(dataset)
+    for problem in data.problems:
+        log(f'warning: {problem}')
+    if len(data) == 0:
+        raise DatasetError(f'{dataset} holds no complete episodes to train on')
+    return data
+
+
+def _copy_checkpoint(src: Path, dst: Path) -> None:
+    tmp = dst.with_name(dst.name + '.tmp')
+    if tmp.exists():
+        shutil.rmtree(tmp)
+    shutil.copytree(src, tmp)
+    if dst.exists():
+        shutil.rmtree(dst)
+    os.replace(tmp, dst)
+
+
+def run_distill(data: Dataset, teacher: Checkpoint, cfg: DistillConfig, out: str | Path, resume: bool = False,
+                progress: bool = True, log: Callable[[str], None] = print,
+                on_eval: Callable[[str, int, dict], None] | None = None) -> dict[str, Any]:
+    out = Path(out)
+    rank, world_size = world()
+    if rank == 0:
+        out.mkdir(parents=True, exist_ok=True)
+        if not resume and (out / 'learning_curve.jsonl').exists():
+            (out / 'learning_curve.jsonl').unlink()
+    task = data.spec.task
+    if cfg.dagger.rounds and world_size > 1:
+        raise ValueError('dagger.rounds > 0 under torchrun: run DAgger in one process (torchrun is for the '
+                         'offline stages); set dagger.rounds: 0 or drop torchrun')
+    if teacher.task and teacher.task != task:
+        raise ValueError(f'teacher {teacher.path} was trained on task {teacher.task!r} but the data is of {task!r}')
+    stages = cfg.stage_students()
+    summary: dict[str, Any] = {'task': task, 'teacher': str(teacher.path),
+                               'teacher_params': parameter_count(teacher.model), 'dataset': str(data.folder),
+                               'samples': len(data),
+                               'episodes': len(data.episode_starts), 'config': cfg.to_dict(), 'stages': []}
+    current_teacher = teacher
+    student = None
+    for i, scfg in enumerate(stages):
+        run = 'offline' if len(stages) == 1 else f'stage{i + 1}'
+        log(f'{run}: {describe(scfg)} from {"the teacher" if i == 0 else f"stage{i}"} on {len(data)} samples')
+        student = train_student(data, current_teacher, cfg, out, run=run, student_cfg=scfg, resume=resume,
+                                progress=progress, teacher_feature=None if i == 0 else 'latent',
+                                on_eval=(lambda step, rec, r=run: on_eval(r, step, rec)) if on_eval else None)
+        summary['stages'].append({'run': run, 'student': describe(scfg), 'params': parameter_count(student.model),
+                                  'checkpoint': str(out / 'runs' / run / 'best'), **student.metrics})
+        current_teacher = student
+    assert student is not None
+    if cfg.dagger.rounds:
+        last_scfg = stages[-1]
+
+        def retrain(dagger_data, init, k):
+            return train_student(dagger_data, teacher, cfg, out, run=f'dagger{k}', student_cfg=last_scfg, init=init,
+                                 steps=cfg.dagger.steps_per_round, resume=resume, progress=progress,
+                                 on_eval=(lambda step, rec, r=f'dagger{k}': on_eval(r, step, rec)) if on_eval else None)
+        student, rounds = run_dagger(task, teacher, student, data, cfg, out, retrain, progress=progress, log=log)
+        summary['dagger'] = [dataclasses.asdict(r) for r in rounds]
+    if rank == 0:
+        _copy_checkpoint(Path(student.path), out / 'student')
+        student.path = out / 'student'
+        summary['student'] = str(out / 'student')
+        summary['student_params'] = parameter_count(student.model)
+        if cfg.eval.episodes:
+            from distill_ros.sim import DistillEnv
+            env = DistillEnv(task)
+            seeds = eval_seeds(cfg.eval.episodes)
+            summary['eval'] = {'episodes': cfg.eval.episodes,
+                               'teacher': summarize(evaluate_checkpoint(teacher, env, seeds, progress=progress))}
+            for stage in summary['stages']:
+                ck = ckpt_io.load(stage['checkpoint'])
+                summary['eval'][stage['run']] = summarize(evaluate_checkpoint(ck, env, seeds, progress=progress))
+            if cfg.dagger.rounds:
+                summary['eval']['student'] = summarize(evaluate_checkpoint(student, env, seeds, progress=progress))
+            t = summary['eval']['teacher']['mean_return']
+            for row in summary['eval'].values():
+                if isinstance(row, dict):
+                    row['ratio'] = row['mean_return'] / t if t else float('nan')
+        (out / 'summary.json').write_text(json.dumps(summary, indent=2) + '\n')
+    return summary
+
+
+def cmd_distill(args: argparse.Namespace) -> int:
+    import torch.distributed as dist
+    overrides: dict[str, dict[str, Any]] = {}
+    for item in args.set or []:
+        key, sep, value = item.partition('=')
+        section, dot, name = key.partition('.')
+        if not sep or not dot:
+            raise ValueError(f'--set {item!r}: expected SECTION.KEY=VALUE, e.g. train.steps=500')
+        import yaml
+        overrides.setdefault(section, {})[name] = yaml.safe_load(value)
+    cfg = load_config(args.config, overrides)
+    if int(os.environ.get('WORLD_SIZE', '1')) > 1 and not dist.is_initialized():
+        import torch
+        dist.init_process_group('nccl' if torch.cuda.is_available() else 'gloo')
+    try:
+        teacher = ckpt_io.load(args.teacher)
+        out = Path(args.out)
+        data = load_data(args.dataset, args.bag, out, args.task, args.topics)
+        summary = run_distill(data, teacher, cfg, out, resume=args.resume, progress=not args.no_progress)
+    finally:
+        if dist.is_initialized():
+            dist.destroy_process_group()
+    if world()[0] == 0 and 'eval' in summary:
+        ev = summary['eval']
+        t = ev['teacher']
+        print(f"teacher ({summary['teacher_params']} parameters): {t['mean_return']:.1f} ± {t['ci95']:.1f}")
+        for name, row in ev.items():
+            if name not in ('teacher', 'episodes'):
+                print(f"{name}: {row['mean_return']:.1f} ± {row['ci95']:.1f} (ratio {row['ratio']:.3f})")
+    print(f'student checkpoint: {Path(args.out) / "student"}; summary: {Path(args.out) / "summary.json"}')
+    return 0
+
+
+def cmd_collect(args: argparse.Namespace) -> int:
+    from distill_ros.distill.dagger import collect_teacher_dataset
+    from distill_ros.policies.teachers import shipped_teacher
+    teacher = ckpt_io.load(args.teacher or shipped_teacher(args.task))
+    data = collect_teacher_dataset(args.task, teacher, args.out, args.episodes, seed_base=args.seed, envs=args.envs,
+                                   progress=not args.no_progress)
+    print(f'{args.out}: {len(data.episode_starts)} episodes, {len(data)} samples of {args.task} teacher rollouts')
+    return 0
 
 
 def add_commands(sub: argparse._SubParsersAction) -> None:
-    """Register `distill-ros distill`."""
+    """Register `distill-ros distill` and `distill-ros collect`."""
+    c = sub.add_parser('collect', help='record teacher rollouts in-process into a dataset (no ROS needed)')
+    c.add_argument('--task', default='cartpole')
+    c.add_argument('--teacher', help='teacher checkpoint (default: the shipped teacher of the task)')
+    c.add_argument('--episodes', type=int, default=20)
+    c.add_argument('--seed', type=int, default=0, help='seed of the first episode (episode i uses seed + i)')
+    c.add_argument('--envs', type=int, default=4, help='environments stepped together')
+    c.add_argument('--out', required=True, help='dataset folder to create or append to')
+    c.add_argument('--no-progress', action='store_true')
+    c.set_defaults(func=cmd_collect)
+    p = sub.add_parser('distill', help='distil a teacher into a small sensor-only student')
+    src = p.add_mutually_exclusive_group(required=True)
+    src.add_argument('--dataset', help='dataset folder (from recorder_node, bag2dataset or the demo)')
+    src.add_argument('--bag', help='rosbag2 bag folder (MCAP or sqlite3), replayed into OUT/dataset first')
+    p.add_argument('--teacher', required=True, help='teacher checkpoint folder')
+    p.add_argument('--config', help='distillation YAML (default: config/distill/default.yaml)')
+    p.add_argument('--out', required=True, help='output folder')
+    p.add_argument('--task', help='task of the bag (default cartpole; datasets name their task)')
+    p.add_argument('--topics', help='with --bag: YAML mapping streams to topics')
+    p.add_argument('--set', action='append', metavar='SECTION.KEY=VALUE', help='override a config value')
+    p.add_argument('--resume', action='store_true', help='continue an interrupted job in OUT')
+    p.add_argument('--no-progress', action='store_true')
+    p.set_defaults(func=cmd_distill)

@@ -1,0 +1,205 @@
+"""In-process data collection over several environments stepped together, and DAgger.
+
+`collect_episodes` runs the executing policy (the teacher with probability `beta` at every step,
+otherwise the student) and has the teacher label every visited state; each finished episode is
+written as a dataset shard, exactly the fields the live recorder writes. With `student=None` (or
+beta 1) it is plain teacher data collection.
+
+`run_dagger` (Ross et al. 2011): round k collects with beta_k = beta * beta_decay**k, aggregates
+the new episodes with all earlier data, and continues training the student on the aggregate.
+The same loop over ROS topics is dagger.launch.py (student_controller drives sim_node,
+teacher_node labels, recorder_node records).
+"""
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from distill_ros.data.dataset import Dataset, DatasetSpec, DatasetWriter, load_dataset
+from distill_ros.distill.config import DistillConfig
+from distill_ros.distill.evaluate import EpisodeResult
+from distill_ros.policies.checkpoint import Checkpoint
+from distill_ros.sim import PRIVILEGED, SENSOR, DistillEnv
+
+# Seeds of collected training episodes: below evaluate.EVAL_SEED_BASE, apart from teacher training's.
+DAGGER_SEED_BASE = 500_000
+
+
+@dataclass
+class CollectStats:
+    episodes: int = 0
+    samples: int = 0
+    teacher_steps: int = 0
+    student_steps: int = 0
+    results: list[EpisodeResult] = field(default_factory=list)
+
+    @property
+    def mean_return(self) -> float:
+        return float(np.mean([r.ret for r in self.results])) if self.results else float('nan')
+
+
+def collect_episodes(task: str, teacher: Checkpoint, seeds: Sequence[int], writer: DatasetWriter,
+                     student: Checkpoint | None = None, beta: float = 1.0, envs: int = 4, mix_seed: int = 0,
+                     max_episode_steps: int = 0, progress: bool = True, meta: dict | None = None) -> CollectStats:
+    """Roll out episodes (one per seed) on up to `envs` environments at once; write each to `writer`."""
+    if student is None and beta < 1.0:
+        raise ValueError('beta < 1 needs a student to execute')
+    pool = [DistillEnv(task) for _ in range(min(envs, len(seeds)))]
+    teacher.check_task(pool[0].privileged_spec if teacher.obs_source == 'privileged' else pool[0].sensor_spec,
+                       pool[0].action_names)
+    if student is not None:
+        student.check_task(pool[0].sensor_spec, pool[0].action_names)
+    rng = np.random.default_rng(mix_seed)
+    queue = list(seeds)
+    stats = CollectStats()
+    bar = None
+    if progress:
+        from tqdm import tqdm
+        bar = tqdm(total=len(queue), desc=f'collecting {task} (beta {beta:.2f})', unit='episode', leave=False,
+                   disable=None)
+    slots: list[dict | None] = [None] * len(pool)
+    buffers = [student.history_buffer() if student is not None else None for _ in pool]
+    teacher_buffers = [teacher.history_buffer() for _ in pool]
+
+    def start(i: int) -> None:
+        if not queue:
+            slots[i] = None
+            return
+        seed = int(queue.pop(0))
+        obs, info = pool[i].reset(seed=seed)
+        if buffers[i] is not None:
+            buffers[i].reset()
+        teacher_buffers[i].reset()
+        slots[i] = {'seed': seed, 'obs': obs, 'info': info, 'rows': {k: [] for k in
+                    ('sensor_obs', 'privileged_obs', 'action', 'reward', 'terminated', 'truncated', 'stamp_ns',
+                     'teacher_action', 'teacher_mean', 'teacher_std')}, 'ret': 0.0, 't': 0}
+
+    for i in range(len(pool)):
+        start(i)
+    while any(s is not None for s in slots):
+        active = [i for i, s in enumerate(slots) if s is not None]
+        with torch.no_grad():
+            if teacher.obs_source == 'privileged':
+                t_in = torch.as_tensor(np.stack([slots[i]['obs'][PRIVILEGED] for i in active]), dtype=torch.float32)
+            else:
+                t_in = torch.as_tensor(np.stack([teacher_buffers[i].push(slots[i]['obs'][SENSOR]) for i in active]),
+                                       dtype=torch.float32)
+            t_mean = teacher.model(t_in).numpy().astype(np.float64)
+            t_std = np.broadcast_to(teacher.model.log_std.exp().numpy(), t_mean.shape)
+            t_act = np.clip(t_mean, teacher.action_low, teacher.action_high)
+            if student is not None and beta < 1.0:
+                windows = np.stack([buffers[i].push(slots[i]['obs'][SENSOR]) for i in active])
+                s_act = np.clip(student.model(torch.as_tensor(windows)).numpy().astype(np.float64),
+                                student.action_low, student.action_high)
+            else:
+                s_act = None
+        for j, i in enumerate(active):
+            slot, env = slots[i], pool[i]
+            use_teacher = s_act is None or rng.random() < beta
+            action = t_act[j] if use_teacher else s_act[j]
+            if use_teacher:
+                stats.teacher_steps += 1
+            else:
+                stats.student_steps += 1
+            if buffers[i] is not None:
+                buffers[i].set_action(action)
+            if teacher.past_actions:
+                teacher_buffers[i].set_action(action)
+            rows = slot['rows']
+            rows['sensor_obs'].append(slot['obs'][SENSOR])
+            rows['privileged_obs'].append(slot['obs'][PRIVILEGED])
+            rows['stamp_ns'].append(int(round(env.sim_time * 1e9)))
+            obs, reward, terminated, truncated, _ = env.step(action)
+            slot['t'] += 1
+            if max_episode_steps and slot['t'] >= max_episode_steps and not terminated:
+                truncated = True
+            for k, v in (('action', action), ('reward', reward), ('terminated', terminated), ('truncated', truncated),
+                         ('teacher_action', t_act[j]), ('teacher_mean', t_mean[j]), ('teacher_std', t_std[j])):
+                rows[k].append(v)
+            slot['ret'] += reward
+            slot['obs'] = obs
+            if terminated or truncated:
+                arrays = {k: np.asarray(v) for k, v in rows.items()}
+                info = slot['info']
+                writer.write_episode(arrays, {'task': task, 'seed': slot['seed'],
+                                              'latency_steps': int(info['latency_steps']),
+                                              'dynamics': info['dynamics'], 'complete': True, 'beta': beta,
+                                              **(meta or {})})
+                stats.episodes += 1
+                stats.samples += len(arrays['reward'])
+                stats.results.append(EpisodeResult(slot['seed'], slot['ret'], slot['t'], bool(terminated)))
+                if bar is not None:
+                    bar.update(1)
+                    bar.set_postfix(mean_return=f'{stats.mean_return:.1f}')
+                start(i)
+    if bar is not None:
+        bar.close()
+    for env in pool:
+        env.close()
+    return stats
+
+
+def dataset_spec(task: str) -> DatasetSpec:
+    env = DistillEnv(task)
+    try:
+        return DatasetSpec.for_env(env, teacher=True)
+    finally:
+        env.close()
+
+
+def collect_teacher_dataset(task: str, teacher: Checkpoint, out: str | Path, episodes: int, seed_base: int = 0,
+                            envs: int = 4, progress: bool = True) -> Dataset:
+    """Teacher rollouts (the fast in-process equivalent of sim + teacher + recorder nodes)."""
+    writer = DatasetWriter(out, dataset_spec(task))
+    collect_episodes(task, teacher, list(range(seed_base, seed_base + episodes)), writer, envs=envs,
+                     progress=progress, meta={'source': 'teacher'})
+    return load_dataset(out)
+
+
+@dataclass
+class DaggerRound:
+    round: int
+    beta: float
+    episodes: int
+    samples: int
+    student_steps: int
+    teacher_steps: int
+    collect_return: float
+
+
+def run_dagger(task: str, teacher: Checkpoint, student: Checkpoint, base: Dataset, cfg: DistillConfig,
+               out: str | Path, train: Callable[..., Checkpoint], progress: bool = True,
+               log: Callable[[str], None] = print) -> tuple[Checkpoint, list[DaggerRound]]:
+    """`cfg.dagger.rounds` rounds of collect-with-mixing, aggregate, retrain (`train(data, init, round)`)."""
+    from distill_ros.distill.trainer import concat_datasets
+    d = cfg.dagger
+    out = Path(out)
+    spec = base.spec
+    parts = [base]
+    rounds = []
+    for k in range(d.rounds):
+        beta = d.beta * d.beta_decay ** k
+        folder = out / 'dagger' / f'round{k + 1}'
+        writer = DatasetWriter(folder, spec)
+        start = DAGGER_SEED_BASE + 10_000 * cfg.train.seed + 1000 * k
+        already = writer.episodes   # resume: a finished round is not collected twice
+        if already < d.episodes_per_round:
+            stats = collect_episodes(task, teacher, list(range(start + already, start + d.episodes_per_round)),
+                                     writer, student=student, beta=beta, envs=d.envs, mix_seed=start,
+                                     max_episode_steps=d.max_episode_steps, progress=progress,
+                                     meta={'source': 'dagger', 'round': k + 1})
+        else:
+            stats = CollectStats(episodes=0)
+        parts.append(load_dataset(folder))
+        data = concat_datasets(parts)
+        rounds.append(DaggerRound(k + 1, beta, stats.episodes, len(parts[-1]), stats.student_steps,
+                                  stats.teacher_steps, stats.mean_return))
+        log(f'DAgger round {k + 1}: beta {beta:.3f}, {stats.episodes} episodes '
+            f'(student acted {stats.student_steps} steps, mean return {stats.mean_return:.1f}); '
+            f'training on {len(data)} aggregated samples')
+        student = train(data, student, k + 1)
+    return student, rounds
