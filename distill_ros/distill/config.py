@@ -41,13 +41,13 @@ class BCConfig:
 
 @dataclass
 class KLConfig:
-    weight: float = 0.0
+    weight: float = 0.1
     direction: str = 'forward'         # forward: KL(teacher || student); reverse: KL(student || teacher)
 
 
 @dataclass
 class FeatureConfig:
-    weight: float = 0.0
+    weight: float = 0.1
     teacher_feature: str = 'latent'    # a named feature of the teacher (hidden0, ..., latent)
 
 
@@ -60,7 +60,7 @@ class LossConfig:
 
 @dataclass
 class TrainConfig:
-    steps: int = 3000                  # optimizer steps (per stage / per DAgger round: see dagger)
+    steps: int = 2000                  # optimizer steps (per stage / per DAgger round: see dagger)
     batch_size: int = 256              # global batch (split across ranks under torchrun)
     lr: float = 1e-3
     weight_decay: float = 0.0
@@ -74,7 +74,7 @@ class TrainConfig:
 
 @dataclass
 class DaggerConfig:
-    rounds: int = 0
+    rounds: int = 3
     envs: int = 4                      # environments stepped together (batched student inference)
     episodes_per_round: int = 8
     max_episode_steps: int = 0         # 0: the task's episode length

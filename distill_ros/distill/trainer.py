@@ -190,7 +190,7 @@ def student_checkpoint(student: HistoryPolicy, scfg: StudentConfig, data: Datase
         metrics=metrics)
 
 
-def train_student(data: Dataset, teacher: Checkpoint, cfg: DistillConfig, out: str | Path, run: str = 'student',
+def train_student(data: Dataset, teacher: Checkpoint, cfg: DistillConfig, out: str | Path, run: str = 'offline',
                   student_cfg: StudentConfig | None = None, init: Checkpoint | None = None, steps: int | None = None,
                   resume: bool = False, progress: bool = True, on_eval=None,
                   teacher_feature: str | None = None) -> Checkpoint:
@@ -241,7 +241,7 @@ def train_student(data: Dataset, teacher: Checkpoint, cfg: DistillConfig, out: s
         model = nn.parallel.DistributedDataParallel(objective)
     optimizer = torch.optim.AdamW(objective.parameters(), lr=tc.lr, weight_decay=tc.weight_decay)
     generator = torch.Generator().manual_seed(tc.seed + 7919)
-    state = {'step': 0, 'best_val': math.inf, 'bad_evals': 0, 'done': False, 'wall_s': 0.0}
+    state = {'step': 0, 'best_val': math.inf, 'bad_evals': 0, 'stopped': False, 'wall_s': 0.0}
     best_state = None
     if resume and (run_dir / 'trainer_state.json').is_file():
         state = json.loads((run_dir / 'trainer_state.json').read_text())
@@ -293,7 +293,7 @@ def train_student(data: Dataset, teacher: Checkpoint, cfg: DistillConfig, out: s
     started = time.monotonic() - state['wall_s']
     running = 0.0
     objective.train()
-    while state['step'] < steps and not state['done']:
+    while state['step'] < steps and not state['stopped']:
         pick = train_t[torch.randint(len(train_t), (tc.batch_size,), generator=generator)]
         mine = pick[rank * share:(rank + 1) * share]
         total, _ = compute_losses(model, step_rows[index[mine]], labels_at(mine), cfg)
@@ -316,7 +316,7 @@ def train_student(data: Dataset, teacher: Checkpoint, cfg: DistillConfig, out: s
             else:
                 state['bad_evals'] += 1
                 if state['bad_evals'] >= tc.patience:
-                    state['done'] = True
+                    state['stopped'] = True   # early stopping: no improvement for `patience` evaluations
             state['wall_s'] = time.monotonic() - started
             record = {'run': run, 'step': state['step'], 'train_loss': running, 'val_loss': val, 'losses': parts,
                       'wall_s': round(state['wall_s'], 2)}
@@ -356,10 +356,9 @@ def train_student(data: Dataset, teacher: Checkpoint, cfg: DistillConfig, out: s
     if best_state is not None:
         objective.student.load_state_dict(best_state)
     metrics = {'best_val_loss': state['best_val'], 'steps': state['step'], 'wall_s': round(state['wall_s'], 2),
-               'early_stopped': bool(state['done'] and state['step'] < steps)}
+               'early_stopped': bool(state['stopped'])}
     result = student_checkpoint(objective.student, scfg, data, teacher, cfg, run, metrics)
     if rank == 0:
-        state['done'] = True
         final_state = {**state, 'optimizer': _optimizer_tensors(optimizer)[1]}
         (run_dir / 'trainer_state.json').write_text(json.dumps(final_state))
         ckpt_io.save(result, run_dir / 'best')

@@ -1,10 +1,106 @@
-"""distill_node: not implemented yet (see the project's open issues); exits with status 2 and says so."""
-import sys
+"""distill_node: the offline distillation job (`distill-ros distill`) as a ROS 2 node.
+
+Parameters (config/distill_node.yaml): the data (`dataset` folder or `bag`), the `teacher`
+checkpoint (empty: the task's shipped teacher), the distillation `config` YAML, the `out` folder.
+Everything is checked at start (a bad config, a missing dataset or a teacher that does not fit
+exits with status 2 before any training). The job runs on a worker thread while the node
+publishes its progress on /diagnostics (run, step, validation loss; once per evaluation and
+once per second); it writes OUT/student and exits 0, or reports ERROR and exits 1.
+"""
+from __future__ import annotations
+
+import threading
+import time
+import traceback
+
+from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
+
+from distill_ros.distill.config import ConfigError, load_config
+from distill_ros.distill.runner import load_data, run_distill
+from distill_ros.nodes.common import RELIABLE, FinishingNode, run
+from distill_ros.nodes.params import Param, ParameterError, declare
+from distill_ros.policies import checkpoint as ckpt_io
+from distill_ros.policies.teachers import shipped_teacher
+
+PARAMS = (
+    Param('dataset', '', 'dataset folder to distil from (give this or bag)'),
+    Param('bag', '', 'rosbag2 bag folder (MCAP or sqlite3) replayed into OUT/dataset first'),
+    Param('task', 'cartpole', 'task of the bag, and of the shipped teacher when teacher is empty'),
+    Param('teacher', '', 'teacher checkpoint folder; empty: the teacher shipped for the task'),
+    Param('config', '', 'distillation YAML; empty: config/distill/default.yaml'),
+    Param('out', '', 'output folder (required): OUT/student, OUT/summary.json, OUT/runs/...'),
+    Param('resume', False, 'continue an interrupted job in OUT'),
+)
+
+
+class DistillNode(FinishingNode):
+    def __init__(self):
+        super().__init__('distill_node')
+        p = declare(self, PARAMS)
+        self.params = p
+        if not p['out']:
+            raise ParameterError("parameter 'out': empty; expected the output folder for the student")
+        if bool(p['dataset']) == bool(p['bag']):
+            raise ParameterError("parameters 'dataset' and 'bag': give exactly one of them "
+                                 f"(got dataset={p['dataset']!r}, bag={p['bag']!r})")
+        try:
+            self.cfg = load_config(p['config'] or None)
+        except (ConfigError, FileNotFoundError) as exc:
+            raise ParameterError(f"parameter 'config': {exc}") from exc
+        try:
+            self.teacher = ckpt_io.load(p['teacher'] or shipped_teacher(p['task']))
+        except ckpt_io.CheckpointError as exc:
+            raise ParameterError(f"parameter 'teacher': {exc}") from exc
+        self.diagnostics_pub = self.create_publisher(DiagnosticArray, '/diagnostics', RELIABLE)
+        self.state = {'phase': 'loading data', 'run': '', 'step': 0, 'val_loss': float('nan')}
+        self.level = DiagnosticStatus.OK
+        from pathlib import Path
+        self.out = Path(p['out'])
+        try:
+            self.data = load_data(p['dataset'] or None, p['bag'] or None, self.out, p['task'],
+                                  log=self.get_logger().info)
+        except (ValueError, FileNotFoundError) as exc:
+            raise ParameterError(f"parameter '{'dataset' if p['dataset'] else 'bag'}': {exc}") from exc
+        self.started = time.monotonic()
+        self.create_timer(1.0, self.publish_diagnostics)
+        self.worker = threading.Thread(target=self.work, name='distill', daemon=True)
+        self.worker.start()
+        self.get_logger().info(f'distilling {self.teacher.path} on {len(self.data)} samples into {self.out}')
+
+    def on_eval(self, run_name: str, step: int, record: dict) -> None:
+        self.state.update(phase='training', run=run_name, step=step, val_loss=record['val_loss'])
+        self.publish_diagnostics()
+
+    def work(self) -> None:
+        try:
+            summary = run_distill(self.data, self.teacher, self.cfg, self.out, resume=self.params['resume'],
+                                  progress=False, log=self.get_logger().info, on_eval=self.on_eval)
+            self.state.update(phase='done', student=str(self.out / 'student'))
+            if 'eval' in summary:
+                self.state['student_return'] = summary['eval'].get('student', summary['eval'].get('offline', {})).get(
+                    'mean_return', float('nan'))
+            self.publish_diagnostics()
+            self.get_logger().info(f'student written to {self.out / "student"}')
+            self.finish(0)
+        except Exception as exc:  # noqa: BLE001 - reported on /diagnostics and as the exit status
+            self.level = DiagnosticStatus.ERROR
+            self.state.update(phase='failed', error=str(exc))
+            self.publish_diagnostics()
+            self.get_logger().error(f'distillation failed: {exc}\n{traceback.format_exc()}')
+            self.finish(1)
+
+    def publish_diagnostics(self) -> None:
+        status = DiagnosticStatus(name=f'{self.get_name()}: distillation', hardware_id=self.data.spec.task,
+                                  level=self.level, message=str(self.state['phase']))
+        values = {**self.state, 'elapsed_s': round(time.monotonic() - self.started, 1)}
+        status.values = [KeyValue(key=k, value=str(v)) for k, v in values.items()]
+        array = DiagnosticArray(status=[status])
+        array.header.stamp = self.get_clock().now().to_msg()
+        self.diagnostics_pub.publish(array)
 
 
 def main(args=None) -> None:
-    print('distill_node is not implemented yet in this version of distill_ros', file=sys.stderr)
-    raise SystemExit(2)
+    raise SystemExit(run(DistillNode, args))
 
 
 if __name__ == '__main__':

@@ -1,0 +1,298 @@
+"""Distillation: the losses against independent references, the history windows training and
+deployment share, the trainer (early stopping, resume, DDP), DAgger's mixing and aggregation,
+progressive stages, and a distilled cartpole student against a random policy."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from safetensors.torch import load_file
+from torch import distributions as D
+
+from distill_ros.data.dataset import DatasetWriter, load_dataset
+from distill_ros.distill.config import ConfigError, load_config, parse_config
+from distill_ros.distill.dagger import collect_episodes, collect_teacher_dataset, dataset_spec, run_dagger
+from distill_ros.distill.evaluate import eval_seeds, evaluate_checkpoint, run_episodes, summarize
+from distill_ros.distill.losses import bc_loss, categorical_kl, feature_loss, gaussian_kl, logit_loss
+from distill_ros.distill.runner import run_distill
+from distill_ros.distill.trainer import concat_datasets, policy_inputs, teacher_labels, train_student
+from distill_ros.observation import HistoryBuffer
+from distill_ros.policies import checkpoint as ckpt_io
+from distill_ros.policies.teachers import shipped_student, shipped_teacher
+from distill_ros.sim import DistillEnv
+
+TINY = {'train': {'steps': 60, 'eval_every': 20, 'batch_size': 64, 'patience': 100},
+        'student': {'sizes': {'hidden': [16, 16]}}, 'dagger': {'rounds': 0}, 'eval': {'episodes': 0}}
+
+
+def tiny(**sections) -> dict:
+    cfg = {k: dict(v) for k, v in TINY.items()}
+    for key, value in sections.items():
+        cfg[key] = {**cfg.get(key, {}), **value}
+    return cfg
+
+
+@pytest.fixture(scope='module')
+def teacher():
+    return ckpt_io.load(shipped_teacher('cartpole'))
+
+
+@pytest.fixture(scope='module')
+def data(tmp_path_factory, teacher):
+    return collect_teacher_dataset('cartpole', teacher, tmp_path_factory.mktemp('data') / 'd', episodes=4,
+                                   progress=False)
+
+
+# ---------------------------------------------------------------- losses
+
+def test_gaussian_kl_matches_torch_distributions_both_directions():
+    g = torch.Generator().manual_seed(0)
+    mp, mq = torch.randn(32, 3, generator=g), torch.randn(32, 3, generator=g)
+    sp, sq = torch.rand(32, 3, generator=g) + 0.1, torch.rand(32, 3, generator=g) + 0.1
+    p, q = D.Independent(D.Normal(mp, sp), 1), D.Independent(D.Normal(mq, sq), 1)
+    torch.testing.assert_close(gaussian_kl(mp, sp, mq, sq), D.kl_divergence(p, q).mean())
+    # forward = KL(teacher || student), reverse = KL(student || teacher)
+    torch.testing.assert_close(logit_loss(mq, sq, mp, sp, 'forward'), D.kl_divergence(p, q).mean())
+    torch.testing.assert_close(logit_loss(mq, sq, mp, sp, 'reverse'), D.kl_divergence(q, p).mean())
+    assert float(gaussian_kl(mp, sp, mp, sp)) == pytest.approx(0.0, abs=1e-7)
+    assert float(gaussian_kl(mp, sp, mq, sq)) > 0.1
+
+
+def test_categorical_kl_is_rusu_tempered_kl():
+    g = torch.Generator().manual_seed(1)
+    teacher_logits, student_logits = torch.randn(16, 5, generator=g), torch.randn(16, 5, generator=g)
+    for temperature in (0.5, 1.0, 2.0):
+        target = D.Categorical(logits=teacher_logits / temperature)
+        expected = D.kl_divergence(target, D.Categorical(logits=student_logits)).mean()
+        torch.testing.assert_close(categorical_kl(teacher_logits, student_logits, temperature), expected)
+    assert float(categorical_kl(teacher_logits, teacher_logits, 1.0)) == pytest.approx(0.0, abs=1e-6)
+    # a low temperature sharpens the target: the student matching the raw logits is then off
+    assert float(categorical_kl(teacher_logits, teacher_logits, 0.1)) > 0.05
+    with pytest.raises(ValueError, match='temperature'):
+        categorical_kl(teacher_logits, student_logits, 0.0)
+
+
+def test_bc_and_feature_losses():
+    a, b = torch.tensor([[1.0, 2.0], [0.0, 0.0]]), torch.tensor([[0.0, 2.0], [0.0, 3.0]])
+    assert float(bc_loss(a, b, 'mse')) == pytest.approx((1.0 + 9.0) / 2)      # summed over actions, mean over batch
+    assert float(bc_loss(a, b, 'huber')) == pytest.approx((0.5 + 2.5) / 2)    # delta 1: 0.5 x^2 inside, |x|-0.5 out
+    assert float(bc_loss(a, a, 'huber')) == 0.0
+    assert float(feature_loss(a, b)) == pytest.approx(10.0 / 4)
+    with pytest.raises(ValueError, match="unknown behavioural cloning loss 'l1'"):
+        bc_loss(a, b, 'l1')
+
+
+# ---------------------------------------------------------------- config
+
+def test_config_errors_name_the_key(tmp_path):
+    with pytest.raises(ConfigError, match=r'unknown key train\.stepz'):
+        parse_config({'train': {'stepz': 3}})
+    with pytest.raises(ConfigError, match=r"losses\.kl\.direction is 'sideways'"):
+        parse_config({'losses': {'kl': {'direction': 'sideways'}}})
+    with pytest.raises(ConfigError, match=r'student\.history is 0'):
+        parse_config({'student': {'history': 0}})
+    with pytest.raises(ConfigError, match=r'progressive\.stages\[0\]\.type'):
+        parse_config({'progressive': {'stages': [{'type': 'transformer'}]}})
+    with pytest.raises(ConfigError, match=r'train\.batch_size: expected int'):
+        parse_config({'train': {'batch_size': 'many'}})
+    bad = tmp_path / 'bad.yaml'
+    bad.write_text('train: [1, 2\n')
+    with pytest.raises(ConfigError, match='not valid YAML'):
+        load_config(bad)
+    for name in ('default', 'bc', 'progressive'):
+        load_config(Path(__file__).resolve().parent.parent / 'config' / 'distill' / f'{name}.yaml')
+
+
+# ---------------------------------------------------------------- windows
+
+def test_training_windows_equal_the_runtime_history_buffer(data):
+    """What the trainer feeds the student for sample i is exactly what HistoryBuffer gives at run time."""
+    for history, past_actions in ((1, False), (5, True), (8, False)):
+        steps, index = policy_inputs((history, past_actions), data)
+        a = len(data.spec.action_names)
+        for ep in range(2):
+            episode = data.episode(ep)
+            start = int(data.episode_starts[ep])
+            buffer = HistoryBuffer(history, data.spec.sensor.size, a if past_actions else 0)
+            for t in range(40):
+                window = buffer.push(episode['sensor_obs'][t])
+                buffer.set_action(episode['action'][t])
+                np.testing.assert_allclose(steps[index[start + t]].numpy(), window, rtol=1e-6, atol=1e-6)
+
+
+# ---------------------------------------------------------------- trainer
+
+def test_labels_are_the_teachers_distribution(data, teacher):
+    labels = teacher_labels(teacher, data, 'latent')
+    np.testing.assert_allclose(labels['mean'].numpy(), data.arrays['teacher_mean'], rtol=1e-5, atol=1e-5)
+    assert labels['feature'].shape == (len(data), 512)
+    with pytest.raises(ValueError, match="no feature 'hidden9'"):
+        teacher_labels(teacher, data, 'hidden9')
+
+
+def test_trainer_fits_and_resume_continues_exactly(tmp_path, data, teacher):
+    cfg = parse_config(tiny(train={'steps': 40, 'eval_every': 20}))
+    first = train_student(data, teacher, cfg, tmp_path / 'a', progress=False)
+    curve = [json.loads(line) for line in (tmp_path / 'a' / 'learning_curve.jsonl').read_text().splitlines()]
+    assert [r['step'] for r in curve] == [20, 40]
+    assert set(curve[0]['losses']) == {'bc', 'kl', 'feature'}
+    assert first.metrics['steps'] == 40 and first.role == 'student' and first.history == 8
+    assert (tmp_path / 'a' / 'tensorboard').is_dir()
+    # one run of 80 steps == 40 steps, then --resume to 80 (optimizer, generator and projection restored)
+    cfg80 = parse_config(tiny(train={'steps': 80, 'eval_every': 20}))
+    straight = train_student(data, teacher, cfg80, tmp_path / 'b', progress=False)
+    resumed = train_student(data, teacher, cfg80, tmp_path / 'a', resume=True, progress=False)
+    for k, v in straight.model.state_dict().items():
+        torch.testing.assert_close(resumed.model.state_dict()[k], v, rtol=0, atol=1e-6)
+    loaded = ckpt_io.load(tmp_path / 'a' / 'runs' / 'offline' / 'best')
+    assert loaded.history == 8 and loaded.past_actions
+
+
+def test_early_stopping_on_validation(tmp_path, data, teacher):
+    cfg = parse_config(tiny(train={'steps': 2000, 'eval_every': 5, 'patience': 2, 'lr': 1.0}))
+    student = train_student(data, teacher, cfg, tmp_path, progress=False)   # lr 1.0 diverges: stops early
+    assert student.metrics['early_stopped'] and student.metrics['steps'] < 2000
+
+
+def test_torchrun_two_processes_match_one(tmp_path, data, teacher):
+    """The same job under torchrun (2 CPU processes, gloo, DDP) ends where the 1-process run ends."""
+    cfg = tmp_path / 'cfg.yaml'
+    cfg.write_text(json.dumps(tiny(train={'steps': 30, 'eval_every': 10, 'batch_size': 64})))
+    script = Path(sys.executable).parent / 'distill-ros'
+    common = ['distill', '--dataset', str(data.folder), '--teacher', str(teacher.path), '--config', str(cfg),
+              '--no-progress']
+    env = {**os.environ, 'OMP_NUM_THREADS': '1'}
+    one = subprocess.run([str(script), *common, '--out', str(tmp_path / 'one')], capture_output=True, text=True,
+                         timeout=300, env=env)
+    assert one.returncode == 0, one.stderr
+    two = subprocess.run([sys.executable, '-m', 'torch.distributed.run', '--standalone', '--nproc_per_node=2',
+                          str(script), *common, '--out', str(tmp_path / 'two')], capture_output=True, text=True,
+                         timeout=300, env=env)
+    assert two.returncode == 0, two.stderr[-3000:]
+    a = load_file(str(tmp_path / 'one' / 'student' / 'model.safetensors'))
+    b = load_file(str(tmp_path / 'two' / 'student' / 'model.safetensors'))
+    assert a.keys() == b.keys()
+    for k in a:
+        torch.testing.assert_close(b[k], a[k], rtol=1e-4, atol=1e-5)
+    curve = [json.loads(line) for line in (tmp_path / 'two' / 'learning_curve.jsonl').read_text().splitlines()]
+    assert len(curve) == 3                                  # only rank 0 writes
+    assert curve[-1]['val_loss'] < curve[0]['val_loss']     # and it did train
+
+
+# ---------------------------------------------------------------- DAgger
+
+def test_dagger_mixes_as_specified_and_labels_every_state(tmp_path, data, teacher):
+    student = train_student(data, teacher, parse_config(tiny()), tmp_path / 's', progress=False)
+    spec = dataset_spec('cartpole')
+    for beta in (0.0, 1.0, 0.5):
+        writer = DatasetWriter(tmp_path / f'beta{beta}', spec)
+        stats = collect_episodes('cartpole', teacher, [10, 11], writer, student=student, beta=beta, envs=2,
+                                 max_episode_steps=100, progress=False)
+        total = stats.teacher_steps + stats.student_steps
+        assert total == stats.samples
+        if beta == 0.0:
+            assert stats.teacher_steps == 0
+        elif beta == 1.0:
+            assert stats.student_steps == 0
+        else:  # binomial(total, 0.5): 5 sigma bounds
+            assert abs(stats.teacher_steps - total / 2) < 2.5 * np.sqrt(total)
+        recorded = load_dataset(tmp_path / f'beta{beta}')
+        # the teacher labels every visited state, whoever acted
+        with torch.no_grad():
+            expected = teacher.model(torch.as_tensor(recorded.arrays['privileged_obs'], dtype=torch.float32)).numpy()
+        np.testing.assert_allclose(recorded.arrays['teacher_mean'], expected, rtol=1e-5, atol=1e-5)
+        acted_by_teacher = np.isclose(recorded.arrays['action'], recorded.arrays['teacher_action']).all(axis=1)
+        if beta == 1.0:
+            assert acted_by_teacher.all()
+        if beta == 0.0:
+            assert not acted_by_teacher.all()
+
+
+def test_dagger_aggregates_rounds_and_decays_beta(tmp_path, data, teacher):
+    cfg = parse_config(tiny(dagger={'rounds': 2, 'episodes_per_round': 2, 'envs': 2, 'steps_per_round': 20,
+                                    'beta': 0.6, 'beta_decay': 0.5, 'max_episode_steps': 60}))
+    student = train_student(data, teacher, cfg, tmp_path, progress=False)
+    seen = []
+
+    def retrain(aggregate, init, k):
+        seen.append(len(aggregate))
+        return train_student(aggregate, teacher, cfg, tmp_path, run=f'dagger{k}', init=init, steps=20, progress=False)
+    final, rounds = run_dagger('cartpole', teacher, student, data, cfg, tmp_path, retrain, progress=False,
+                               log=lambda s: None)
+    assert [r.beta for r in rounds] == [pytest.approx(0.6), pytest.approx(0.3)]
+    round1 = len(load_dataset(tmp_path / 'dagger' / 'round1'))
+    round2 = len(load_dataset(tmp_path / 'dagger' / 'round2'))
+    assert seen == [len(data) + round1, len(data) + round1 + round2]   # data aggregates across rounds
+    assert final.metrics['steps'] == 20
+
+
+# ---------------------------------------------------------------- the whole job
+
+def test_progressive_stages_each_distil_from_the_previous(tmp_path, data, teacher):
+    cfg = parse_config(tiny(progressive={'stages': [{'sizes': {'hidden': [64, 64]}}, {'sizes': {'hidden': [32, 32]}}]},
+                            eval={'episodes': 2}))
+    summary = run_distill(data, teacher, cfg, tmp_path, progress=False, log=lambda s: None)
+    stages = summary['stages']
+    assert [s['run'] for s in stages] == ['stage1', 'stage2', 'stage3']
+    assert stages[0]['params'] > stages[1]['params'] > stages[2]['params']
+    second = ckpt_io.load(tmp_path / 'runs' / 'stage2' / 'best')
+    assert second.provenance['teacher'] == str(tmp_path / 'runs' / 'stage1' / 'best')
+    assert set(summary['eval']) >= {'teacher', 'stage1', 'stage2', 'stage3'}
+    assert (tmp_path / 'student' / 'policy.json').is_file()
+
+
+def test_distilled_cartpole_student_beats_random_by_far(tmp_path, data, teacher):
+    cfg = parse_config(tiny(train={'steps': 600, 'eval_every': 200}, student={'sizes': {'hidden': [32, 32]}},
+                            dagger={'rounds': 1, 'episodes_per_round': 4, 'steps_per_round': 400}))
+    summary = run_distill(data, teacher, cfg, tmp_path, progress=False, log=lambda s: None)
+    student = ckpt_io.load(summary['student'])
+    env = DistillEnv('cartpole')
+    seeds = eval_seeds(5)
+    learned = summarize(evaluate_checkpoint(student, env, seeds))['mean_return']
+    rng = np.random.default_rng(0)
+    random = summarize(run_episodes(env, lambda obs: rng.uniform(-3, 3, size=1), seeds))['mean_return']
+    assert random < 30
+    assert learned > 5 * random and learned > 100, (learned, random)
+
+
+def test_shipped_student_is_a_small_sensor_only_checkpoint():
+    student = ckpt_io.load(shipped_student('cartpole'))
+    teacher = ckpt_io.load(shipped_teacher('cartpole'))
+    env = DistillEnv('cartpole')
+    student.check_task(env.sensor_spec, env.action_names)
+    assert student.obs_source == 'sensor' and student.role == 'student'
+    n_student = sum(p.numel() for p in student.model.parameters())
+    n_teacher = sum(p.numel() for p in teacher.model.parameters())
+    assert n_teacher >= 10 * n_student
+
+
+def test_distill_command_refuses_bad_input(tmp_path, data, teacher, capsys):
+    from distill_ros.cli import main
+    bad = tmp_path / 'bad.yaml'
+    bad.write_text('losses: {kl: {direction: sideways}}\n')
+    with pytest.raises(SystemExit) as exit_info:
+        main(['distill', '--dataset', str(data.folder), '--teacher', str(teacher.path), '--config', str(bad),
+              '--out', str(tmp_path / 'o')])
+    assert exit_info.value.code == 2
+    assert "losses.kl.direction is 'sideways'" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exit_info:
+        main(['distill', '--dataset', str(tmp_path / 'nowhere'), '--teacher', str(teacher.path),
+              '--out', str(tmp_path / 'o')])
+    assert exit_info.value.code == 2
+    assert 'manifest.json is missing' in capsys.readouterr().err
+    hopper = ckpt_io.load(shipped_teacher('hopper'))
+    with pytest.raises(ValueError, match="trained on task 'hopper'"):
+        run_distill(data, hopper, parse_config(tiny()), tmp_path / 'h', progress=False)
+
+
+def test_aggregating_datasets_of_other_layouts_is_refused(tmp_path, data, teacher):
+    other = collect_teacher_dataset('hopper', ckpt_io.load(shipped_teacher('hopper')), tmp_path / 'h', episodes=1,
+                                    progress=False)
+    with pytest.raises(ValueError, match='another layout'):
+        concat_datasets([data, other])
