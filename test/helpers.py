@@ -31,3 +31,22 @@ def check_recording(ros, dataset, episodes: int) -> None:
     assert not ds.problems and len(ds.episodes) == episodes
     assert all(e['complete'] for e in ds.episodes)
     assert ds.arrays['reward'].sum() >= 900 * episodes  # the shipped teacher keeps the pole up
+
+
+# A distillation config small enough for a test (seconds).
+TINY_DISTILL = {'train': {'steps': 40, 'eval_every': 20, 'batch_size': 64},
+                'student': {'sizes': {'hidden': [16, 16]}}, 'dagger': {'rounds': 0}, 'eval': {'episodes': 1}}
+
+
+def make_dataset(folder, episodes: int = 2):
+    """Cartpole teacher rollouts (in-process) in `folder`, unless it already holds a dataset."""
+    from pathlib import Path
+
+    from distill_ros.distill.dagger import collect_teacher_dataset
+    from distill_ros.policies import checkpoint as ckpt_io
+    from distill_ros.policies.teachers import shipped_teacher
+    folder = Path(folder)
+    if not (folder / 'manifest.json').is_file():
+        collect_teacher_dataset('cartpole', ckpt_io.load(shipped_teacher('cartpole')), folder, episodes=episodes,
+                                progress=False)
+    return folder
