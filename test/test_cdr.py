@@ -24,7 +24,7 @@ def test_joint_state_matches_rosbags(names, position, velocity, frame):
     raw = store.serialize_cdr(msg, 'sensor_msgs/msg/JointState')
     fast = cdr.joint_state(raw)
     assert (fast.header.stamp.sec, fast.header.stamp.nanosec, fast.header.frame_id) == (12, 345, frame)
-    assert fast.name == names
+    assert list(fast.name) == names   # a shared tuple
     np.testing.assert_array_equal(fast.position, position)
     np.testing.assert_array_equal(fast.velocity, velocity)
 
@@ -46,4 +46,4 @@ def test_imu_and_rclpy_encoding():
     assert (fast.angular_velocity.x, fast.angular_velocity.z, fast.linear_acceleration.y) == (1.5, -2.0, 9.81)
     js = JointState(name=['hip', 'knee'], position=[1.0, 2.0], velocity=[3.0, 4.0])
     decoded = cdr.joint_state(serialize_message(js))  # rclpy's trailing bytes are ignored
-    assert decoded.name == ['hip', 'knee'] and decoded.velocity.tolist() == [3.0, 4.0]
+    assert list(decoded.name) == ['hip', 'knee'] and decoded.velocity.tolist() == [3.0, 4.0]

@@ -64,20 +64,41 @@ def _strings(buf, pos: int) -> tuple[list[str], int]:
     return out, pos
 
 
+_EMPTY = np.zeros(0)
+_EMPTY.flags.writeable = False
+
+
 def _doubles(buf, pos: int) -> tuple[np.ndarray, int]:
     pos = (pos + 3) & ~3
     (count,) = _U32.unpack_from(buf, pos)
     pos += 4
-    if count:
-        pos = (pos + 7) & ~7
+    if not count:
+        return _EMPTY, pos
+    pos = (pos + 7) & ~7
     return np.frombuffer(buf, '<f8', count, pos), pos + 8 * count
+
+
+# A topic's messages nearly always repeat the same frame_id and joint names, byte for byte: the
+# bytes between the stamp and the end of `name[]` are remembered with what they decode to, and a
+# message whose bytes there are equal (one memcmp) reuses the decoded names (a tuple, shared).
+_LAYOUTS: list[tuple[bytes, str, tuple[str, ...], int]] = []
 
 
 def joint_state(raw: bytes) -> JointStateMsg:
     buf = memoryview(raw)[4:]
     msg = JointStateMsg()
-    msg.header, pos = _header(buf, 0)
-    msg.name, pos = _strings(buf, pos)
+    sec, nanosec = _TIME.unpack_from(buf, 0)
+    for blob, frame_id, names, pos in _LAYOUTS:
+        if raw[12:12 + len(blob)] == blob:
+            break
+    else:
+        header, start = _header(buf, 0)
+        names_list, pos = _strings(buf, start)
+        blob, frame_id, names = bytes(buf[8:pos]), header.frame_id, tuple(names_list)
+        _LAYOUTS.insert(0, (blob, frame_id, names, pos))
+        del _LAYOUTS[16:]
+    msg.header = Header(Stamp(sec, nanosec), frame_id)
+    msg.name = names
     msg.position, pos = _doubles(buf, pos)
     msg.velocity, pos = _doubles(buf, pos)
     msg.effort, pos = _doubles(buf, pos)
