@@ -1,10 +1,396 @@
-"""student_controller_node: not implemented yet (see the project's open issues); exits with status 2 and says so."""
-import sys
+"""student_controller_node: runs a distilled student on plain sensor topics under real-time control.
+
+A lifecycle node; it commands nothing until activated:
+  configure   load the checkpoint, build and verify the inference backend, warm it up, check the
+              command joints and (within sensor_check_timeout) that joint_states has every joint
+              the policy reads; any problem fails the transition with a message naming it
+  activate    start the control loop (a dedicated thread on absolute deadlines)
+  deactivate  stop it, after sending the safe action once
+With `auto_activate` it configures and activates itself at start (launch files, tests); a failed
+configure then ends the process with status 2. `<node>/change_state` works as for any lifecycle node.
+
+Subscribes (sensor-data QoS; joints mapped by name, never by index):
+  joint_states   sensor_msgs/JointState
+  imu/data       sensor_msgs/Imu            when the policy reads the IMU
+  estop          std_msgs/Bool              true latches the safe action
+  estop_reset    std_msgs/Bool              true clears the latch (so does re-activation)
+Publishes:
+  commands       std_msgs/Float64MultiArray in `command_joints` order (forward_command_controller)
+  joint_commands sensor_msgs/JointState     optional: names, values, and the stamp of the sensor
+                                            sample the command answers
+  /diagnostics   diagnostic_msgs/DiagnosticArray  loop rate, jitter, misses, latency, inference,
+                                            watchdog and e-stop state
+"""
+from __future__ import annotations
+
+import time
+import traceback
+
+import numpy as np
+from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
+from rcl_interfaces.msg import ParameterDescriptor
+from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
+from rclpy.parameter import Parameter
+from rclpy.task import Future
+from rclpy.wait_for_message import wait_for_message
+from sensor_msgs.msg import Imu, JointState
+from std_msgs.msg import Bool, Float64MultiArray
+
+from distill_ros.control.controller import POLICY, REPEAT, SAFE, StudentController
+from distill_ros.control.inference import BACKENDS, BackendError, load_backend
+from distill_ros.control.safety import SAFE_ACTIONS, SafetyFilter, Watchdog
+from distill_ros.control.timing import LoopStats, RealtimeLoop
+from distill_ros.nodes.common import RELIABLE, SENSOR_DATA, run
+from distill_ros.nodes.params import Param, ParameterError, declare
+from distill_ros.policies import checkpoint as ckpt_io
+
+TRIGGERS = ('timer', 'sensor')
+
+PARAMS = (
+    Param('checkpoint', 'cartpole', 'student checkpoint folder, or the name of a student shipped in '
+          'distill_ros/students/'),
+    Param('backend', 'onnxruntime', 'inference backend', choices=BACKENDS),
+    Param('control_rate_hz', 25.0, 'control loop rate; match the rate the student was trained at',
+          low=1.0, high=2000.0),
+    Param('trigger', 'timer', "timer: run the policy on the loop's deadlines on the newest sample; sensor: run "
+          'it as soon as a complete new sample arrives (lowest latency; the loop then only watches)',
+          choices=TRIGGERS),
+    Param('safe_action', 'zero', 'command sent when sensors are stale, on e-stop and before the first sample: '
+          'zero, or hold the last command', choices=SAFE_ACTIONS),
+    Param('sensor_timeout', 0.1, 'seconds without a valid sensor sample before the watchdog sends the safe action',
+          low=0.001, high=60.0),
+    Param('watchdog_latch', False, 'after a watchdog trip, resume only after re-activation (else as soon as '
+          'fresh data returns)'),
+    Param('action_limit', 0.0, 'clip commands to +-this as well as to the checkpoint limits (0: checkpoint limits)',
+          low=0.0, high=1e9),
+    Param('max_rate', 0.0, 'rate limit per joint in command units per second (0: none)', low=0.0, high=1e9),
+    Param('publish_joint_commands', False, 'also publish commands as a stamped JointState on joint_commands'),
+    Param('auto_activate', False, 'configure and activate at start, without a lifecycle manager'),
+    Param('sensor_check_timeout', 5.0, 'configure: seconds to wait for a joint_states message to check its '
+          'joint names (0: do not wait; names are then checked on every message)', low=0.0, high=600.0),
+    Param('sched_fifo', False, 'ask for SCHED_FIFO on the control thread (falls back with a warning)'),
+    Param('sched_priority', 80, 'SCHED_FIFO priority', low=1, high=99),
+    Param('busy_wait_us', 200, 'busy-wait this long before each deadline instead of sleeping', low=0, high=100000),
+    Param('miss_tolerance_ms', 1.0, 'a tick starting later than this after its deadline is a deadline miss',
+          low=0.0, high=10000.0),
+    Param('stats_window', 4096, 'ticks over which percentiles are reported', low=16, high=1_000_000),
+    Param('diagnostics_period', 1.0, 'seconds between /diagnostics reports', low=0.05, high=60.0),
+    Param('inference_threads', 1, 'threads of the inference backend', low=1, high=64),
+)
+
+LEVEL = {'ok': DiagnosticStatus.OK, 'warn': DiagnosticStatus.WARN, 'error': DiagnosticStatus.ERROR}
 
 
-def main(args=None) -> None:
-    print('student_controller_node is not implemented yet in this version of distill_ros', file=sys.stderr)
-    raise SystemExit(2)
+def resolve_checkpoint(value: str) -> str:
+    """A folder as given, or the shipped student of that name."""
+    from pathlib import Path
+    path = Path(value).expanduser()
+    if path.is_dir() or '/' in value or not value:
+        return str(path)
+    return str(Path(ckpt_io.__file__).resolve().parent.parent / 'students' / value)
+
+
+class StudentControllerNode(LifecycleNode):
+    def __init__(self):
+        super().__init__('student_controller_node')
+        self.finished = Future()
+        self.params = declare(self, PARAMS)
+        self.declare_parameter('command_joints', Parameter.Type.STRING_ARRAY, ParameterDescriptor(
+            description="joint order of the commands (forward_command_controller's joints); unset: the "
+                        "checkpoint's action order", read_only=True))
+        self.controller: StudentController | None = None
+        self.loop: RealtimeLoop | None = None
+        self.active = False
+        self.stats = LoopStats(window=self.params['stats_window'],
+                               miss_tolerance_s=self.params['miss_tolerance_ms'] / 1000.0)
+        self.last_reason = ''
+        self.errors = 0
+        self.sent = 0
+        self.safe_sent = 0
+        self.fifo_message = 'SCHED_FIFO not requested'
+
+        self.command_pub = self.create_publisher(Float64MultiArray, 'commands', RELIABLE)
+        self.joint_command_pub = (self.create_publisher(JointState, 'joint_commands', RELIABLE)
+                                  if self.params['publish_joint_commands'] else None)
+        self.diagnostics_pub = self.create_publisher(DiagnosticArray, '/diagnostics', RELIABLE)
+        self.create_subscription(JointState, 'joint_states', self.on_joint_states, SENSOR_DATA)
+        self.create_subscription(Imu, 'imu/data', self.on_imu, SENSOR_DATA)
+        self.create_subscription(Bool, 'estop', self.on_estop, RELIABLE)
+        self.create_subscription(Bool, 'estop_reset', self.on_estop_reset, RELIABLE)
+        self.create_timer(self.params['diagnostics_period'], self.publish_diagnostics)
+        if self.params['auto_activate']:
+            self._auto = self.create_timer(0.0, self.auto_activate)
+        self.get_logger().info(f"student controller waiting to be configured (checkpoint {self.params['checkpoint']}"
+                               f"{', auto_activate' if self.params['auto_activate'] else ''})")
+
+    def finish(self, status: int = 0) -> None:
+        if not self.finished.done():
+            self.finished.set_result(status)
+
+    # ------------------------------------------------------------------ lifecycle
+    def auto_activate(self) -> None:
+        self._auto.cancel()
+        if self.trigger_configure() != TransitionCallbackReturn.SUCCESS:
+            self.get_logger().error('configure failed (see above); exiting with status 2')
+            self.finish(2)
+            return
+        if self.trigger_activate() != TransitionCallbackReturn.SUCCESS:
+            self.get_logger().error('activate failed (see above); exiting with status 2')
+            self.finish(2)
+
+    def on_configure(self, state: LifecycleState) -> TransitionCallbackReturn:
+        try:
+            self.controller = self.build_controller()
+        except (ckpt_io.CheckpointError, BackendError, ParameterError, ValueError) as exc:
+            self.get_logger().error(f'configure failed: {exc}')
+            self.controller = None
+            return TransitionCallbackReturn.FAILURE
+        except Exception as exc:  # noqa: BLE001 - reported, and the node stays unconfigured
+            self.get_logger().error(f'configure failed: {type(exc).__name__}: {exc}\n{traceback.format_exc()}')
+            self.controller = None
+            return TransitionCallbackReturn.FAILURE
+        return TransitionCallbackReturn.SUCCESS
+
+    def build_controller(self) -> StudentController:
+        p = self.params
+        path = resolve_checkpoint(p['checkpoint'])
+        try:
+            ckpt = ckpt_io.load(path)
+        except ckpt_io.CheckpointError as exc:
+            raise ParameterError(f"parameter 'checkpoint': {exc}") from None
+        if ckpt.obs_source != 'sensor':
+            raise ParameterError(f"parameter 'checkpoint': {path} reads {ckpt.obs_source} observations; the "
+                                 f'student controller runs policies on sensor observations (a distilled student)')
+        low, high = ckpt.action_low.copy(), ckpt.action_high.copy()
+        if p['action_limit'] > 0:
+            low, high = np.maximum(low, -p['action_limit']), np.minimum(high, p['action_limit'])
+        safety = SafetyFilter(low, high, p['max_rate'] if p['max_rate'] > 0 else np.inf, p['safe_action'])
+        start = time.perf_counter()
+        try:
+            backend = load_backend(ckpt, p['backend'], threads=p['inference_threads'])
+        except BackendError as exc:
+            raise ParameterError(f"parameter 'backend': {exc}") from None
+        joints = self.get_parameter_or('command_joints', None)
+        joints = joints.value if joints is not None and joints.type_ != Parameter.Type.NOT_SET else None
+        try:
+            controller = StudentController(ckpt, backend, safety, Watchdog(p['sensor_timeout'], p['watchdog_latch']),
+                                           self.stats, 1.0 / p['control_rate_hz'], joints)
+        except ValueError as exc:
+            raise ParameterError(f"parameter 'command_joints': {exc}") from None
+        if p['sensor_check_timeout'] > 0:
+            topic = self.resolve_topic_name('joint_states')
+            ok, msg = wait_for_message(JointState, self, 'joint_states', qos_profile=SENSOR_DATA,
+                                       time_to_wait=p['sensor_check_timeout'])
+            if not ok:
+                raise ValueError(f'no message on {topic} within sensor_check_timeout '
+                                 f"({p['sensor_check_timeout']} s); is the robot driver running? (set "
+                                 f'sensor_check_timeout 0 to configure without checking)')
+            missing = controller.check_joints(msg.name)
+            if missing:
+                raise ValueError(f'{topic} lacks joints {missing} that the student reads; it has {list(msg.name)}, '
+                                 f'the checkpoint expects {list(controller.builder.joints)}')
+        self.get_logger().info(
+            f'configured: {path} ({type(ckpt.model).__name__}, history {ckpt.history}), backend {backend.name} '
+            f'verified and warmed up in {time.perf_counter() - start:.2f} s; reads {controller.builder.spec!r}; '
+            f'commands {controller.command_joints} at {p["control_rate_hz"]:g} Hz ({p["trigger"]} trigger)')
+        return controller
+
+    def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
+        p = self.params
+        self.controller.activate(time.monotonic_ns())
+        self.errors = 0
+        self.loop = RealtimeLoop(1.0 / p['control_rate_hz'], self.loop_tick, self.stats,
+                                 busy_wait_s=p['busy_wait_us'] / 1e6,
+                                 fifo_priority=p['sched_priority'] if p['sched_fifo'] else 0)
+        self.active = True
+        self.loop.start()
+        self.fifo_message = self.loop.fifo_message
+        if p['sched_fifo']:
+            log = self.get_logger().info if self.loop.fifo_granted else self.get_logger().warning
+            log(f'control thread: {self.loop.fifo_message}')
+        self.get_logger().info(f'active: commanding {self.resolve_topic_name("commands")}')
+        return TransitionCallbackReturn.SUCCESS
+
+    def on_deactivate(self, state: LifecycleState) -> TransitionCallbackReturn:
+        self.stop_loop(final_command=True)
+        self.get_logger().info(f'inactive: stopped commanding ({self.summary()})')
+        return TransitionCallbackReturn.SUCCESS
+
+    def on_cleanup(self, state: LifecycleState) -> TransitionCallbackReturn:
+        self.controller = None
+        return TransitionCallbackReturn.SUCCESS
+
+    def on_shutdown(self, state: LifecycleState) -> TransitionCallbackReturn:
+        self.stop_loop(final_command=True)
+        return TransitionCallbackReturn.SUCCESS
+
+    def on_error(self, state: LifecycleState) -> TransitionCallbackReturn:
+        self.stop_loop(final_command=True)
+        return TransitionCallbackReturn.SUCCESS
+
+    def stop_loop(self, final_command: bool) -> None:
+        was_active, self.active = self.active, False
+        if self.loop is not None:
+            self.loop.stop()
+            self.loop = None
+        if was_active and final_command and self.controller is not None:
+            # A clean stop leaves the actuators with the safe action, not the last policy output.
+            try:
+                self.publish(self.controller._safe('deactivated'), time.monotonic_ns())
+            except Exception:  # noqa: BLE001 - the context may already be shut down (Ctrl-C)
+                pass
+
+    def close(self) -> None:
+        self.stop_loop(final_command=True)
+
+    # ------------------------------------------------------------------ sensors and e-stop
+    def on_joint_states(self, msg: JointState) -> None:
+        controller = self.controller
+        if controller is None or not self.active:
+            return
+        controller.sensors(joints=msg)
+        if self.params['trigger'] == 'sensor' and controller.sample_ready():
+            self.run_tick(time.monotonic_ns(), True)
+
+    def on_imu(self, msg: Imu) -> None:
+        controller = self.controller
+        if controller is None or not self.active or not controller.needs_imu:
+            return
+        controller.sensors(imu=msg)
+        if self.params['trigger'] == 'sensor' and controller.sample_ready():
+            self.run_tick(time.monotonic_ns(), True)
+
+    def on_estop(self, msg: Bool) -> None:
+        if msg.data and self.controller is not None and not self.controller.estop.latched:
+            self.controller.estop.trip()
+            self.get_logger().error('e-stop: sending the safe action until estop_reset or re-activation')
+            if self.active:
+                self.run_tick(time.monotonic_ns(), False)
+            self.publish_diagnostics()
+
+    def on_estop_reset(self, msg: Bool) -> None:
+        if msg.data and self.controller is not None and self.controller.estop.latched:
+            self.controller.estop.reset()
+            self.get_logger().warning('e-stop reset: the policy commands again')
+            self.publish_diagnostics()
+
+    # ------------------------------------------------------------------ the loop
+    def loop_tick(self, deadline_ns: int, start_ns: int) -> None:
+        self.run_tick(start_ns, self.params['trigger'] == 'timer')
+
+    def run_tick(self, now_ns: int, infer: bool) -> None:
+        if not self.active:
+            return
+        try:
+            tick = self.controller.tick(now_ns, infer)
+            if tick is not None:
+                self.publish(tick, now_ns)
+        except Exception as exc:  # noqa: BLE001 - the actuators get the safe action, the log the reason
+            self.errors += 1
+            self.get_logger().error(f'control tick failed: {type(exc).__name__}: {exc}; sending the safe action\n'
+                                    f'{traceback.format_exc()}', throttle_duration_sec=1.0)
+            try:
+                self.publish(self.controller._safe('error'), now_ns)
+            except Exception:  # noqa: BLE001
+                pass
+
+    def publish(self, tick, now_ns: int) -> None:
+        data = tick.command.tolist()
+        self.command_pub.publish(Float64MultiArray(data=data))
+        if tick.source == POLICY:
+            self.stats.latency.add((time.monotonic_ns() - tick.sample_arrival_ns) / 1e9)
+        if self.joint_command_pub is not None:
+            msg = JointState(name=self.controller.command_joints, position=data)
+            if tick.sample_stamp is not None:
+                msg.header.stamp = tick.sample_stamp.stamp
+            else:
+                msg.header.stamp = self.get_clock().now().to_msg()
+            self.joint_command_pub.publish(msg)
+        self.sent += 1
+        if tick.source == SAFE:
+            self.safe_sent += 1
+        reason = tick.reason if tick.source == SAFE else ''
+        if reason != self.last_reason and tick.source != REPEAT:
+            previous, self.last_reason = self.last_reason, reason
+            if reason in ('stale', 'latched'):
+                self.get_logger().error(f'watchdog: no valid sensor sample for {self.params["sensor_timeout"]} s '
+                                        f'({self.controller.last_error or "sensors silent"}); sending the safe action')
+            elif reason == 'nonfinite':
+                self.get_logger().error('policy output NaN or Inf; sending the safe action',
+                                        throttle_duration_sec=1.0)
+            elif not reason and previous in ('stale', 'latched', 'waiting'):
+                self.get_logger().info('fresh sensor data: the policy commands again')
+            if reason in ('stale', 'latched', 'nonfinite', '') and previous != 'deactivated':
+                self.publish_diagnostics()
+
+    # ------------------------------------------------------------------ diagnostics
+    def state_label(self) -> str:
+        return self._state_machine.current_state[1]
+
+    def summary(self) -> str:
+        s = self.stats
+        return (f'{s.ticks} ticks, {s.deadline_misses} deadline misses, jitter p99 {s.jitter_p99() * 1e6:.0f} us, '
+                f'inference p99 {s.inference.percentile(99) * 1e6:.0f} us, '
+                f'latency p99 {s.latency.percentile(99) * 1e6:.0f} us')
+
+    def status(self) -> tuple[str, str]:
+        c = self.controller
+        if c is None or not self.active:
+            return 'ok', f'{self.state_label()}: not commanding'
+        if c.estop.latched:
+            return 'error', 'e-stop latched: safe action'
+        state = c.watchdog.state
+        if state == 'stale':
+            why = c.last_error or 'silent'
+            return 'error', f'sensors stale > {self.params["sensor_timeout"]} s: safe action ({why})'
+        if state == 'latched':
+            return 'error', 'watchdog tripped; fresh data again, waiting for re-activation: safe action'
+        if state == 'waiting':
+            return 'warn', 'active, waiting for the first valid sensor sample: safe action'
+        if self.errors:
+            return 'warn', f'{self.errors} control ticks failed'
+        return 'ok', 'active: policy commanding'
+
+    def publish_diagnostics(self) -> None:
+        level, message = self.status()
+        s, c = self.stats, self.controller
+        values = {
+            'lifecycle_state': self.state_label(),
+            'watchdog': c.watchdog.state if c else 'n/a',
+            'estop': str(bool(c and c.estop.latched)).lower(),
+            'loop_rate_hz': f'{s.rate_hz():.2f}' if self.active else '0',
+            'target_rate_hz': f'{self.params["control_rate_hz"]:g}',
+            'trigger': self.params['trigger'],
+            'ticks': str(s.ticks),
+            'jitter_p99_us': f'{s.jitter_p99() * 1e6:.1f}',
+            'jitter_max_us': f'{s.max_period_error * 1e6:.1f}',
+            'lateness_p99_us': f'{s.lateness.percentile(99) * 1e6:.1f}',
+            'lateness_max_us': f'{s.max_lateness * 1e6:.1f}',
+            'deadline_misses': str(s.deadline_misses),
+            'skipped_deadlines': str(s.skipped),
+            'latency_p50_us': f'{s.latency.percentile(50) * 1e6:.1f}',
+            'latency_p99_us': f'{s.latency.percentile(99) * 1e6:.1f}',
+            'latency_max_us': f'{s.latency.max() * 1e6:.1f}',
+            'inference_p50_us': f'{s.inference.percentile(50) * 1e6:.1f}',
+            'inference_p99_us': f'{s.inference.percentile(99) * 1e6:.1f}',
+            'backend': self.params['backend'],
+            'sched_fifo': self.fifo_message,
+            'commands_sent': str(self.sent),
+            'safe_commands_sent': str(self.safe_sent),
+            'bad_samples': str(c.bad_samples if c else 0),
+            'watchdog_trips': str(c.watchdog.trips if c else 0),
+            'last_error': c.last_error if c else '',
+        }
+        status = DiagnosticStatus(level=LEVEL[level], name=f'{self.get_fully_qualified_name()}: control loop',
+                                  message=message, hardware_id=self.params['checkpoint'],
+                                  values=[KeyValue(key=k, value=v) for k, v in values.items()])
+        msg = DiagnosticArray(status=[status])
+        msg.header.stamp = self.get_clock().now().to_msg()
+        self.diagnostics_pub.publish(msg)
+
+
+def main(args: list[str] | None = None) -> None:
+    raise SystemExit(run(StudentControllerNode, args))
 
 
 if __name__ == '__main__':

@@ -1,0 +1,189 @@
+"""The student controller's tick without ROS: newest sensors -> observation -> history window ->
+policy -> safety -> command, with the watchdog and the e-stop in front.
+
+The node (distill_ros.nodes.student_controller_node) feeds `sensors()` from its subscriptions
+and calls `tick()` from the real-time loop thread (or on each new sample with trigger 'sensor');
+everything that decides what reaches the actuators is here, testable without a ROS graph.
+
+The observation is built by the same `SensorObsBuilder` and stacked by the same `HistoryBuffer`
+as in training, from the checkpoint's stored observation spec, so term order, joint order and
+history layout cannot differ between training and deployment.
+"""
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from distill_ros.control.inference import Backend
+from distill_ros.control.safety import EStop, SafetyFilter, Watchdog
+from distill_ros.control.timing import NS_PER_S, LoopStats
+from distill_ros.observation import SensorObsBuilder
+from distill_ros.policies.checkpoint import Checkpoint
+
+# What a tick did, in `Tick.source`.
+POLICY = 'policy'          # a fresh sample went through the policy
+REPEAT = 'repeat'          # no new sample since the last tick: the last command again
+SAFE = 'safe'              # the safe action; `Tick.reason` says why
+
+
+@dataclass
+class Tick:
+    command: np.ndarray            # in the command joint order
+    source: str                    # POLICY, REPEAT or SAFE
+    reason: str = ''               # for SAFE: estop, waiting, stale, latched, nonfinite
+    sample_arrival_ns: int = 0     # monotonic arrival of the newest sensor message used (POLICY)
+    sample_stamp: object = None    # header stamp of the joint_states message used (POLICY)
+
+
+def command_order(action_names: Sequence[str], command_joints: Sequence[str] | None) -> np.ndarray:
+    """Index array taking a vector in the policy's action order to `command_joints` order.
+    Refuses unknown and missing joints by name (None or empty: the policy's own order)."""
+    names = list(action_names)
+    if not command_joints:
+        return np.arange(len(names))
+    joints = list(command_joints)
+    unknown = [j for j in joints if j not in names]
+    missing = [n for n in names if n not in joints]
+    duplicates = sorted({j for j in joints if joints.count(j) > 1})
+    if unknown or missing or duplicates:
+        problems = []
+        if unknown:
+            problems.append(f'unknown joints {unknown}')
+        if missing:
+            problems.append(f'missing joints {missing}')
+        if duplicates:
+            problems.append(f'duplicate joints {duplicates}')
+        raise ValueError(f'command_joints {joints}: {", ".join(problems)}; expected an ordering of the '
+                         f"policy's actions {names}")
+    return np.array([names.index(j) for j in joints])
+
+
+class StudentController:
+    """One student on live sensors. Thread-safe between one feeder (`sensors`, `estop`) and
+    tickers (`tick`); a tick allocates only its small command vectors."""
+
+    def __init__(self, ckpt: Checkpoint, backend: Backend, safety: SafetyFilter, watchdog: Watchdog,
+                 stats: LoopStats, period_s: float, command_joints: Sequence[str] | None = None):
+        self.builder = SensorObsBuilder.from_spec(ckpt.obs_spec)
+        self.needs_imu = self.builder.has_imu
+        self.history = ckpt.history_buffer()
+        self.flat = ckpt.history is None
+        self.action_names = list(ckpt.action_names)
+        self.order = command_order(self.action_names, command_joints)
+        self.command_joints = [self.action_names[i] for i in self.order]
+        self.backend, self.safety, self.watchdog, self.stats = backend, safety, watchdog, stats
+        self.estop = EStop()
+        self.period_s = period_s
+        self.obs = np.empty(self.builder.spec.size, dtype=np.float64)
+        self._lock = threading.Lock()       # sensors vs tick
+        self._tick_lock = threading.Lock()  # loop thread vs sensor-triggered ticks
+        self.bad_samples = 0                # samples dropped: non-finite or lacking a joint
+        self.last_error = ''
+        self.activate(time.monotonic_ns())
+
+    # ------------------------------------------------------------------ inputs
+    def activate(self, now_ns: int) -> None:
+        """Start from scratch: empty history, rate limit from zero, watchdog waiting, e-stop cleared."""
+        with self._lock:
+            self._joints = self._imu = None
+            self._joints_ns = self._imu_ns = 0
+            self._new_joints = self._new_imu = False
+        self.last_good_ns: int | None = None
+        self.activated_ns = now_ns
+        self._resume = False
+        self.history.reset()
+        self.safety.reset()
+        self.watchdog.reset()
+        self.estop.reset()
+        self.stats.reset()
+
+    def sensors(self, joints=None, imu=None, arrival_ns: int | None = None) -> None:
+        """Store the newest sensor_msgs/JointState and/or Imu (any object with their fields)."""
+        now = time.monotonic_ns() if arrival_ns is None else arrival_ns
+        with self._lock:
+            if joints is not None:
+                self._joints, self._joints_ns, self._new_joints = joints, now, True
+            if imu is not None:
+                self._imu, self._imu_ns, self._new_imu = imu, now, True
+
+    def sample_ready(self) -> bool:
+        """A complete new sample (joints, and IMU when the policy reads one) since the last tick."""
+        return self._new_joints and (self._new_imu or not self.needs_imu)
+
+    def check_joints(self, names: Sequence[str]) -> list[str]:
+        """Joints the policy reads that a joint_states message with `names` lacks."""
+        return self.builder.missing_joints(names)
+
+    # ------------------------------------------------------------------ the tick
+    def tick(self, now_ns: int, infer: bool = True) -> Tick | None:
+        """Decide this period's command. With `infer=False` (the loop's watchdog tick when the
+        policy runs on sensor arrival) only a safe action is returned, else None."""
+        with self._tick_lock:
+            return self._tick(now_ns, infer)
+
+    def _tick(self, now_ns: int, infer: bool) -> Tick | None:
+        new = False
+        if infer:
+            with self._lock:
+                if self.sample_ready():
+                    new, joints, imu = True, self._joints, self._imu
+                    arrival = max(self._joints_ns, self._imu_ns if self.needs_imu else 0)
+                    oldest = min(self._joints_ns, self._imu_ns) if self.needs_imu else self._joints_ns
+                    self._new_joints = self._new_imu = False
+            if new:
+                new = self._observe(joints, imu)
+                if new:
+                    self.last_good_ns = oldest
+        if self.estop.latched:
+            return self._safe('estop')
+        if self.last_good_ns is None:
+            if now_ns - self.activated_ns > self.watchdog.timeout_ns:
+                self.watchdog.expire()
+            return self._safe(self.watchdog.state)
+        state = self.watchdog.check(now_ns, self.last_good_ns)
+        if state != 'ok':
+            self._resume = True
+            return self._safe(state)
+        if not infer:
+            return None
+        if self._resume:
+            # Data came back after a gap: the window would splice two moments; start it afresh.
+            self._resume = False
+            self.history.reset()
+            if not new:
+                return self._safe('stale')
+        if not new:
+            return Tick(self.safety.last[self.order], REPEAT)
+        window = self.history.push(self.obs)
+        start = time.perf_counter_ns()
+        mean = self.backend(window[0] if self.flat else window)
+        self.stats.inference.add((time.perf_counter_ns() - start) / NS_PER_S)
+        command, ok = self.safety(mean, self.period_s)
+        self.history.set_action(command)
+        if not ok:
+            return Tick(command[self.order], SAFE, 'nonfinite')
+        return Tick(command[self.order], POLICY, '', arrival, getattr(joints, 'header', None))
+
+    def _observe(self, joints, imu) -> bool:
+        try:
+            self.builder.build_from_messages(joints, imu, out=self.obs)
+        except KeyError as exc:
+            self.bad_samples += 1
+            self.last_error = str(exc.args[0])
+            return False
+        except (ValueError, TypeError) as exc:  # wrong array lengths
+            self.bad_samples += 1
+            self.last_error = f'malformed sensor message: {exc}'
+            return False
+        if not np.all(np.isfinite(self.obs)):
+            self.bad_samples += 1
+            self.last_error = 'sensor message with NaN or Inf dropped'
+            return False
+        return True
+
+    def _safe(self, reason: str) -> Tick:
+        return Tick(self.safety.safe()[self.order], SAFE, reason)

@@ -1,0 +1,167 @@
+"""Inference backends for the student at batch 1 on one thread, behind one call: window -> action.
+
+Every backend maps the student's input (the (history, step_dim) window a `HistoryBuffer` holds, or
+a flat observation for flat policies) to the action mean, normalization included, before clipping.
+`load_backend` builds one, checks it against the torch module on random inputs, and warms it up,
+so a controller never activates with a policy that is slow on its first calls or computes
+something else than training did.
+
+    onnxruntime   the exported ONNX graph (distill_ros.policies.export), default
+    numpy         the MLP's weights as numpy arrays, preallocated (MLP students and flat MLPs only)
+    torchscript   the traced module
+    torch         the eager module
+"""
+from __future__ import annotations
+
+import time
+import warnings
+from collections.abc import Callable
+
+import numpy as np
+import torch
+
+from distill_ros.policies.checkpoint import Checkpoint
+from distill_ros.policies.export import INPUT_NAME, OUTPUT_NAME, example_input, onnx_bytes, onnx_session
+
+BACKENDS = ('onnxruntime', 'numpy', 'torchscript', 'torch')
+TOLERANCE = 1e-4  # float32 through different kernels
+
+
+class BackendError(ValueError):
+    """A backend cannot run this checkpoint, or does not reproduce the torch policy."""
+
+
+class Backend:
+    """`backend(window)` -> action mean (float64, action_dim). Not thread-safe: one caller."""
+
+    name = ''
+
+    def __call__(self, window: np.ndarray) -> np.ndarray:
+        raise NotImplementedError
+
+
+class OnnxBackend(Backend):
+    name = 'onnxruntime'
+
+    def __init__(self, ckpt: Checkpoint, threads: int = 1):
+        self.session = onnx_session(onnx_bytes(ckpt), threads=threads)
+        self.outputs = [OUTPUT_NAME]
+
+    def __call__(self, window: np.ndarray) -> np.ndarray:
+        return self.session.run(self.outputs, {INPUT_NAME: window[None]})[0][0].astype(np.float64)
+
+
+class TorchBackend(Backend):
+    name = 'torch'
+
+    def __init__(self, ckpt: Checkpoint, threads: int = 1):
+        torch.set_num_threads(threads)
+        self.module = ckpt.model.eval()
+
+    def __call__(self, window: np.ndarray) -> np.ndarray:
+        with torch.inference_mode():
+            return self.module(torch.from_numpy(window)[None])[0].numpy().astype(np.float64)
+
+
+class TorchScriptBackend(TorchBackend):
+    name = 'torchscript'
+
+    def __init__(self, ckpt: Checkpoint, threads: int = 1):
+        super().__init__(ckpt, threads)
+        with warnings.catch_warnings():
+            warnings.simplefilter('ignore')
+            self.module = torch.jit.freeze(torch.jit.trace(ckpt.model.eval(), (example_input(ckpt),)).eval())
+
+
+class NumpyMLPBackend(Backend):
+    """normalize -> [x @ W.T + b, activation] x N -> head, on preallocated float32 arrays.
+
+    At batch 1 the per-call overhead of a runtime dominates a small MLP; this path is a handful
+    of BLAS calls with no allocation (see docs/controller.md for the measured figures)."""
+
+    name = 'numpy'
+    ACTIVATIONS: dict[str, Callable] = {'tanh': np.tanh}
+
+    def __init__(self, ckpt: Checkpoint, threads: int = 1):
+        model = ckpt.model
+        kind = type(model).__name__
+        if kind not in ('HistoryMLP', 'GaussianMLP'):
+            raise BackendError(f'backend numpy runs MLP policies only (HistoryMLP, GaussianMLP); '
+                               f'checkpoint {ckpt.path} holds a {kind}: use onnxruntime')
+        if model.activation not in ('tanh', 'relu'):
+            raise BackendError(f'backend numpy supports tanh and relu activations; checkpoint {ckpt.path} '
+                               f'uses {model.activation!r}: use onnxruntime')
+        sd = {k: v.detach().numpy().astype(np.float32) for k, v in model.state_dict().items()}
+        self.relu = model.activation == 'relu'
+        self.scale = (1.0 / np.sqrt(sd['obs_var'] + 1e-8)).astype(np.float32)
+        self.shift = (-sd['obs_mean'] * self.scale).astype(np.float32)
+        self.clip = np.float32(model.obs_clip)
+        self.weights = [np.ascontiguousarray(sd[f'layers.{i}.weight'].T) for i in range(len(model.layers))]
+        self.weights.append(np.ascontiguousarray(sd['head.weight'].T))
+        self.biases = [sd[f'layers.{i}.bias'] for i in range(len(model.layers))] + [sd['head.bias']]
+        shape = (model.history, model.step_dim) if getattr(model, 'history', None) else (model.obs_dim,)
+        self.z = np.empty(shape, dtype=np.float32)
+        self.outs = [np.empty(w.shape[1], dtype=np.float32) for w in self.weights]
+
+    def __call__(self, window: np.ndarray) -> np.ndarray:
+        z = self.z
+        np.multiply(window, self.scale, out=z)
+        np.add(z, self.shift, out=z)
+        np.clip(z, -self.clip, self.clip, out=z)
+        x = z.reshape(-1)
+        last = len(self.weights) - 1
+        for i, (w, b, out) in enumerate(zip(self.weights, self.biases, self.outs)):
+            np.matmul(x, w, out=out)
+            np.add(out, b, out=out)
+            if i < last:
+                if self.relu:
+                    np.maximum(out, 0.0, out=out)
+                else:
+                    np.tanh(out, out=out)
+            x = out
+        return x.astype(np.float64)
+
+
+_CLASSES: dict[str, type[Backend]] = {'onnxruntime': OnnxBackend, 'numpy': NumpyMLPBackend,
+                                      'torchscript': TorchScriptBackend, 'torch': TorchBackend}
+
+
+def verify(backend: Backend, ckpt: Checkpoint, trials: int = 4) -> float:
+    """Largest difference to the torch module over `trials` random inputs; BackendError past TOLERANCE."""
+    worst = 0.0
+    for seed in range(trials):
+        x = example_input(ckpt, batch=1, seed=seed)
+        with torch.no_grad():
+            expected = ckpt.model(x)[0].numpy()
+        got = backend(np.ascontiguousarray(x[0].numpy(), dtype=np.float32))
+        if got.shape != expected.shape:
+            raise BackendError(f'backend {backend.name}: output shape {got.shape}, expected {expected.shape}')
+        diff = np.abs(got - expected)
+        worst = max(worst, float(diff.max()) if np.all(np.isfinite(diff)) else float('inf'))
+    if not worst <= TOLERANCE:
+        raise BackendError(f'backend {backend.name}: outputs differ from the torch policy of {ckpt.path} by up to '
+                           f'{worst:.3g} (tolerance {TOLERANCE})')
+    return worst
+
+
+def load_backend(ckpt: Checkpoint, kind: str = 'onnxruntime', threads: int = 1, warmup: int = 200) -> Backend:
+    """A verified, warmed-up backend for `ckpt`."""
+    if kind not in _CLASSES:
+        raise BackendError(f'unknown inference backend {kind!r}; expected one of {list(BACKENDS)}')
+    backend = _CLASSES[kind](ckpt, threads)
+    verify(backend, ckpt)
+    window = np.ascontiguousarray(example_input(ckpt)[0].numpy(), dtype=np.float32)
+    for _ in range(warmup):
+        backend(window)
+    return backend
+
+
+def time_backend(backend: Backend, window: np.ndarray, calls: int = 5000) -> np.ndarray:
+    """Per-call seconds of `calls` calls on `window` (for the bench and docs)."""
+    out = np.empty(calls)
+    clock = time.perf_counter
+    for i in range(calls):
+        start = clock()
+        backend(window)
+        out[i] = clock() - start
+    return out

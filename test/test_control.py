@@ -1,0 +1,319 @@
+"""distill_ros.control without ROS: the ring, the deadline loop, safety, the watchdog, the e-stop,
+inference backends, and the controller's tick against the training-time observation path."""
+from __future__ import annotations
+
+import os
+import threading
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+import torch
+
+from distill_ros.control.controller import POLICY, REPEAT, SAFE, StudentController, command_order
+from distill_ros.control.inference import BACKENDS, BackendError, NumpyMLPBackend, TorchBackend, load_backend, verify
+from distill_ros.control.safety import EStop, SafetyFilter, Watchdog
+from distill_ros.control.timing import LoopStats, RealtimeLoop, Ring, request_fifo
+from distill_ros.observation import SensorObsBuilder
+from distill_ros.policies import checkpoint as ckpt_io
+from distill_ros.policies.students import make_student
+from distill_ros.sim import SENSOR, DistillEnv
+
+MS = 1_000_000  # ns
+
+
+# ---------------------------------------------------------------------- timing
+def test_ring_keeps_the_last_samples():
+    ring = Ring(4)
+    assert np.isnan(ring.percentile(50))
+    for v in [1.0, 2.0, 3.0, 4.0, 5.0, 6.0]:
+        ring.add(v)
+    assert sorted(ring.values()) == [3.0, 4.0, 5.0, 6.0] and ring.count == 6
+    assert ring.max() == 6.0 and ring.percentile(50) == pytest.approx(4.5)
+    ring.clear()
+    assert ring.values().size == 0
+
+
+def test_loop_stats_count_misses_and_period_error():
+    stats = LoopStats(window=8, miss_tolerance_s=0.001)
+    stats.record_tick(0.0002, None)
+    stats.record_tick(0.0015, 0.0013)
+    stats.record_tick(0.0001, -0.0014)
+    assert stats.ticks == 3 and stats.deadline_misses == 1
+    assert stats.max_lateness == pytest.approx(0.0015) and stats.max_period_error == pytest.approx(0.0014)
+    assert stats.jitter_p99() == pytest.approx(np.percentile([0.0013, 0.0014], 99))
+
+
+def test_loop_keeps_absolute_deadlines_and_skips_missed_ones():
+    period_s = 0.005
+    deadlines: list[int] = []
+    starts: list[int] = []
+    done = threading.Event()
+
+    def tick(deadline_ns: int, start_ns: int) -> None:
+        deadlines.append(deadline_ns)
+        starts.append(start_ns)
+        if len(deadlines) == 5:
+            threading.Event().wait(3.5 * period_s)  # one overrun of 3.5 periods
+        if len(deadlines) >= 20:
+            done.set()
+
+    stats = LoopStats()
+    loop = RealtimeLoop(period_s, tick, stats, busy_wait_s=0.0005)
+    loop.start()
+    assert done.wait(30)
+    loop.stop()
+    period_ns = round(period_s * 1e9)
+    steps = np.diff(deadlines)
+    # Every deadline lies on the grid start + k * period (no drift), and no tick starts early.
+    assert np.all(steps % period_ns == 0) and np.all(steps >= period_ns)
+    assert all(s >= d for s, d in zip(starts, deadlines))
+    # The overrun dropped the deadlines it covered instead of running them back to back.
+    assert stats.skipped >= 2 and steps[4] >= 3 * period_ns
+    assert stats.ticks >= 20
+
+
+def test_fifo_request_reports_what_happened():
+    result: list[tuple[bool, str]] = []
+
+    def ask():
+        result.append(request_fifo(10))
+        if result[0][0]:  # leave no real-time thread behind
+            os.sched_setscheduler(0, os.SCHED_OTHER, os.sched_param(0))
+    t = threading.Thread(target=ask)
+    t.start()
+    t.join()
+    granted, message = result[0]
+    assert ('granted' in message) if granted else ('refused' in message or 'not available' in message)
+
+
+# ---------------------------------------------------------------------- safety
+def test_safety_clips_rate_limits_and_refuses_non_finite():
+    safety = SafetyFilter(low=[-1.0, -2.0], high=[1.0, 2.0], max_rate=[10.0, np.inf], safe_action='zero')
+    cmd, ok = safety(np.array([5.0, -5.0]), dt=0.01)
+    assert ok and cmd.tolist() == [0.1, -2.0]  # joint 0: at most 10/s * 0.01 s from zero; joint 1: clipped
+    cmd, ok = safety(np.array([5.0, 1.5]), dt=0.01)
+    assert cmd.tolist() == pytest.approx([0.2, 1.5]) and safety.limited == 2
+    for bad in ([np.nan, 0.0], [0.0, np.inf], [1.0]):
+        cmd, ok = safety(np.array(bad), dt=0.01)
+        assert not ok and cmd.tolist() == [0.0, 0.0]
+    assert safety.rejected == 3
+
+
+def test_safe_action_hold_keeps_the_last_command():
+    safety = SafetyFilter(low=[-3.0], high=[3.0], safe_action='hold')
+    assert safety.safe().tolist() == [0.0]  # nothing sent yet
+    safety(np.array([1.25]), dt=0.04)
+    assert safety.safe().tolist() == [1.25]
+    cmd, ok = safety(np.array([np.nan]), dt=0.04)
+    assert not ok and cmd.tolist() == [1.25]
+    with pytest.raises(ValueError, match='safe_action'):
+        SafetyFilter([-1.0], [1.0], safe_action='brake')
+
+
+def test_watchdog_trips_and_recovers_or_latches():
+    dog = Watchdog(timeout_s=0.1)
+    assert dog.check(0, None) == 'waiting'
+    assert dog.check(50 * MS, 0) == 'ok'
+    assert dog.check(100 * MS, 0) == 'ok'           # exactly the timeout old
+    assert dog.check(101 * MS, 0) == 'stale' and dog.trips == 1
+    assert dog.check(130 * MS, 0) == 'stale' and dog.trips == 1
+    assert dog.check(140 * MS, 135 * MS) == 'ok'    # fresh data: resumes on its own
+    latched = Watchdog(timeout_s=0.1, latch=True)
+    latched.check(0, 0)
+    assert latched.check(200 * MS, 0) == 'stale'
+    assert latched.check(210 * MS, 205 * MS) == 'latched'
+    latched.reset()
+    assert latched.check(220 * MS, 215 * MS) == 'ok'
+
+
+def test_estop_latches_until_reset():
+    estop = EStop()
+    estop.trip()
+    estop.trip()
+    assert estop.latched and estop.trips == 1
+    estop.reset()
+    assert not estop.latched
+
+
+def test_command_order_maps_by_name_and_names_what_is_wrong():
+    assert command_order(['a', 'b', 'c'], None).tolist() == [0, 1, 2]
+    assert command_order(['a', 'b', 'c'], ['c', 'a', 'b']).tolist() == [2, 0, 1]
+    with pytest.raises(ValueError, match=r"unknown joints \['elbow'\].*missing joints \['c'\]"):
+        command_order(['a', 'b', 'c'], ['a', 'b', 'elbow'])
+    with pytest.raises(ValueError, match='duplicate'):
+        command_order(['a', 'b'], ['a', 'b', 'a'])
+
+
+# ---------------------------------------------------------------------- inference
+def random_student(tmp_path, kind: str = 'mlp', seed: int = 0, **sizes) -> ckpt_io.Checkpoint:
+    """A random-weight cartpole student (sensor history with past actions), saved and loaded back."""
+    env = DistillEnv('cartpole')
+    torch.manual_seed(seed)
+    obs_dim, action_dim = env.sensor_spec.size, len(env.action_names)
+    model = make_student(kind, obs_dim + action_dim, action_dim, 4, **sizes)
+    with torch.no_grad():
+        model.obs_var.uniform_(0.5, 2.0)
+        model.obs_mean.normal_(0.0, 0.1)
+    ckpt = ckpt_io.Checkpoint(model=model, obs_source='sensor', obs_spec=env.sensor_spec,
+                              action_names=list(env.action_names), action_low=np.array([-3.0]),
+                              action_high=np.array([3.0]), task='cartpole', role='student', past_actions=True)
+    folder = ckpt_io.save(ckpt, tmp_path / f'{kind}_{seed}')
+    env.close()
+    return ckpt_io.load(folder)
+
+
+@pytest.mark.parametrize('backend', BACKENDS)
+def test_backends_reproduce_the_torch_student(tmp_path, backend):
+    ckpt = random_student(tmp_path)
+    b = load_backend(ckpt, backend)
+    assert verify(b, ckpt, trials=8) <= 1e-4
+    window = np.random.default_rng(0).normal(size=(4, ckpt.model.step_dim)).astype(np.float32)
+    with torch.no_grad():
+        expected = ckpt.model(torch.from_numpy(window)[None])[0].numpy()
+    np.testing.assert_allclose(b(window), expected, atol=1e-4)
+
+
+def test_numpy_backend_refuses_what_it_cannot_run(tmp_path):
+    ckpt = random_student(tmp_path, 'gru', hidden_size=16)
+    with pytest.raises(BackendError, match='MLP policies only.*GRUPolicy'):
+        load_backend(ckpt, 'numpy')
+    assert load_backend(ckpt, 'onnxruntime')(np.zeros((4, ckpt.model.step_dim), np.float32)).shape == (1,)
+    with pytest.raises(BackendError, match='unknown inference backend'):
+        load_backend(ckpt, 'tensorrt')
+
+
+# ---------------------------------------------------------------------- the controller's tick
+def joint_msg(names, values, stamp=0):
+    return SimpleNamespace(name=list(names), position=list(values), velocity=[], header=SimpleNamespace(stamp=stamp))
+
+
+def imu_msg(values):
+    g, a, o = values[0:3], values[3:6], values[6:10]
+    vec = SimpleNamespace
+    return SimpleNamespace(angular_velocity=vec(x=g[0], y=g[1], z=g[2]),
+                           linear_acceleration=vec(x=a[0], y=a[1], z=a[2]),
+                           orientation=vec(x=o[0], y=o[1], z=o[2], w=o[3]))
+
+
+def sensor_sequence(steps: int = 12, seed: int = 3) -> list[np.ndarray]:
+    env = DistillEnv('cartpole')
+    obs, _ = env.reset(seed=seed)
+    rng = np.random.default_rng(seed)
+    out = [obs[SENSOR].copy()]
+    for _ in range(steps - 1):
+        obs, *_ = env.step(rng.uniform(-1, 1, size=1))
+        out.append(obs[SENSOR].copy())
+    env.close()
+    return out
+
+
+def make_controller(ckpt, timeout_s=0.1, safe_action='zero', latch=False, max_rate=np.inf):
+    return StudentController(ckpt, load_backend(ckpt, 'numpy'),
+                             SafetyFilter(ckpt.action_low, ckpt.action_high, max_rate, safe_action),
+                             Watchdog(timeout_s, latch), LoopStats(), period_s=0.04)
+
+
+def feed(controller, obs, now_ns, shuffled=False, stamp=0):
+    joints, rest = obs[:2], obs[2:]
+    if shuffled:  # another order, and a joint the policy does not read
+        controller.sensors(joint_msg(['wheel', 'hinge', 'slider'], [9.0, joints[1], joints[0]], stamp), imu_msg(rest),
+                           now_ns)
+    else:
+        controller.sensors(joint_msg(['slider', 'hinge'], joints, stamp), imu_msg(rest), now_ns)
+
+
+def test_controller_commands_what_training_computes(tmp_path):
+    """Same builder, same history buffer, same clipping as training and evaluation."""
+    ckpt = random_student(tmp_path)
+    ctl = make_controller(ckpt)
+    sequence = sensor_sequence()
+    builder = SensorObsBuilder.from_spec(ckpt.obs_spec)
+    reference = ckpt.history_buffer()
+    now = ctl.activated_ns
+    for k, obs in enumerate(sequence):
+        now += 40 * MS
+        feed(ctl, obs, now, shuffled=k % 2 == 1, stamp=k)
+        tick = ctl.tick(now)
+        window = reference.push(builder.build(builder.reading(obs)))
+        expected = ckpt.act(window)
+        reference.set_action(expected)
+        assert tick.source == POLICY and tick.sample_stamp.stamp == k
+        np.testing.assert_allclose(tick.command, expected, atol=1e-4)
+        # No new sample before the next tick: the same command again, without a policy call.
+        again = ctl.tick(now + 1 * MS)
+        assert again.source == REPEAT and again.command.tolist() == tick.command.tolist()
+    assert ctl.stats.inference.count == len(sequence)
+
+
+def test_controller_safe_action_on_dropout_nan_missing_joint_and_estop(tmp_path):
+    ckpt = random_student(tmp_path, seed=1)
+    ctl = make_controller(ckpt, timeout_s=0.1)
+    sequence = sensor_sequence()
+    now = ctl.activated_ns
+    assert ctl.tick(now).reason == 'waiting'
+    # No sample at all within the timeout after activation: stale.
+    assert ctl.tick(now + 101 * MS).reason == 'stale' and ctl.watchdog.trips == 1
+    now += 120 * MS
+    feed(ctl, sequence[0], now)
+    assert ctl.tick(now).source == POLICY
+    # Dropout: the last command is repeated while the sample is within the timeout, then safe.
+    assert ctl.tick(now + 100 * MS).source == REPEAT
+    stale = ctl.tick(now + 101 * MS)
+    assert stale.source == SAFE and stale.reason == 'stale' and stale.command.tolist() == [0.0]
+    # Fresh data resumes (no latch) with the history restarted.
+    now += 200 * MS
+    feed(ctl, sequence[1], now)
+    assert ctl.tick(now).source == POLICY
+    # A NaN sample is dropped and never reaches the command; it does not refresh the watchdog.
+    bad = sequence[2].copy()
+    bad[1] = np.nan
+    feed(ctl, bad, now + 40 * MS)
+    tick = ctl.tick(now + 40 * MS)
+    assert tick.source == REPEAT and np.all(np.isfinite(tick.command)) and ctl.bad_samples == 1
+    assert 'NaN' in ctl.last_error
+    assert ctl.tick(now + 101 * MS).reason == 'stale'
+    # A message lacking a joint is dropped with the joint's name.
+    ctl.sensors(joint_msg(['slider'], [0.0]), imu_msg(sequence[3][2:]), now + 150 * MS)
+    assert ctl.tick(now + 150 * MS).source == SAFE and "'hinge'" in ctl.last_error
+    # E-stop latches over fresh data until reset.
+    feed(ctl, sequence[4], now + 160 * MS)
+    assert ctl.tick(now + 160 * MS).source == POLICY
+    ctl.estop.trip()
+    for k in range(3):
+        feed(ctl, sequence[5 + k], now + (200 + 40 * k) * MS)
+        tick = ctl.tick(now + (200 + 40 * k) * MS)
+        assert tick.source == SAFE and tick.reason == 'estop' and tick.command.tolist() == [0.0]
+    ctl.estop.reset()
+    feed(ctl, sequence[8], now + 330 * MS)
+    assert ctl.tick(now + 330 * MS).source == POLICY
+
+
+def test_controller_latched_watchdog_needs_reactivation(tmp_path):
+    ckpt = random_student(tmp_path, seed=2)
+    ctl = make_controller(ckpt, latch=True, safe_action='hold')
+    sequence = sensor_sequence()
+    now = ctl.activated_ns + 10 * MS
+    feed(ctl, sequence[0], now)
+    first = ctl.tick(now)
+    assert ctl.tick(now + 150 * MS).reason == 'stale'
+    feed(ctl, sequence[1], now + 160 * MS)
+    held = ctl.tick(now + 160 * MS)
+    assert held.reason == 'latched' and held.command.tolist() == first.command.tolist()  # hold
+    ctl.activate(now + 200 * MS)
+    feed(ctl, sequence[2], now + 210 * MS)
+    assert ctl.tick(now + 210 * MS).source == POLICY
+
+
+def test_controller_replaces_non_finite_policy_output(tmp_path):
+    ckpt = random_student(tmp_path, seed=4)
+    with torch.no_grad():
+        ckpt.model.head.bias.fill_(float('nan'))
+    ctl = StudentController(ckpt, TorchBackend(ckpt), SafetyFilter([-3.0], [3.0]),
+                            Watchdog(0.1), LoopStats(), period_s=0.04)
+    now = ctl.activated_ns
+    feed(ctl, sensor_sequence(1)[0], now)
+    tick = ctl.tick(now)
+    assert tick.source == SAFE and tick.reason == 'nonfinite' and tick.command.tolist() == [0.0]
+    with pytest.raises(BackendError, match='differ'):
+        verify(NumpyMLPBackend(ckpt), random_student(tmp_path, seed=5))
