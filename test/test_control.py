@@ -238,7 +238,7 @@ def test_controller_commands_what_training_computes(tmp_path):
         window = reference.push(builder.build(builder.reading(obs)))
         expected = ckpt.act(window)
         reference.set_action(expected)
-        assert tick.source == POLICY and tick.sample_stamp.stamp == k
+        assert tick.source == POLICY and tick.sample_header.stamp == k
         np.testing.assert_allclose(tick.command, expected, atol=1e-4)
         # No new sample before the next tick: the same command again, without a policy call.
         again = ctl.tick(now + 1 * MS)

@@ -36,7 +36,7 @@ class Tick:
     source: str                    # POLICY, REPEAT or SAFE
     reason: str = ''               # for SAFE: estop, waiting, stale, latched, nonfinite
     sample_arrival_ns: int = 0     # monotonic arrival of the newest sensor message used (POLICY)
-    sample_stamp: object = None    # header stamp of the joint_states message used (POLICY)
+    sample_header: object = None    # header of the joint_states message used (POLICY, REPEAT)
 
 
 def command_order(action_names: Sequence[str], command_joints: Sequence[str] | None) -> np.ndarray:
@@ -95,6 +95,7 @@ class StudentController:
         self.last_good_ns: int | None = None
         self.activated_ns = now_ns
         self._resume = False
+        self._last_header = None
         self.history.reset()
         self.safety.reset()
         self.watchdog.reset()
@@ -157,7 +158,7 @@ class StudentController:
             if not new:
                 return self._safe('stale')
         if not new:
-            return Tick(self.safety.last[self.order], REPEAT)
+            return Tick(self.safety.last[self.order], REPEAT, sample_header=self._last_header)
         window = self.history.push(self.obs)
         start = time.perf_counter_ns()
         mean = self.backend(window[0] if self.flat else window)
@@ -166,7 +167,8 @@ class StudentController:
         self.history.set_action(command)
         if not ok:
             return Tick(command[self.order], SAFE, 'nonfinite')
-        return Tick(command[self.order], POLICY, '', arrival, getattr(joints, 'header', None))
+        self._last_header = getattr(joints, 'header', None)
+        return Tick(command[self.order], POLICY, '', arrival, self._last_header)
 
     def _observe(self, joints, imu) -> bool:
         try:

@@ -301,8 +301,8 @@ class StudentControllerNode(LifecycleNode):
             self.stats.latency.add((time.monotonic_ns() - tick.sample_arrival_ns) / 1e9)
         if self.joint_command_pub is not None:
             msg = JointState(name=self.controller.command_joints, position=data)
-            if tick.sample_stamp is not None:
-                msg.header.stamp = tick.sample_stamp.stamp
+            if tick.sample_header is not None:
+                msg.header.stamp = tick.sample_header.stamp
             else:
                 msg.header.stamp = self.get_clock().now().to_msg()
             self.joint_command_pub.publish(msg)

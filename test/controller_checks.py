@@ -1,0 +1,87 @@
+"""Checks and a fake robot driver shared by the student controller tests and their launch twins."""
+from __future__ import annotations
+
+import numpy as np
+from diagnostic_msgs.msg import DiagnosticArray
+from sensor_msgs.msg import Imu, JointState
+
+from distill_ros.nodes import messages as m
+from distill_ros.nodes.common import RELIABLE, RELIABLE_DEEP
+from distill_ros.sim import SENSOR, DistillEnv
+
+NS = 1_000_000_000
+
+
+class Driver:
+    """Publishes cartpole sensor readings as a robot driver would: joint_states then imu/data."""
+
+    def __init__(self, node, joint_topic: str = 'joint_states', imu_topic: str = 'imu/data'):
+        self.joint_pub = node.create_publisher(JointState, joint_topic, RELIABLE)
+        self.imu_pub = node.create_publisher(Imu, imu_topic, RELIABLE)
+        env = DistillEnv('cartpole', randomize=False)
+        self.builder = env.sensor_builder
+        obs, _ = env.reset(seed=0)
+        self.obs = obs[SENSOR].copy()
+        env.close()
+
+    def publish(self, obs: np.ndarray | None = None, stamp_ns: int = 0, names: list[str] | None = None) -> None:
+        """One sample; `names` publishes the joints in that order (unknown names get 0.0)."""
+        reading = self.builder.reading(self.obs if obs is None else obs)
+        joints = m.joint_state(reading, stamp_ns)
+        if names is not None:
+            joints.name = list(names)
+            joints.position = [reading.joint_position.get(n, 0.0) for n in names]
+        self.joint_pub.publish(joints)
+        self.imu_pub.publish(m.imu(reading, stamp_ns, 'imu_link'))
+
+    def connected(self) -> bool:
+        return self.joint_pub.get_subscription_count() > 0 and self.imu_pub.get_subscription_count() > 0
+
+
+def diagnostics(ros) -> list:
+    """Every /diagnostics status this test sees, as (level, message, values dict)."""
+    seen: list = []
+
+    def on(msg: DiagnosticArray) -> None:
+        for s in msg.status:
+            if 'control loop' in s.name:
+                seen.append((int.from_bytes(s.level, 'little') if isinstance(s.level, bytes) else int(s.level),
+                             s.message, {kv.key: kv.value for kv in s.values}))
+    ros.node.create_subscription(DiagnosticArray, '/diagnostics', on, RELIABLE_DEEP)
+    return seen
+
+
+def check_balancing(ros, min_steps: int, timeout: float) -> dict[int, int]:
+    """sim_node (realtime) driven by the controller keeps the pole up for `min_steps` steps in one
+    episode (InvertedPendulum ends an episode once the pole leaves +-0.2 rad); returns steps per
+    episode. A random student falls within ~20 steps."""
+    steps: dict[int, int] = {}
+    actions: list[float] = []
+
+    def on_step(msg: JointState) -> None:
+        info = dict(zip(msg.name, msg.position))
+        steps[int(info['episode'])] = steps.get(int(info['episode']), 0) + 1
+        actions.append(info['action/slider'])
+    ros.node.create_subscription(JointState, 'sim/step', on_step, RELIABLE_DEEP)
+    assert ros.spin_until(lambda: max(steps.values(), default=0) >= min_steps, timeout=timeout), \
+        f'no episode reached {min_steps} steps: {steps}'
+    assert np.all(np.isfinite(actions)) and np.any(np.array(actions) != 0.0)
+    return steps
+
+
+def check_remapped_controller(ros, remaps: dict[str, str]) -> None:
+    """The controller reads the remapped sensor topics and commands the remapped controller topic."""
+    from std_msgs.msg import Float64MultiArray
+
+    driver = Driver(ros.node, remaps['joint_states'], remaps['imu/data'])
+    got: list[list[float]] = []
+    ros.node.create_subscription(Float64MultiArray, remaps['commands'], lambda c: got.append(list(c.data)),
+                                 RELIABLE_DEEP)
+    stamp = [0]
+
+    def publish():
+        stamp[0] += 40_000_000
+        driver.publish(stamp_ns=stamp[0])
+    ros.node.create_timer(0.04, publish)
+    assert ros.spin_until(lambda: sum(c[0] != 0.0 for c in got) >= 10, timeout=60), got[-5:]
+    assert all(len(c) == 1 and np.isfinite(c[0]) for c in got)
