@@ -67,21 +67,34 @@ def main() -> None:
     parser.add_argument('--teacher', help='teacher checkpoint (default: the shipped one)')
     parser.add_argument('--out', default='bench_out/distill_quality')
     parser.add_argument('--methods', nargs='*', default=list(METHODS))
-    parser.add_argument('--base-episodes', type=int, default=40, help='teacher episodes every method starts from')
-    parser.add_argument('--rounds', type=int, default=4, help='DAgger rounds')
-    parser.add_argument('--round-episodes', type=int, default=10)
-    parser.add_argument('--steps', type=int, default=4000, help='optimizer steps per stage')
-    parser.add_argument('--round-steps', type=int, default=2000, help='optimizer steps after each DAgger round')
+    parser.add_argument('--config', help='base distillation YAML (default: config/distill/<task>.yaml, else '
+                        'default.yaml); the methods change only their own keys')
+    parser.add_argument('--base-episodes', type=int, default=80, help='teacher episodes every method starts from')
+    parser.add_argument('--rounds', type=int, help='DAgger rounds (default: the config\'s)')
+    parser.add_argument('--round-episodes', type=int, help='episodes per DAgger round (default: the config\'s)')
+    parser.add_argument('--steps', type=int, help='optimizer steps per stage (default: the config\'s)')
+    parser.add_argument('--round-steps', type=int, help='optimizer steps after each round (default: the config\'s)')
     parser.add_argument('--episodes', type=int, default=100, help='held-out evaluation episodes')
     parser.add_argument('--small', action='store_true', help='tiny sizes (minutes): 10+2x4 episodes, 800 steps')
     parser.add_argument('--seed', type=int, default=0)
     args = parser.parse_args()
+    base_config = Path(args.config) if args.config else config_path(f'distill/{args.task}.yaml')
+    if not base_config.is_file():
+        base_config = config_path('distill/default.yaml')
+    defaults = yaml.safe_load(base_config.read_text()) or {}  # the config users get
+    given = parse_config(defaults)
     if args.small:
         args.base_episodes, args.rounds, args.round_episodes, args.steps, args.round_steps = 10, 2, 4, 800, 400
         args.episodes = min(args.episodes, 20)
+    rounds = given.dagger.rounds if args.rounds is None else args.rounds
+    round_episodes = given.dagger.episodes_per_round if args.round_episodes is None else args.round_episodes
+    steps = given.train.steps if args.steps is None else args.steps
+    round_steps = given.dagger.steps_per_round if args.round_steps is None else args.round_steps
+    print(f'base config {base_config}: {steps} steps; DAgger {rounds} rounds x {round_episodes} episodes, '
+          f'{round_steps} steps each')
     out = Path(args.out)
     teacher = ckpt_io.load(args.teacher or shipped_teacher(args.task))
-    extra = args.rounds * args.round_episodes
+    extra = rounds * round_episodes
     base_dir, extra_dir = out / 'data' / 'base', out / 'data' / 'extra'
     started = time.monotonic()
     if not (base_dir / 'manifest.json').is_file():
@@ -92,11 +105,9 @@ def main() -> None:
     budget = concat_datasets([base, load_dataset(extra_dir)]) if extra else base
     print(f'data: {len(base)} samples in {args.base_episodes} base episodes; offline methods get '
           f'{len(budget)} samples in {args.base_episodes + extra} episodes ({time.monotonic() - started:.0f} s)')
-    common = {'train': {'steps': args.steps, 'seed': args.seed},
-              'dagger': {'rounds': args.rounds, 'episodes_per_round': args.round_episodes,
-                         'steps_per_round': args.round_steps},
+    common = {'train': {'steps': steps, 'seed': args.seed},
+              'dagger': {'rounds': rounds, 'episodes_per_round': round_episodes, 'steps_per_round': round_steps},
               'eval': {'episodes': 0}}
-    defaults = yaml.safe_load(config_path('distill/default.yaml').read_text())  # the config users get
     timings = {}
     for name in args.methods:
         if name not in METHODS:

@@ -50,3 +50,12 @@ def make_dataset(folder, episodes: int = 2):
         collect_teacher_dataset('cartpole', ckpt_io.load(shipped_teacher('cartpole')), folder, episodes=episodes,
                                 progress=False)
     return folder
+
+
+def wait_for_subscribers(ros, topics: dict[str, int], timeout: float = 30) -> None:
+    """Until the graph shows the recorder's (and others') subscriptions, then a grace period so the
+    publishers' side of each match is complete too."""
+    def ready() -> bool:
+        return all(ros.node.count_subscribers(t) >= n for t, n in topics.items())
+    assert ros.spin_until(ready, timeout), {t: ros.node.count_subscribers(t) for t in topics}
+    ros.spin_until(lambda: False, timeout=1.0)

@@ -14,6 +14,7 @@ import pytest
 pytest.importorskip('rclpy')
 
 from diagnostic_msgs.msg import DiagnosticArray  # noqa: E402
+from helpers import wait_for_subscribers  # noqa: E402
 
 from distill_ros.data.dataset import load_dataset  # noqa: E402
 from distill_ros.distill.evaluate import privileged_actor  # noqa: E402
@@ -27,15 +28,6 @@ REMAP = ['-r', 'commands:=teacher/action']
 # to teacher/action)
 RECORDED = {'/sim/step': 1, '/privileged/state': 1, '/joint_states': 1, '/imu/data': 1, '/teacher/action': 2,
             '/teacher/distribution': 1}
-
-
-def wait_for_subscribers(ros, topics: dict[str, int], timeout: float = 30) -> None:
-    """Until the graph shows the recorder's (and others') subscriptions, then a grace period so the
-    publishers' side of each match is complete too."""
-    def ready() -> bool:
-        return all(ros.node.count_subscribers(t) >= n for t, n in topics.items())
-    assert ros.spin_until(ready, timeout), {t: ros.node.count_subscribers(t) for t in topics}
-    ros.spin_until(lambda: False, timeout=1.0)
 
 
 def test_recording_matches_rollout_and_bag_round_trip(ros, start_node, tmp_path):

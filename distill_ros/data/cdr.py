@@ -84,19 +84,22 @@ def _doubles(buf, pos: int) -> tuple[np.ndarray, int]:
 _LAYOUTS: list[tuple[bytes, str, tuple[str, ...], int]] = []
 
 
+def _layout(raw, buf) -> tuple[str, tuple[str, ...], int]:
+    for blob, frame_id, names, end in _LAYOUTS:
+        if raw[12:12 + len(blob)] == blob:
+            return frame_id, names, end
+    header, start = _header(buf, 0)
+    names_list, end = _strings(buf, start)
+    _LAYOUTS.insert(0, (bytes(buf[8:end]), header.frame_id, tuple(names_list), end))
+    del _LAYOUTS[16:]
+    return header.frame_id, tuple(names_list), end
+
+
 def joint_state(raw: bytes) -> JointStateMsg:
     buf = memoryview(raw)[4:]
     msg = JointStateMsg()
     sec, nanosec = _TIME.unpack_from(buf, 0)
-    for blob, frame_id, names, pos in _LAYOUTS:
-        if raw[12:12 + len(blob)] == blob:
-            break
-    else:
-        header, start = _header(buf, 0)
-        names_list, pos = _strings(buf, start)
-        blob, frame_id, names = bytes(buf[8:pos]), header.frame_id, tuple(names_list)
-        _LAYOUTS.insert(0, (blob, frame_id, names, pos))
-        del _LAYOUTS[16:]
+    frame_id, names, pos = _layout(raw, buf)
     msg.header = Header(Stamp(sec, nanosec), frame_id)
     msg.name = names
     msg.position, pos = _doubles(buf, pos)

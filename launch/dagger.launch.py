@@ -1,0 +1,57 @@
+"""One DAgger round over ROS 2 topics: the student drives the simulator, the teacher labels every
+state the student visits, the recorder records both:
+
+    ros2 launch distill_ros dagger.launch.py student:=runs/cartpole/student dataset:=data/dagger_round1 episodes:=8
+
+sim_node (lockstep: each observation waits for the student's command) + student_controller_node
+(trigger sensor: one command per observation) + teacher_node + recorder_node, with the package's
+parameter files. Then retrain on the aggregate:
+
+    distill-ros distill --dataset ... (see docs/methods.md; the in-process path mixes teacher actions with beta)
+"""
+from launch.actions import DeclareLaunchArgument
+from launch.substitutions import LaunchConfiguration, PathJoinSubstitution
+from launch_ros.actions import Node
+from launch_ros.parameter_descriptions import ParameterValue
+from launch_ros.substitutions import FindPackageShare
+
+from launch import LaunchDescription
+
+
+def config(name: str) -> PathJoinSubstitution:
+    return PathJoinSubstitution([FindPackageShare('distill_ros'), 'config', name])
+
+
+def generate_launch_description() -> LaunchDescription:
+    task, episodes = LaunchConfiguration('task'), LaunchConfiguration('episodes')
+    namespace = LaunchConfiguration('namespace')
+    use_sim_time = ParameterValue(LaunchConfiguration('use_sim_time'), value_type=bool)
+    arguments = [
+        DeclareLaunchArgument('task', default_value='cartpole', description='task name or task YAML path'),
+        DeclareLaunchArgument('student', description='student checkpoint folder (e.g. OUT/student of distill)'),
+        DeclareLaunchArgument('episodes', default_value='8', description='episodes the student drives'),
+        DeclareLaunchArgument('seed', default_value='500000', description='seed of the first episode'),
+        DeclareLaunchArgument('dataset', default_value='data/dagger_round1', description='dataset folder to write'),
+        DeclareLaunchArgument('teacher_checkpoint', default_value='', description="'' = the shipped teacher"),
+        DeclareLaunchArgument('namespace', default_value='', description='namespace for every topic'),
+        DeclareLaunchArgument('use_sim_time', default_value='false', description='nodes follow /clock'),
+    ]
+    sim = Node(package='distill_ros', executable='sim_node', name='sim_node', namespace=namespace, output='screen',
+               parameters=[config('sim.yaml'), {'task': task, 'mode': 'lockstep', 'command_type': 'Float64MultiArray',
+                                                'max_episodes': episodes, 'seed': LaunchConfiguration('seed')}])
+    student = Node(package='distill_ros', executable='student_controller_node', name='student_controller_node',
+                   namespace=namespace, output='screen',
+                   parameters=[config('student_controller.yaml'), {
+                       'checkpoint': ParameterValue(LaunchConfiguration('student'), value_type=str),
+                       'trigger': 'sensor', 'auto_activate': True, 'use_sim_time': use_sim_time}])
+    teacher_checkpoint = ParameterValue(LaunchConfiguration('teacher_checkpoint'), value_type=str)
+    teacher = Node(package='distill_ros', executable='teacher_node', name='teacher_node', namespace=namespace,
+                   output='screen',
+                   parameters=[config('teacher.yaml'), {'task': task, 'use_sim_time': use_sim_time,
+                                                        'checkpoint': teacher_checkpoint}])
+    recorder = Node(package='distill_ros', executable='recorder_node', name='recorder_node', namespace=namespace,
+                    output='screen',
+                    parameters=[config('recorder.yaml'), {
+                        'task': task, 'max_episodes': episodes, 'teacher': True,
+                        'dataset': ParameterValue(LaunchConfiguration('dataset'), value_type=str)}])
+    return LaunchDescription([*arguments, recorder, teacher, student, sim])
