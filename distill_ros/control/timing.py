@@ -118,6 +118,15 @@ def request_fifo(priority: int) -> tuple[bool, str]:
     return True, f'SCHED_FIFO priority {priority} granted'
 
 
+def restore_normal_scheduling() -> bool:
+    """Put the calling thread back on the normal scheduler (after `request_fifo`)."""
+    try:
+        os.sched_setscheduler(0, os.SCHED_OTHER, os.sched_param(0))
+    except (AttributeError, OSError):
+        return False
+    return True
+
+
 class RealtimeLoop:
     """Calls `tick(deadline_ns, start_ns)` every `period_s` on a dedicated thread.
 

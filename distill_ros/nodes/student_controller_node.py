@@ -23,6 +23,7 @@ Publishes:
 """
 from __future__ import annotations
 
+import sys
 import time
 import traceback
 
@@ -39,7 +40,7 @@ from std_msgs.msg import Bool, Float64MultiArray
 from distill_ros.control.controller import POLICY, REPEAT, SAFE, StudentController
 from distill_ros.control.inference import BACKENDS, BackendError, load_backend
 from distill_ros.control.safety import SAFE_ACTIONS, SafetyFilter, Watchdog
-from distill_ros.control.timing import LoopStats, RealtimeLoop
+from distill_ros.control.timing import LoopStats, RealtimeLoop, request_fifo, restore_normal_scheduling
 from distill_ros.nodes.common import RELIABLE, SENSOR_DATA, run
 from distill_ros.nodes.params import Param, ParameterError, declare
 from distill_ros.policies import checkpoint as ckpt_io
@@ -94,13 +95,14 @@ class StudentControllerNode(LifecycleNode):
     def __init__(self):
         super().__init__('student_controller_node')
         self.finished = Future()
+        self.controller: StudentController | None = None
+        self.loop: RealtimeLoop | None = None
+        self.active = False
+        self.executor_fifo = False
         self.params = declare(self, PARAMS)
         self.declare_parameter('command_joints', Parameter.Type.STRING_ARRAY, ParameterDescriptor(
             description="joint order of the commands (forward_command_controller's joints); unset: the "
                         "checkpoint's action order", read_only=True))
-        self.controller: StudentController | None = None
-        self.loop: RealtimeLoop | None = None
-        self.active = False
         self.stats = LoopStats(window=self.params['stats_window'],
                                miss_tolerance_s=self.params['miss_tolerance_ms'] / 1000.0)
         self.last_reason = ''
@@ -197,17 +199,29 @@ class StudentControllerNode(LifecycleNode):
 
     def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
         p = self.params
+        period = 1.0 / p['control_rate_hz']
+        sensor_trigger = p['trigger'] == 'sensor'
+        # Bound how long one thread holds the GIL (default 5 ms) so the control thread, or the
+        # executor thread running sensor-triggered ticks, waits at most a fraction of a period.
+        sys.setswitchinterval(min(sys.getswitchinterval(), period / 10))
         self.controller.activate(time.monotonic_ns())
         self.errors = 0
-        self.loop = RealtimeLoop(1.0 / p['control_rate_hz'], self.loop_tick, self.stats,
-                                 busy_wait_s=p['busy_wait_us'] / 1e6,
+        # With trigger 'sensor' the loop only watches the sensors: it sleeps instead of busy-waiting,
+        # which would hold the GIL the executor thread needs for the tick.
+        self.loop = RealtimeLoop(period, self.loop_tick, self.stats,
+                                 busy_wait_s=0.0 if sensor_trigger else p['busy_wait_us'] / 1e6,
                                  fifo_priority=p['sched_priority'] if p['sched_fifo'] else 0)
         self.active = True
         self.loop.start()
         self.fifo_message = self.loop.fifo_message
+        if p['sched_fifo'] and sensor_trigger and self.loop.fifo_granted:
+            # Sensor-triggered ticks run on the executor thread (this one): it gets the priority too.
+            granted, message = request_fifo(p['sched_priority'])
+            self.fifo_message = f'{self.loop.fifo_message}; executor thread: {message}'
+            self.executor_fifo = granted
         if p['sched_fifo']:
             log = self.get_logger().info if self.loop.fifo_granted else self.get_logger().warning
-            log(f'control thread: {self.loop.fifo_message}')
+            log(f'control thread: {self.fifo_message}')
         self.get_logger().info(f'active: commanding {self.resolve_topic_name("commands")}')
         return TransitionCallbackReturn.SUCCESS
 
@@ -233,6 +247,8 @@ class StudentControllerNode(LifecycleNode):
         if self.loop is not None:
             self.loop.stop()
             self.loop = None
+        if self.executor_fifo:
+            self.executor_fifo = not restore_normal_scheduling()
         if was_active and final_command and self.controller is not None:
             # A clean stop leaves the actuators with the safe action, not the last policy output.
             try:
@@ -242,6 +258,12 @@ class StudentControllerNode(LifecycleNode):
 
     def close(self) -> None:
         self.stop_loop(final_command=True)
+
+    def destroy_node(self) -> None:
+        # On Ctrl-C rclpy destroys the nodes before it shuts the context down: stop the loop and
+        # send the safe action while publishing still works.
+        self.stop_loop(final_command=True)
+        super().destroy_node()
 
     # ------------------------------------------------------------------ sensors and e-stop
     def on_joint_states(self, msg: JointState) -> None:
@@ -286,6 +308,9 @@ class StudentControllerNode(LifecycleNode):
             if tick is not None:
                 self.publish(tick, now_ns)
         except Exception as exc:  # noqa: BLE001 - the actuators get the safe action, the log the reason
+            if not self.context.ok():  # shutting down: nothing can be published any more
+                self.active = False
+                return
             self.errors += 1
             self.get_logger().error(f'control tick failed: {type(exc).__name__}: {exc}; sending the safe action\n'
                                     f'{traceback.format_exc()}', throttle_duration_sec=1.0)
