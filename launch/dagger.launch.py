@@ -43,7 +43,8 @@ def generate_launch_description() -> LaunchDescription:
                    namespace=namespace, output='screen',
                    parameters=[config('student_controller.yaml'), {
                        'checkpoint': ParameterValue(LaunchConfiguration('student'), value_type=str),
-                       'trigger': 'sensor', 'auto_activate': True, 'use_sim_time': use_sim_time}])
+                       'trigger': 'sensor', 'auto_activate': True, 'use_sim_time': use_sim_time,
+                       'sensor_timeout': 5.0}])  # lockstep: the simulator waits for the student; slow is not stale
     teacher_checkpoint = ParameterValue(LaunchConfiguration('teacher_checkpoint'), value_type=str)
     teacher = Node(package='distill_ros', executable='teacher_node', name='teacher_node', namespace=namespace,
                    output='screen',

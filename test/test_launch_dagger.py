@@ -28,7 +28,7 @@ def test_dagger_round_over_topics(ros, start_node, tmp_path):
     wait_for_subscribers(ros, {'/sim/step': 1, '/privileged/state': 2, '/joint_states': 1, '/imu/data': 1,
                                '/teacher/action': 1, '/teacher/distribution': 1})
     start_node('student_controller_node', {'checkpoint': str(shipped_student('cartpole')), 'trigger': 'sensor',
-                                           'auto_activate': True},
+                                           'auto_activate': True, 'sensor_timeout': 5.0},
                ros_args=['--params-file', str(config / 'student_controller.yaml')])
     assert ros.spin_until(lambda: (dataset / 'manifest.json').is_file() and len(load_dataset(dataset)) > 0
                           and len(load_dataset(dataset).episode_starts) >= episodes, timeout=180)

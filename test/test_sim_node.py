@@ -137,3 +137,22 @@ def test_bad_parameters_refused_at_start(start_node, params, expected):
     sim = start_node('sim_node', params)
     assert sim.wait(timeout=30) == 2
     assert expected in sim.log()
+
+
+def test_realtime_waits_for_subscribers_and_loses_no_step(ros, start_node):
+    """wait_for_subscribers: the first episode starts only once joint_states is subscribed, so a
+    real-time run loses nothing to discovery; commands sent before that are ignored."""
+    commands = ros.node.create_publisher(Float64MultiArray, 'commands', 10)
+    sim = start_node('sim_node', {'task': 'cartpole', 'mode': 'realtime', 'wait_for_subscribers': 1,
+                                  'max_episodes': 1})
+    assert ros.spin_until(lambda: ros.node.count_subscribers('/commands') >= 1, timeout=20), sim.log()
+    for _ in range(5):   # nothing to answer yet: must not step (or crash) the simulator
+        commands.publish(Float64MultiArray(data=[0.0]))
+        ros.spin_until(lambda: False, timeout=0.1)
+    ros.spin_until(lambda: False, timeout=1.0)
+    assert sim.poll() is None, sim.log()
+    stamps: list[int] = []
+    ros.node.create_subscription(JointState, 'joint_states', lambda msg: stamps.append(m.stamp_ns(msg.header.stamp)),
+                                 RELIABLE)
+    assert ros.spin_until(lambda: len(stamps) >= 3, timeout=20), sim.log()
+    assert stamps[0] == 0   # the episode's first observation, not a later one

@@ -44,8 +44,14 @@ class CollectStats:
 
 def collect_episodes(task: str, teacher: Checkpoint, seeds: Sequence[int], writer: DatasetWriter,
                      student: Checkpoint | None = None, beta: float = 1.0, envs: int = 4, mix_seed: int = 0,
-                     max_episode_steps: int = 0, progress: bool = True, meta: dict | None = None) -> CollectStats:
-    """Roll out episodes (one per seed) on up to `envs` environments at once; write each to `writer`."""
+                     max_episode_steps: int = 0, progress: bool = True, meta: dict | None = None,
+                     teacher_noise: float = 0.0) -> CollectStats:
+    """Roll out episodes (one per seed) on up to `envs` environments at once; write each to `writer`.
+
+    `teacher_noise` > 0 executes the teacher's action sampled from its Gaussian with the standard
+    deviation scaled by this factor (as teacher_node with `deterministic: false`): the teacher then
+    visits and labels states off its own path, which teaches the student to recover (DART,
+    Laskey et al. 2017). Labels are always the teacher's mean."""
     if student is None and beta < 1.0:
         raise ValueError('beta < 1 needs a student to execute')
     pool = [DistillEnv(task) for _ in range(min(envs, len(seeds)))]
@@ -90,7 +96,8 @@ def collect_episodes(task: str, teacher: Checkpoint, seeds: Sequence[int], write
                                        dtype=torch.float32)
             t_mean = teacher.model(t_in).numpy().astype(np.float64)
             t_std = np.broadcast_to(teacher.model.log_std.exp().numpy(), t_mean.shape)
-            t_act = np.clip(t_mean, teacher.action_low, teacher.action_high)
+            t_act = t_mean + teacher_noise * t_std * rng.standard_normal(t_mean.shape) if teacher_noise else t_mean
+            t_act = np.clip(t_act, teacher.action_low, teacher.action_high)
             if student is not None and beta < 1.0:
                 windows = np.stack([buffers[i].push(slots[i]['obs'][SENSOR]) for i in active])
                 s_act = np.clip(student.model(torch.as_tensor(windows)).numpy().astype(np.float64),
@@ -152,11 +159,12 @@ def dataset_spec(task: str) -> DatasetSpec:
 
 
 def collect_teacher_dataset(task: str, teacher: Checkpoint, out: str | Path, episodes: int, seed_base: int = 0,
-                            envs: int = 4, progress: bool = True) -> Dataset:
+                            envs: int = 4, progress: bool = True, teacher_noise: float = 0.0) -> Dataset:
     """Teacher rollouts (the fast in-process equivalent of sim + teacher + recorder nodes)."""
     writer = DatasetWriter(out, dataset_spec(task))
     collect_episodes(task, teacher, list(range(seed_base, seed_base + episodes)), writer, envs=envs,
-                     progress=progress, meta={'source': 'teacher'})
+                     progress=progress, meta={'source': 'teacher', 'teacher_noise': teacher_noise},
+                     mix_seed=seed_base, teacher_noise=teacher_noise)
     return load_dataset(out)
 
 

@@ -51,6 +51,8 @@ PARAMS = (
     Param('max_episodes', 0, 'exit with status 0 after this many episodes (0: run forever)', low=0, high=2**31 - 1),
     Param('imu_frame_id', 'imu_link', 'frame_id of imu/data messages'),
     Param('publish_clock', True, 'publish simulation time on /clock'),
+    Param('wait_for_subscribers', 0, 'hold the first episode until joint_states has this many subscribers (then '
+          '0.5 s for the matches to complete), so a real-time run loses no step to discovery', low=0, high=1000),
 )
 
 
@@ -84,14 +86,30 @@ class SimNode(FinishingNode):
         self.obs: dict[str, np.ndarray] = {}
         self.published_at = 0.0   # wall time the current observation went out (lockstep timeout)
         self.warned_stale = 0
-        self.start_episode()
-        if p['mode'] == 'lockstep':
-            self.create_timer(p['lockstep_timeout'], self.check_lockstep_timeout)
+        if p['wait_for_subscribers']:
+            self.ready_at: float | None = None
+            self.wait_timer = self.create_timer(0.05, self.check_subscribers)
         else:
-            self.create_timer(self.env.dt / p['realtime_factor'], self.realtime_tick)
+            self.begin()
         self.get_logger().info(
             f"task {self.env.task.name} in {p['mode']} mode at {1 / self.env.dt:.0f} Hz, seed {p['seed']}; "
             f"actions {self.env.action_names} on 'commands' ({p['command_type']})")
+
+    def check_subscribers(self) -> None:
+        if self.count_subscribers(self.resolve_topic_name('joint_states')) < self.params['wait_for_subscribers']:
+            return
+        if self.ready_at is None:
+            self.ready_at = time.monotonic()
+        elif time.monotonic() - self.ready_at >= 0.5:
+            self.wait_timer.cancel()
+            self.begin()
+
+    def begin(self) -> None:
+        self.start_episode()
+        if self.params['mode'] == 'lockstep':
+            self.create_timer(self.params['lockstep_timeout'], self.check_lockstep_timeout)
+        else:
+            self.create_timer(self.env.dt / self.params['realtime_factor'], self.realtime_tick)
 
     # ------------------------------------------------------------------ episodes
     def start_episode(self) -> None:
@@ -161,6 +179,8 @@ class SimNode(FinishingNode):
             self.receive(values)
 
     def receive(self, values: np.ndarray) -> None:
+        if not self.obs:
+            return  # before the first episode (wait_for_subscribers): nothing to answer yet
         self.command = values
         if self.params['mode'] == 'lockstep':
             self.advance(values)
