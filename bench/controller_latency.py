@@ -39,7 +39,7 @@ os.environ['ROS_AUTOMATIC_DISCOVERY_RANGE'] = 'LOCALHOST'
 ECHO = 'echo'
 
 
-def echo_main() -> None:
+def echo_main(fifo: bool) -> None:
     """The floor: answer each joint_states with a JointState carrying its stamp."""
     import rclpy
     from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
@@ -53,6 +53,9 @@ def echo_main() -> None:
     def on(msg: JointState) -> None:
         pub.publish(JointState(header=msg.header, name=['slider'], position=[0.0]))
     node.create_subscription(JointState, 'joint_states', on, SENSOR_DATA)
+    if fifo:  # as the controller with sched_fifo: every thread of the process
+        from distill_ros.control.timing import fifo_other_threads
+        fifo_other_threads(79)
     executor = SingleThreadedExecutor()
     executor.add_node(node)
     try:
@@ -63,7 +66,7 @@ def echo_main() -> None:
 
 def start_process(kind: str, params: dict) -> subprocess.Popen:
     if kind == ECHO:
-        cmd = [sys.executable, __file__, '--echo']
+        cmd = [sys.executable, __file__, '--echo'] + (['--fifo'] if params.get('sched_fifo') == 'true' else [])
     else:
         beside = Path(sys.executable).parent / 'student_controller_node'
         cmd = [str(beside)] if beside.is_file() else [sys.executable, '-m', 'distill_ros.nodes.student_controller_node']
@@ -85,7 +88,7 @@ def stop_process(proc: subprocess.Popen) -> str:
 class Driver:
     """Publishes sensors on deadlines and records command receipt latencies."""
 
-    def __init__(self):
+    def __init__(self, fifo: bool):
         import rclpy
         from diagnostic_msgs.msg import DiagnosticArray
         from rclpy.executors import SingleThreadedExecutor
@@ -111,6 +114,16 @@ class Driver:
         self.diagnostics: dict[str, str] = {}
         self.node.create_subscription(JointState, 'joint_commands', self.on_command, RELIABLE_DEEP)
         self.node.create_subscription(DiagnosticArray, '/diagnostics', self.on_diagnostics, RELIABLE_DEEP)
+        # The measuring side should not be what a loaded machine delays: every thread of this process
+        # (DDS, executor) and its publishing loop at SCHED_FIFO where that is allowed.
+        self.fifo_priority = 0
+        self.fifo_message = 'normal scheduler'
+        if fifo:
+            from distill_ros.control.timing import fifo_other_threads, request_fifo
+            granted, self.fifo_message = request_fifo(70)
+            if granted:
+                fifo_other_threads(70)
+                self.fifo_priority = 70
 
     def on_command(self, msg) -> None:
         now = time.time_ns()
@@ -146,7 +159,7 @@ class Driver:
         from distill_ros.control.timing import LoopStats, RealtimeLoop
         self.latencies, self.diagnostics, self.sent = [], {}, 0
         # Warm up: publish until commands come back (the controller configures and activates).
-        warm = RealtimeLoop(1.0 / rate, self.publish, LoopStats())
+        warm = RealtimeLoop(1.0 / rate, self.publish, LoopStats(), fifo_priority=self.fifo_priority)
         warm.start()
         self.recording = True
         ok = self.spin_for(60, lambda: len(self.latencies) > 50 or proc.poll() is not None)
@@ -156,7 +169,7 @@ class Driver:
         self.spin_for(1.0)
         self.latencies, self.sent, self.pending = [], 0, {}
         stats = LoopStats()
-        loop = RealtimeLoop(1.0 / rate, self.publish, stats)
+        loop = RealtimeLoop(1.0 / rate, self.publish, stats, fifo_priority=self.fifo_priority)
         loop.start()
         self.spin_for(duration)
         if controller:  # the newest loop figures, while sensors still flow
@@ -170,22 +183,51 @@ class Driver:
                 'diagnostics': dict(self.diagnostics)}
 
 
+def inference_table(calls: int) -> None:
+    """Each backend on the shipped cartpole student, batch 1, one thread, in this process."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from distill_ros.control.inference import BACKENDS, load_backend, time_backend
+    from distill_ros.policies import checkpoint as ckpt_io
+    from distill_ros.policies.export import example_input
+    from distill_ros.policies.teachers import shipped_student
+    ckpt = ckpt_io.load(shipped_student('cartpole'))
+    window = np.ascontiguousarray(example_input(ckpt)[0].numpy())
+    table = Table(title=f'inference, shipped cartpole student ({type(ckpt.model).__name__} '
+                        f'{ckpt.history}x{ckpt.model.step_dim} -> {ckpt.model.hidden} -> 1), batch 1, 1 thread, '
+                        f'{calls} calls')
+    for col in ('backend', 'p50 us', 'p99 us', 'max us'):
+        table.add_column(col, justify='left' if col == 'backend' else 'right')
+    for kind in BACKENDS:
+        t = time_backend(load_backend(ckpt, kind), window, calls) * 1e6
+        table.add_row(kind, f'{np.percentile(t, 50):.1f}', f'{np.percentile(t, 99):.1f}', f'{t.max():.0f}')
+    Console(width=200).print(table)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument('--duration', type=float, default=60.0, help='seconds per run')
     parser.add_argument('--backend', default='onnxruntime', help='controller inference backend')
-    parser.add_argument('--runs', default='echo,sensor500,sensor500fifo,timer200,timer200fifo,timer500,timer500fifo',
+    parser.add_argument('--runs', default='echo,echofifo,sensor500,sensor500fifo,timer200,timer200fifo,timer500,'
+                        'timer500fifo',
                         help='comma-separated subset of the runs')
+    parser.add_argument('--inference-calls', type=int, default=20000,
+                        help='policy calls per backend in the in-process inference table (0: skip it)')
+    parser.add_argument('--driver-normal', action='store_true',
+                        help='keep this process (the driver) on the normal scheduler even where SCHED_FIFO is allowed')
     parser.add_argument('--echo', action='store_true', help=argparse.SUPPRESS)
+    parser.add_argument('--fifo', action='store_true', help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.echo:
-        echo_main()
+        echo_main(args.fifo)
         return
     from rich.console import Console
     from rich.table import Table
 
     runs = {
-        'echo': (ECHO, 500.0, {}),
+        'echo': (ECHO, 500.0, {'sched_fifo': 'false'}),
+        'echofifo': (ECHO, 500.0, {'sched_fifo': 'true'}),
         'sensor500': ('sensor', 500.0, {'sched_fifo': 'false'}),
         'sensor500fifo': ('sensor', 500.0, {'sched_fifo': 'true'}),
         'timer200': ('timer', 200.0, {'sched_fifo': 'false'}),
@@ -198,7 +240,10 @@ def main() -> None:
     if unknown:
         parser.error(f'unknown runs {unknown}; expected some of {list(runs)}')
     load_before = os.getloadavg()
-    driver = Driver()
+    if args.inference_calls:
+        inference_table(args.inference_calls)
+    driver = Driver(fifo=not args.driver_normal)
+    print(f'driver: {driver.fifo_message}', flush=True)
     rows = []
     for name in chosen:
         trigger, rate, extra = runs[name]
@@ -224,11 +269,9 @@ def main() -> None:
         table.add_column(col, justify='right' if col not in ('run', 'SCHED_FIFO') else 'left')
     for r in rows:
         lat, d = r['latency'], r['diagnostics']
-        fifo = '-'
-        if r['trigger'] != ECHO:
-            fifo = 'no'
-            if r['fifo']:
-                fifo = 'yes' if 'granted' in d.get('sched_fifo', '') else 'fell back'
+        fifo = 'yes' if r['fifo'] else 'no'
+        if r['trigger'] != ECHO and r['fifo'] and 'granted' not in d.get('sched_fifo', ''):
+            fifo = 'fell back'
         label = 'echo (raw DDS)' if r['trigger'] == ECHO else f"{r['trigger']} trigger"
         table.add_row(
             label, f"{r['rate']:g}", fifo,
@@ -239,6 +282,7 @@ def main() -> None:
             f"{d.get('inference_p50_us', '-')} / {d.get('inference_p99_us', '-')}" if d else '-',
             f"{lat.size}/{r['sent']}")
     Console(width=200).print(table)
+    print(f'driver (this process): {driver.fifo_message}')
     print(f'load average before {load_before[0]:.2f} {load_before[1]:.2f}, after {load_after[0]:.2f} '
           f'{load_after[1]:.2f} on {os.cpu_count()} CPUs; command: {" ".join(sys.argv)}')
     print('round trip: driver publishes joint_states+imu stamped with the wall clock -> controller -> stamped '

@@ -118,13 +118,37 @@ def request_fifo(priority: int) -> tuple[bool, str]:
     return True, f'SCHED_FIFO priority {priority} granted'
 
 
-def restore_normal_scheduling() -> bool:
-    """Put the calling thread back on the normal scheduler (after `request_fifo`)."""
+def restore_normal_scheduling(thread_ids: list[int] | None = None) -> bool:
+    """Put the calling thread (or these thread ids) back on the normal scheduler."""
+    ok = True
+    for tid in thread_ids if thread_ids is not None else [0]:
+        try:
+            os.sched_setscheduler(tid, os.SCHED_OTHER, os.sched_param(0))
+        except (AttributeError, OSError):
+            ok = False
+    return ok
+
+
+def fifo_other_threads(priority: int, skip: set[int] = frozenset()) -> tuple[list[int], str]:
+    """SCHED_FIFO at `priority` for every thread of this process not in `skip` (Linux thread ids)
+    that is still on the normal scheduler: the DDS receive threads and the executor thread, which
+    sit on the sensor-to-command path. Returns the thread ids changed and what happened."""
+    changed: list[int] = []
     try:
-        os.sched_setscheduler(0, os.SCHED_OTHER, os.sched_param(0))
-    except (AttributeError, OSError):
-        return False
-    return True
+        tids = [int(t) for t in os.listdir('/proc/self/task')]
+    except OSError as exc:
+        return changed, f'cannot list this process\'s threads ({exc})'
+    for tid in tids:
+        if tid in skip:
+            continue
+        try:
+            if os.sched_getscheduler(tid) != os.SCHED_OTHER:
+                continue
+            os.sched_setscheduler(tid, os.SCHED_FIFO, os.sched_param(priority))
+            changed.append(tid)
+        except (PermissionError, OSError):  # refused, or the thread has ended
+            continue
+    return changed, f'{len(changed)} other threads of the process at SCHED_FIFO priority {priority}'
 
 
 class RealtimeLoop:
@@ -143,6 +167,7 @@ class RealtimeLoop:
         self.tick, self.stats, self.fifo_priority = tick, stats, fifo_priority
         self.fifo_granted, self.fifo_message = False, 'SCHED_FIFO not requested'
         self.started = threading.Event()
+        self.native_id: int | None = None  # the loop thread's Linux thread id, once started
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name=name, daemon=True)
         self.error: BaseException | None = None
@@ -169,6 +194,7 @@ class RealtimeLoop:
             pass
 
     def _run(self) -> None:
+        self.native_id = threading.get_native_id()
         if self.fifo_priority > 0:
             self.fifo_granted, self.fifo_message = request_fifo(self.fifo_priority)
         self.started.set()

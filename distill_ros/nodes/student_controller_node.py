@@ -26,6 +26,7 @@ from __future__ import annotations
 import sys
 import time
 import traceback
+from pathlib import Path
 
 import numpy as np
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
@@ -40,10 +41,11 @@ from std_msgs.msg import Bool, Float64MultiArray
 from distill_ros.control.controller import POLICY, REPEAT, SAFE, StudentController
 from distill_ros.control.inference import BACKENDS, BackendError, load_backend
 from distill_ros.control.safety import SAFE_ACTIONS, SafetyFilter, Watchdog
-from distill_ros.control.timing import LoopStats, RealtimeLoop, request_fifo, restore_normal_scheduling
+from distill_ros.control.timing import LoopStats, RealtimeLoop, fifo_other_threads, restore_normal_scheduling
 from distill_ros.nodes.common import RELIABLE, SENSOR_DATA, run
 from distill_ros.nodes.params import Param, ParameterError, declare
 from distill_ros.policies import checkpoint as ckpt_io
+from distill_ros.policies.teachers import shipped_student
 
 TRIGGERS = ('timer', 'sensor')
 
@@ -69,7 +71,8 @@ PARAMS = (
     Param('auto_activate', False, 'configure and activate at start, without a lifecycle manager'),
     Param('sensor_check_timeout', 5.0, 'configure: seconds to wait for a joint_states message to check its '
           'joint names (0: do not wait; names are then checked on every message)', low=0.0, high=600.0),
-    Param('sched_fifo', False, 'ask for SCHED_FIFO on the control thread (falls back with a warning)'),
+    Param('sched_fifo', False, 'ask for SCHED_FIFO on the control thread and, one priority lower, the DDS and '
+          'executor threads (falls back with a warning)'),
     Param('sched_priority', 80, 'SCHED_FIFO priority', low=1, high=99),
     Param('busy_wait_us', 200, 'busy-wait this long before each deadline instead of sleeping', low=0, high=100000),
     Param('miss_tolerance_ms', 1.0, 'a tick starting later than this after its deadline is a deadline miss',
@@ -83,12 +86,11 @@ LEVEL = {'ok': DiagnosticStatus.OK, 'warn': DiagnosticStatus.WARN, 'error': Diag
 
 
 def resolve_checkpoint(value: str) -> str:
-    """A folder as given, or the shipped student of that name."""
-    from pathlib import Path
+    """A folder as given, or the student shipped under that name (distill_ros/students/<name>)."""
     path = Path(value).expanduser()
     if path.is_dir() or '/' in value or not value:
         return str(path)
-    return str(Path(ckpt_io.__file__).resolve().parent.parent / 'students' / value)
+    return str(shipped_student(value))
 
 
 class StudentControllerNode(LifecycleNode):
@@ -98,7 +100,7 @@ class StudentControllerNode(LifecycleNode):
         self.controller: StudentController | None = None
         self.loop: RealtimeLoop | None = None
         self.active = False
-        self.executor_fifo = False
+        self.fifo_threads: list[int] = []
         self.params = declare(self, PARAMS)
         self.declare_parameter('command_joints', Parameter.Type.STRING_ARRAY, ParameterDescriptor(
             description="joint order of the commands (forward_command_controller's joints); unset: the "
@@ -155,8 +157,8 @@ class StudentControllerNode(LifecycleNode):
 
     def build_controller(self) -> StudentController:
         p = self.params
-        path = resolve_checkpoint(p['checkpoint'])
         try:
+            path = resolve_checkpoint(p['checkpoint'])
             ckpt = ckpt_io.load(path)
         except ckpt_io.CheckpointError as exc:
             raise ParameterError(f"parameter 'checkpoint': {exc}") from None
@@ -214,11 +216,11 @@ class StudentControllerNode(LifecycleNode):
         self.active = True
         self.loop.start()
         self.fifo_message = self.loop.fifo_message
-        if p['sched_fifo'] and sensor_trigger and self.loop.fifo_granted:
-            # Sensor-triggered ticks run on the executor thread (this one): it gets the priority too.
-            granted, message = request_fifo(p['sched_priority'])
-            self.fifo_message = f'{self.loop.fifo_message}; executor thread: {message}'
-            self.executor_fifo = granted
+        if p['sched_fifo'] and self.loop.fifo_granted:
+            # The DDS receive threads and the executor thread (which runs sensor-triggered ticks) are
+            # on the sensor-to-command path too: one priority below the loop thread.
+            self.fifo_threads, message = fifo_other_threads(max(1, p['sched_priority'] - 1), {self.loop.native_id})
+            self.fifo_message = f'{self.loop.fifo_message}; {message}'
         if p['sched_fifo']:
             log = self.get_logger().info if self.loop.fifo_granted else self.get_logger().warning
             log(f'control thread: {self.fifo_message}')
@@ -247,8 +249,9 @@ class StudentControllerNode(LifecycleNode):
         if self.loop is not None:
             self.loop.stop()
             self.loop = None
-        if self.executor_fifo:
-            self.executor_fifo = not restore_normal_scheduling()
+        if self.fifo_threads:
+            restore_normal_scheduling(self.fifo_threads)
+            self.fifo_threads = []
         if was_active and final_command and self.controller is not None:
             # A clean stop leaves the actuators with the safe action, not the last policy output.
             try:
