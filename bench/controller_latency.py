@@ -36,7 +36,7 @@ import numpy as np
 os.environ.setdefault('ROS_DOMAIN_ID', '83')
 os.environ['ROS_AUTOMATIC_DISCOVERY_RANGE'] = 'LOCALHOST'
 
-ECHO = 'echo'
+ECHO, BARE = 'echo', 'bare'
 
 
 def echo_main(fifo: bool) -> None:
@@ -62,6 +62,30 @@ def echo_main(fifo: bool) -> None:
         executor.spin()
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
+
+
+def bare_loop(rate: float, duration: float, fifo: bool) -> dict:
+    """The deadline loop alone with an empty tick, in a fresh process: what the machine allows."""
+    import json
+    cmd = [sys.executable, __file__, '--bare', str(rate), '--duration', str(duration)] + (['--fifo'] if fifo else [])
+    out = subprocess.run(cmd, capture_output=True, text=True, timeout=duration + 60)
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def bare_main(rate: float, duration: float, fifo: bool) -> None:
+    import json
+
+    from distill_ros.control.timing import LoopStats, RealtimeLoop
+    stats = LoopStats(window=int(rate * duration) + 1000)
+    loop = RealtimeLoop(1.0 / rate, lambda deadline, start: None, stats, fifo_priority=80 if fifo else 0)
+    loop.start()
+    time.sleep(duration)
+    loop.stop()
+    print(json.dumps({'jitter_p99_us': f'{stats.jitter_p99() * 1e6:.1f}',
+                      'jitter_max_us': f'{stats.max_period_error * 1e6:.1f}',
+                      'lateness_max_us': f'{stats.max_lateness * 1e6:.1f}',
+                      'deadline_misses': str(stats.deadline_misses),
+                      'skipped_deadlines': str(stats.skipped), 'sched_fifo': loop.fifo_message}))
 
 
 def start_process(kind: str, params: dict) -> subprocess.Popen:
@@ -209,8 +233,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument('--duration', type=float, default=60.0, help='seconds per run')
     parser.add_argument('--backend', default='onnxruntime', help='controller inference backend')
-    parser.add_argument('--runs', default='echo,echofifo,sensor500,sensor500fifo,timer200,timer200fifo,timer500,'
-                        'timer500fifo',
+    parser.add_argument('--runs', default='bare500,bare500fifo,echo,echofifo,sensor500,sensor500fifo,timer200,'
+                        'timer200fifo,timer500,timer500fifo',
                         help='comma-separated subset of the runs')
     parser.add_argument('--inference-calls', type=int, default=20000,
                         help='policy calls per backend in the in-process inference table (0: skip it)')
@@ -218,9 +242,13 @@ def main() -> None:
                         help='keep this process (the driver) on the normal scheduler even where SCHED_FIFO is allowed')
     parser.add_argument('--echo', action='store_true', help=argparse.SUPPRESS)
     parser.add_argument('--fifo', action='store_true', help=argparse.SUPPRESS)
+    parser.add_argument('--bare', type=float, default=0.0, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.echo:
         echo_main(args.fifo)
+        return
+    if args.bare:
+        bare_main(args.bare, args.duration, args.fifo)
         return
     from rich.console import Console
     from rich.table import Table
@@ -228,6 +256,8 @@ def main() -> None:
     runs = {
         'echo': (ECHO, 500.0, {'sched_fifo': 'false'}),
         'echofifo': (ECHO, 500.0, {'sched_fifo': 'true'}),
+        'bare500': (BARE, 500.0, {'sched_fifo': 'false'}),
+        'bare500fifo': (BARE, 500.0, {'sched_fifo': 'true'}),
         'sensor500': ('sensor', 500.0, {'sched_fifo': 'false'}),
         'sensor500fifo': ('sensor', 500.0, {'sched_fifo': 'true'}),
         'timer200': ('timer', 200.0, {'sched_fifo': 'false'}),
@@ -251,16 +281,24 @@ def main() -> None:
                   'control_rate_hz': rate, 'auto_activate': 'true', 'publish_joint_commands': 'true',
                   'sensor_timeout': 0.5, 'sensor_check_timeout': 30.0, 'diagnostics_period': 1.0,
                   'stats_window': int(rate * args.duration) + 1000, **extra}
-        proc = start_process(trigger, params)
-        try:
-            result = driver.run(rate, args.duration, proc, controller=trigger != ECHO)
-        finally:
-            log = stop_process(proc)
+        if trigger == BARE:
+            result = {'latency': np.array([]), 'sent': 0,
+                      'diagnostics': bare_loop(rate, args.duration, extra['sched_fifo'] == 'true')}
+            log = ''
+        else:
+            proc = start_process(trigger, params)
+            try:
+                result = driver.run(rate, args.duration, proc, controller=trigger != ECHO)
+            finally:
+                log = stop_process(proc)
         result.update(name=name, trigger=trigger, rate=rate, fifo=extra.get('sched_fifo') == 'true', log=log)
         rows.append(result)
         lat = result['latency']
-        print(f'{name}: {lat.size} commands for {result["sent"]} samples, round trip p50 {np.percentile(lat, 50):.0f} '
-              f'p99 {np.percentile(lat, 99):.0f} max {lat.max():.0f} us', flush=True)
+        if lat.size:
+            print(f'{name}: {lat.size} commands for {result["sent"]} samples, round trip p50 '
+                  f'{np.percentile(lat, 50):.0f} p99 {np.percentile(lat, 99):.0f} max {lat.max():.0f} us', flush=True)
+        else:
+            print(f'{name}: {result["diagnostics"]}', flush=True)
     load_after = os.getloadavg()
 
     table = Table(title=f'student controller over ROS 2 loopback, {args.duration:g} s per run, backend {args.backend}')
@@ -272,15 +310,15 @@ def main() -> None:
         fifo = 'yes' if r['fifo'] else 'no'
         if r['trigger'] != ECHO and r['fifo'] and 'granted' not in d.get('sched_fifo', ''):
             fifo = 'fell back'
-        label = 'echo (raw DDS)' if r['trigger'] == ECHO else f"{r['trigger']} trigger"
+        label = {ECHO: 'echo (raw DDS)', BARE: 'bare loop (no ROS)'}.get(r['trigger'], f"{r['trigger']} trigger")
         table.add_row(
             label, f"{r['rate']:g}", fifo,
-            f'{np.percentile(lat, 50):.0f} / {np.percentile(lat, 99):.0f} / {lat.max():.0f}',
+            f'{np.percentile(lat, 50):.0f} / {np.percentile(lat, 99):.0f} / {lat.max():.0f}' if lat.size else '-',
             d.get('latency_p99_us', '-'),
             f"{d.get('jitter_p99_us', '-')} / {d.get('jitter_max_us', '-')}" if d else '-',
             d.get('lateness_max_us', '-'), d.get('deadline_misses', '-'), d.get('skipped_deadlines', '-'),
             f"{d.get('inference_p50_us', '-')} / {d.get('inference_p99_us', '-')}" if d else '-',
-            f"{lat.size}/{r['sent']}")
+            f"{lat.size}/{r['sent']}" if r['sent'] else '-')
     Console(width=200).print(table)
     print(f'driver (this process): {driver.fifo_message}')
     print(f'load average before {load_before[0]:.2f} {load_before[1]:.2f}, after {load_after[0]:.2f} '
