@@ -140,15 +140,15 @@ class StudentController:
                 if new:
                     self.last_good_ns = oldest
         if self.estop.latched:
-            return self._safe('estop')
+            return self.safe('estop')
         if self.last_good_ns is None:
             if now_ns - self.activated_ns > self.watchdog.timeout_ns:
                 self.watchdog.expire()
-            return self._safe(self.watchdog.state)
+            return self.safe(self.watchdog.state)
         state = self.watchdog.check(now_ns, self.last_good_ns)
         if state != 'ok':
             self._resume = True
-            return self._safe(state)
+            return self.safe(state)
         if not infer:
             return None
         if self._resume:
@@ -156,7 +156,7 @@ class StudentController:
             self._resume = False
             self.history.reset()
             if not new:
-                return self._safe('stale')
+                return self.safe('stale')
         if not new:
             return Tick(self.safety.last[self.order], REPEAT, sample_header=self._last_header)
         window = self.history.push(self.obs)
@@ -187,5 +187,6 @@ class StudentController:
             return False
         return True
 
-    def _safe(self, reason: str) -> Tick:
+    def safe(self, reason: str) -> Tick:
+        """The safe action as this tick's command (also for the node's final command and errors)."""
         return Tick(self.safety.safe()[self.order], SAFE, reason)

@@ -255,7 +255,7 @@ class StudentControllerNode(LifecycleNode):
         if was_active and final_command and self.controller is not None:
             # A clean stop leaves the actuators with the safe action, not the last policy output.
             try:
-                self.publish(self.controller._safe('deactivated'), time.monotonic_ns())
+                self.publish(self.controller.safe('deactivated'), time.monotonic_ns())
             except Exception:  # noqa: BLE001 - the context may already be shut down (Ctrl-C)
                 pass
 
@@ -318,7 +318,7 @@ class StudentControllerNode(LifecycleNode):
             self.get_logger().error(f'control tick failed: {type(exc).__name__}: {exc}; sending the safe action\n'
                                     f'{traceback.format_exc()}', throttle_duration_sec=1.0)
             try:
-                self.publish(self.controller._safe('error'), now_ns)
+                self.publish(self.controller.safe('error'), now_ns)
             except Exception:  # noqa: BLE001
                 pass
 
