@@ -317,3 +317,33 @@ def test_controller_replaces_non_finite_policy_output(tmp_path):
     assert tick.source == SAFE and tick.reason == 'nonfinite' and tick.command.tolist() == [0.0]
     with pytest.raises(BackendError, match='differ'):
         verify(NumpyMLPBackend(ckpt), random_student(tmp_path, seed=5))
+
+
+def test_fifo_for_the_other_threads_of_a_process():
+    """In a child process (so pytest keeps its scheduler): every normal thread but the skipped one
+    goes to SCHED_FIFO, and back."""
+    import subprocess
+    import sys
+    code = '''
+import os, threading
+from distill_ros.control.timing import fifo_other_threads, request_fifo, restore_normal_scheduling
+stop = threading.Event()
+t = threading.Thread(target=stop.wait)
+t.start()
+granted, _ = request_fifo(10)
+restore_normal_scheduling()
+changed, message = fifo_other_threads(5, skip={threading.get_native_id()})
+policies = {tid: os.sched_getscheduler(tid) for tid in map(int, os.listdir('/proc/self/task'))}
+me = threading.get_native_id()
+assert policies[me] == os.SCHED_OTHER, policies
+if granted:
+    assert t.native_id in changed and policies[t.native_id] == os.SCHED_FIFO, (changed, policies)
+    assert restore_normal_scheduling(changed) and os.sched_getscheduler(t.native_id) == os.SCHED_OTHER
+else:
+    assert changed == [], changed
+stop.set()
+t.join()
+print('ok', granted, message)
+'''
+    out = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0 and out.stdout.startswith('ok'), out.stdout + out.stderr
