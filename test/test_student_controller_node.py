@@ -211,6 +211,12 @@ def test_lifecycle_and_estop_latch(ros, start_node):
     mark = len(got)
     assert ros.spin_until(lambda: sum(c[0] != 0.0 for c in got[mark:]) >= 5, timeout=10), ctl.log()
 
+    # Ctrl-C while commanding: the last command is the safe action, and the exit status 0.
+    ctl.proc.send_signal(2)
+    assert ros.spin_until(lambda: ctl.poll() is not None, timeout=30), ctl.log()
+    ros.spin_until(lambda: False, timeout=0.3)
+    assert ctl.poll() == 0 and got[-1] == [0.0], ctl.log()
+
 
 def test_bad_configuration_is_refused_with_the_reason(ros, start_node):
     driver = Driver(ros.node)

@@ -23,6 +23,7 @@ Publishes:
 """
 from __future__ import annotations
 
+import signal
 import sys
 import time
 import traceback
@@ -31,6 +32,7 @@ from pathlib import Path
 import numpy as np
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from rcl_interfaces.msg import ParameterDescriptor
+from rclpy.duration import Duration
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
 from rclpy.parameter import Parameter
 from rclpy.task import Future
@@ -124,8 +126,19 @@ class StudentControllerNode(LifecycleNode):
         self.create_timer(self.params['diagnostics_period'], self.publish_diagnostics)
         if self.params['auto_activate']:
             self._auto = self.create_timer(0.0, self.auto_activate)
+        # rclpy's own Ctrl-C handler invalidates the context before any Python code runs, so the
+        # final safe action could not be sent; this one stops the loop, sends it, then ends the spin.
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(sig, self.on_signal)
         self.get_logger().info(f"student controller waiting to be configured (checkpoint {self.params['checkpoint']}"
                                f"{', auto_activate' if self.params['auto_activate'] else ''})")
+
+    def on_signal(self, signum: int, frame) -> None:
+        if self.finished.done():
+            raise KeyboardInterrupt  # a second Ctrl-C while finishing
+        self.get_logger().info(f'{signal.Signals(signum).name}: sending the safe action and exiting')
+        self.stop_loop(final_command=True)
+        self.finish(0)
 
     def finish(self, status: int = 0) -> None:
         if not self.finished.done():
@@ -134,6 +147,8 @@ class StudentControllerNode(LifecycleNode):
     # ------------------------------------------------------------------ lifecycle
     def auto_activate(self) -> None:
         self._auto.cancel()
+        if self.finished.done():  # stopped before it started
+            return
         if self.trigger_configure() != TransitionCallbackReturn.SUCCESS:
             self.get_logger().error('configure failed (see above); exiting with status 2')
             self.finish(2)
@@ -256,15 +271,17 @@ class StudentControllerNode(LifecycleNode):
             # A clean stop leaves the actuators with the safe action, not the last policy output.
             try:
                 self.publish(self.controller.safe('deactivated'), time.monotonic_ns())
-            except Exception:  # noqa: BLE001 - the context may already be shut down (Ctrl-C)
-                pass
+                # Before the process exits, or the writer is destroyed with the sample unsent.
+                self.command_pub.wait_for_all_acked(Duration(seconds=0.5))
+            except Exception as exc:  # noqa: BLE001 - the context may already be shut down (Ctrl-C)
+                print(f'[student_controller_node] could not send the final safe action: {exc}', file=sys.stderr,
+                      flush=True)
 
     def close(self) -> None:
         self.stop_loop(final_command=True)
 
     def destroy_node(self) -> None:
-        # On Ctrl-C rclpy destroys the nodes before it shuts the context down: stop the loop and
-        # send the safe action while publishing still works.
+        # Whoever destroys the node (run's cleanup, a context shutdown) stops the loop first.
         self.stop_loop(final_command=True)
         super().destroy_node()
 
