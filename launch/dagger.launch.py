@@ -3,9 +3,9 @@ state the student visits, the recorder records both:
 
     ros2 launch distill_ros dagger.launch.py student:=runs/cartpole/student dataset:=data/dagger_round1 episodes:=8
 
-sim_node (lockstep: each observation waits for the student's command) + student_controller_node
-(trigger sensor: one command per observation) + teacher_node + recorder_node, with the package's
-parameter files. Then retrain on the aggregate:
+sim_node (lockstep: each observation waits for the student's command, stamped JointState on
+joint_commands) + student_controller_node (trigger sensor: one command per observation) +
+teacher_node + recorder_node, with the package's parameter files. Then retrain on the aggregate:
 
     distill-ros distill --dataset ... (see docs/methods.md; the in-process path mixes teacher actions with beta)
 """
@@ -37,14 +37,20 @@ def generate_launch_description() -> LaunchDescription:
         DeclareLaunchArgument('use_sim_time', default_value='false', description='nodes follow /clock'),
     ]
     sim = Node(package='distill_ros', executable='sim_node', name='sim_node', namespace=namespace, output='screen',
-               parameters=[config('sim.yaml'), {'task': task, 'mode': 'lockstep', 'command_type': 'Float64MultiArray',
-                                                'max_episodes': episodes, 'seed': LaunchConfiguration('seed')}])
+               parameters=[config('sim.yaml'), {'task': task, 'mode': 'lockstep', 'command_type': 'JointState',
+                                                'max_episodes': episodes, 'seed': LaunchConfiguration('seed'),
+                                                # one command per observation: start when the recorder and
+                                                # the student listen, take only commands stamped with the
+                                                # observation they answer, never re-publish a pending one
+                                                'wait_for_subscribers': 2, 'lockstep_timeout': 30.0}],
+               remappings=[('commands', 'joint_commands')])
     student = Node(package='distill_ros', executable='student_controller_node', name='student_controller_node',
                    namespace=namespace, output='screen',
                    parameters=[config('student_controller.yaml'), {
                        'checkpoint': ParameterValue(LaunchConfiguration('student'), value_type=str),
                        'trigger': 'sensor', 'auto_activate': True, 'use_sim_time': use_sim_time,
-                       'sensor_timeout': 5.0}])  # lockstep: the simulator waits for the student; slow is not stale
+                       # lockstep: the simulator waits for the student, so slow is not stale
+                       'sensor_timeout': 5.0, 'sensor_check_timeout': 0.0, 'publish_joint_commands': True}])
     teacher_checkpoint = ParameterValue(LaunchConfiguration('teacher_checkpoint'), value_type=str)
     teacher = Node(package='distill_ros', executable='teacher_node', name='teacher_node', namespace=namespace,
                    output='screen',

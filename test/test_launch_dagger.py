@@ -23,13 +23,18 @@ def test_dagger_round_over_topics(ros, start_node, tmp_path):
     start_node('recorder_node', {'max_episodes': episodes, 'dataset': str(dataset), 'teacher': True},
                ros_args=['--params-file', str(config / 'recorder.yaml')])
     start_node('teacher_node', {}, ros_args=['--params-file', str(config / 'teacher.yaml')])
-    start_node('sim_node', {'mode': 'lockstep', 'command_type': 'Float64MultiArray', 'max_episodes': episodes,
-                            'seed': 500_000}, ros_args=['--params-file', str(config / 'sim.yaml')])
-    wait_for_subscribers(ros, {'/sim/step': 1, '/privileged/state': 2, '/joint_states': 1, '/imu/data': 1,
-                               '/teacher/action': 1, '/teacher/distribution': 1})
     start_node('student_controller_node', {'checkpoint': str(shipped_student('cartpole')), 'trigger': 'sensor',
-                                           'auto_activate': True, 'sensor_timeout': 5.0},
+                                           'auto_activate': True, 'sensor_timeout': 5.0, 'sensor_check_timeout': 0.0,
+                                           'publish_joint_commands': True},
                ros_args=['--params-file', str(config / 'student_controller.yaml')])
+    # The simulator holds its first observation until the recorder and the controller listen, takes
+    # only commands stamped with the observation they answer (the controller's safe actions while it
+    # waits for data carry other stamps), and never re-publishes an observation being answered.
+    start_node('sim_node', {'mode': 'lockstep', 'command_type': 'JointState', 'max_episodes': episodes,
+                            'seed': 500_000, 'wait_for_subscribers': 2, 'lockstep_timeout': 30.0},
+               ros_args=['--params-file', str(config / 'sim.yaml'), '-r', 'commands:=joint_commands'])
+    wait_for_subscribers(ros, {'/sim/step': 1, '/privileged/state': 2, '/joint_states': 2, '/imu/data': 2,
+                               '/teacher/action': 1, '/teacher/distribution': 1})
     assert ros.spin_until(lambda: (dataset / 'manifest.json').is_file() and len(load_dataset(dataset)) > 0
                           and len(load_dataset(dataset).episode_starts) >= episodes, timeout=180)
     data = load_dataset(dataset)
