@@ -135,9 +135,11 @@ def build_parser() -> argparse.ArgumentParser:
     b2d.add_argument('--tolerance', type=float, default=0.002, help='approximate pairing tolerance, seconds')
     b2d.add_argument('--no-teacher', action='store_true', help='the bag has no teacher topics')
     b2d.set_defaults(func=cmd_bag2dataset)
+    from distill_ros import demo
     from distill_ros.distill import report, runner
-    runner.add_commands(sub)   # distill
+    runner.add_commands(sub)   # distill, collect
     report.add_commands(sub)   # eval, report, export
+    demo.add_commands(sub)     # demo
     return parser
 
 
