@@ -221,7 +221,8 @@ class Demo:
                                                'sensor_check_timeout': 0.0, 'trigger': 'sensor',
                                                # lockstep: the simulator waits for us; slow is not stale
                                                'sensor_timeout': 0.1 if realtime else 5.0,
-                                               'publish_joint_commands': not realtime},
+                                               'publish_joint_commands': not realtime,
+                                               'episode_topic': 'sim/episode'},
                    'student_controller.yaml', tag=f'{folder.name}_')
         self.wait_for_subscribers(topics)
         self.wait_for_publishers({'/commands' if realtime else '/joint_commands': 1})

@@ -50,7 +50,8 @@ def generate_launch_description() -> LaunchDescription:
                        'checkpoint': ParameterValue(LaunchConfiguration('student'), value_type=str),
                        'trigger': 'sensor', 'auto_activate': True, 'use_sim_time': use_sim_time,
                        # lockstep: the simulator waits for the student, so slow is not stale
-                       'sensor_timeout': 5.0, 'sensor_check_timeout': 0.0, 'publish_joint_commands': True}])
+                       'sensor_timeout': 5.0, 'sensor_check_timeout': 0.0, 'publish_joint_commands': True,
+                       'episode_topic': 'sim/episode'}])
     teacher_checkpoint = ParameterValue(LaunchConfiguration('teacher_checkpoint'), value_type=str)
     teacher = Node(package='distill_ros', executable='teacher_node', name='teacher_node', namespace=namespace,
                    output='screen',

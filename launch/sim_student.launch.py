@@ -42,5 +42,6 @@ def generate_launch_description() -> LaunchDescription:
         parameters=[config('student_controller.yaml'), {
             'checkpoint': ParameterValue(LaunchConfiguration('checkpoint'), value_type=str),
             'control_rate_hz': ParameterValue(LaunchConfiguration('control_rate_hz'), value_type=float),
-            'auto_activate': True, 'sensor_check_timeout': 30.0}])  # sim_node may take seconds to start
+            'auto_activate': True, 'episode_topic': 'sim/episode',  # a fresh history per episode
+            'sensor_check_timeout': 30.0}])  # sim_node may take seconds to start
     return LaunchDescription([*arguments, sim, controller])

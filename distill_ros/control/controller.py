@@ -97,6 +97,8 @@ class StudentController:
         self._resume = False
         self._last_header = None
         self.history.reset()
+        self.episode_start_ns: int | None = None   # newest episode start announced by a simulator
+        self._pushed_ns: int | None = None          # stamp of the newest sample in the history
         self.safety.reset()
         self.watchdog.reset()
         self.estop.reset()
@@ -159,6 +161,7 @@ class StudentController:
                 return self.safe('stale')
         if not new:
             return Tick(self.safety.last[self.order], REPEAT, sample_header=self._last_header)
+        self._episode_boundary(joints)
         window = self.history.push(self.obs)
         start = time.perf_counter_ns()
         mean = self.backend(window[0] if self.flat else window)
@@ -169,6 +172,21 @@ class StudentController:
             return Tick(command[self.order], SAFE, 'nonfinite')
         self._last_header = getattr(joints, 'header', None)
         return Tick(command[self.order], POLICY, '', arrival, self._last_header)
+
+    def episode_started(self, stamp_ns: int) -> None:
+        """A simulator started an episode whose first observation carries `stamp_ns`: that
+        sample starts a fresh history window, as at the start of every training episode."""
+        self.episode_start_ns = stamp_ns
+
+    def _episode_boundary(self, joints) -> None:
+        start = self.episode_start_ns
+        stamp_msg = getattr(getattr(joints, 'header', None), 'stamp', None)
+        if start is None or not hasattr(stamp_msg, 'sec'):
+            return
+        stamp = int(stamp_msg.sec) * 1_000_000_000 + int(stamp_msg.nanosec)
+        if start is not None and stamp >= start and (self._pushed_ns is None or self._pushed_ns < start):
+            self.history.reset()
+        self._pushed_ns = stamp
 
     def _observe(self, joints, imu) -> bool:
         try:

@@ -44,7 +44,7 @@ from distill_ros.control.controller import POLICY, REPEAT, SAFE, StudentControll
 from distill_ros.control.inference import BACKENDS, BackendError, load_backend
 from distill_ros.control.safety import SAFE_ACTIONS, SafetyFilter, Watchdog
 from distill_ros.control.timing import LoopStats, RealtimeLoop, fifo_other_threads, restore_normal_scheduling
-from distill_ros.nodes.common import RELIABLE, SENSOR_DATA, run
+from distill_ros.nodes.common import LATCHED, RELIABLE, SENSOR_DATA, run
 from distill_ros.nodes.params import Param, ParameterError, declare
 from distill_ros.policies import checkpoint as ckpt_io
 from distill_ros.policies.teachers import shipped_student
@@ -70,6 +70,8 @@ PARAMS = (
           low=0.0, high=1e9),
     Param('max_rate', 0.0, 'rate limit per joint in command units per second (0: none)', low=0.0, high=1e9),
     Param('publish_joint_commands', False, 'also publish commands as a stamped JointState on joint_commands'),
+    Param('episode_topic', '', "simulation: sim_node's episode announcements (e.g. sim/episode); each new "
+          'episode starts a fresh history window, as in training (empty: none, as on a robot)'),
     Param('auto_activate', False, 'configure and activate at start, without a lifecycle manager'),
     Param('sensor_check_timeout', 5.0, 'configure: seconds to wait for a joint_states message to check its '
           'joint names (0: do not wait; names are then checked on every message)', low=0.0, high=600.0),
@@ -110,6 +112,7 @@ class StudentControllerNode(LifecycleNode):
         self.stats = LoopStats(window=self.params['stats_window'],
                                miss_tolerance_s=self.params['miss_tolerance_ms'] / 1000.0)
         self.last_reason = ''
+        self.episode_start_ns: int | None = None
         self.errors = 0
         self.sent = 0
         self.safe_sent = 0
@@ -119,6 +122,8 @@ class StudentControllerNode(LifecycleNode):
         self.joint_command_pub = (self.create_publisher(JointState, 'joint_commands', RELIABLE)
                                   if self.params['publish_joint_commands'] else None)
         self.diagnostics_pub = self.create_publisher(DiagnosticArray, '/diagnostics', RELIABLE)
+        if self.params['episode_topic']:   # before joint_states: handled first when both are ready
+            self.create_subscription(JointState, self.params['episode_topic'], self.on_episode, LATCHED)
         self.create_subscription(JointState, 'joint_states', self.on_joint_states, SENSOR_DATA)
         self.create_subscription(Imu, 'imu/data', self.on_imu, SENSOR_DATA)
         self.create_subscription(Bool, 'estop', self.on_estop, RELIABLE)
@@ -222,6 +227,8 @@ class StudentControllerNode(LifecycleNode):
         # executor thread running sensor-triggered ticks, waits at most a fraction of a period.
         sys.setswitchinterval(min(sys.getswitchinterval(), period / 10))
         self.controller.activate(time.monotonic_ns())
+        if self.episode_start_ns is not None:
+            self.controller.episode_started(self.episode_start_ns)
         self.errors = 0
         # With trigger 'sensor' the loop only watches the sensors: it sleeps instead of busy-waiting,
         # which would hold the GIL the executor thread needs for the tick.
@@ -293,6 +300,11 @@ class StudentControllerNode(LifecycleNode):
         controller.sensors(joints=msg)
         if self.params['trigger'] == 'sensor' and controller.sample_ready():
             self.run_tick(time.monotonic_ns(), True)
+
+    def on_episode(self, msg: JointState) -> None:
+        self.episode_start_ns = int(msg.header.stamp.sec) * 1_000_000_000 + int(msg.header.stamp.nanosec)
+        if self.controller is not None:
+            self.controller.episode_started(self.episode_start_ns)
 
     def on_imu(self, msg: Imu) -> None:
         controller = self.controller
