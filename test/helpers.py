@@ -58,4 +58,4 @@ def wait_for_subscribers(ros, topics: dict[str, int], timeout: float = 30) -> No
     def ready() -> bool:
         return all(ros.node.count_subscribers(t) >= n for t, n in topics.items())
     assert ros.spin_until(ready, timeout), {t: ros.node.count_subscribers(t) for t in topics}
-    ros.spin_until(lambda: False, timeout=1.0)
+    ros.spin_until(lambda: False, timeout=3.0)
