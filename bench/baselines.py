@@ -24,6 +24,7 @@ import argparse
 import json
 import math
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -197,7 +198,8 @@ def ensure_venv(venv: Path) -> Path:
 def run_imitation(task: str, teacher, budget: int, out: Path, python: Path, num_envs: int = 4, seed: int = 0):
     pool = EnvPool(task, num_envs)
     env0 = pool.envs[0]
-    out.mkdir(parents=True, exist_ok=True)
+    shutil.rmtree(out, ignore_errors=True)  # DAgger's scratch dir would otherwise resume an old run's demos
+    out.mkdir(parents=True)
     hello = {'num_envs': num_envs, 'obs_dim': int(env0.sensor_spec.size),
              'low': env0.action_space.low.tolist(), 'high': env0.action_space.high.tolist(),
              'budget': budget, 'seed': seed, 'scratch': str(out / 'scratch')}
@@ -264,6 +266,7 @@ def run_ours(task: str, teacher, budget: int, out: Path, seed: int = 0):
     per_round = max(1, total // (2 * rounds))
     base = max(1, total - rounds * per_round)
     print(f'ours: {base} teacher episodes + {rounds} DAgger rounds x {per_round} episodes')
+    shutil.rmtree(out, ignore_errors=True)  # a fresh dataset and run every time
     data = collect_teacher_dataset(task, teacher, out / 'data', base, seed_base=0)
     cfg = parse_config({**defaults, 'train': {**defaults.get('train', {}), 'seed': seed},
                         'dagger': {**defaults.get('dagger', {}), 'episodes_per_round': per_round},
