@@ -19,6 +19,12 @@ def config(name: str) -> PathJoinSubstitution:
     return PathJoinSubstitution([FindPackageShare('distill_ros'), 'config', name])
 
 
+def params(node: str, overrides: dict) -> list:
+    """The node's parameters file (a launch argument), use_sim_time, then these overrides."""
+    return [LaunchConfiguration(f'{node}_params_file'),
+            {'use_sim_time': ParameterValue(LaunchConfiguration('use_sim_time'), value_type=bool)}, overrides]
+
+
 def generate_launch_description() -> LaunchDescription:
     namespace = LaunchConfiguration('namespace')
     arguments = [
@@ -31,17 +37,22 @@ def generate_launch_description() -> LaunchDescription:
         DeclareLaunchArgument('control_rate_hz', default_value='25.0',
                               description='controller rate: the task rate times realtime_factor'),
         DeclareLaunchArgument('namespace', default_value='', description='namespace for every topic'),
+        DeclareLaunchArgument('sim_params_file', default_value=config('sim.yaml'),
+                              description='sim parameters file'),
+        DeclareLaunchArgument('controller_params_file', default_value=config('student_controller.yaml'),
+                              description='controller parameters file'),
+        DeclareLaunchArgument('use_sim_time', default_value='false', description='nodes follow /clock'),
     ]
     sim = Node(package='distill_ros', executable='sim_node', name='sim_node', namespace=namespace, output='screen',
-               parameters=[config('sim.yaml'), {'task': LaunchConfiguration('task'), 'mode': 'realtime',
-                                                'seed': LaunchConfiguration('seed'),
-                                                'realtime_factor': LaunchConfiguration('realtime_factor')}])
+               parameters=params('sim', {'task': LaunchConfiguration('task'), 'mode': 'realtime',
+                                          'seed': LaunchConfiguration('seed'),
+                                          'realtime_factor': LaunchConfiguration('realtime_factor')}))
     controller = Node(
         package='distill_ros', executable='student_controller_node', name='student_controller_node',
         namespace=namespace, output='screen',
-        parameters=[config('student_controller.yaml'), {
+        parameters=params('controller', {
             'checkpoint': ParameterValue(LaunchConfiguration('checkpoint'), value_type=str),
             'control_rate_hz': ParameterValue(LaunchConfiguration('control_rate_hz'), value_type=float),
             'auto_activate': True, 'episode_topic': 'sim/episode',  # a fresh history per episode
-            'sensor_check_timeout': 30.0}])  # sim_node may take seconds to start
+            'sensor_check_timeout': 30.0}))  # sim_node may take seconds to start
     return LaunchDescription([*arguments, sim, controller])
