@@ -54,6 +54,8 @@ setup(
         # colcon is here so CI can check the ROS 2 build path on a machine without ROS 2.
         'test': ['pytest>=7', 'pytest-timeout>=2', 'ruff>=0.4', 'colcon-core', 'colcon-ros',
                  'colcon-python-setup-py'],
+        # bench/baselines.py only (imitation lives in its own venv that the bench creates)
+        'bench': ['rsl-rl-lib>=5'],
     },
     zip_safe=True,
     maintainer='distill_ros developers',

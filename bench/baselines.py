@@ -254,7 +254,7 @@ def run_imitation(task: str, teacher, budget: int, out: Path, python: Path, num_
 
 
 # ---------------------------------------------------------------- ours
-def run_ours(task: str, teacher, budget: int, out: Path, seed: int = 0):
+def run_ours(task: str, teacher, budget: int, out: Path, seed: int = 0, teacher_noise: float = 0.0):
     from distill_ros.distill.dagger import collect_teacher_dataset
     from distill_ros.distill.runner import run_distill
     from distill_ros.paths import config_path
@@ -267,7 +267,9 @@ def run_ours(task: str, teacher, budget: int, out: Path, seed: int = 0):
     base = max(1, total - rounds * per_round)
     print(f'ours: {base} teacher episodes + {rounds} DAgger rounds x {per_round} episodes')
     shutil.rmtree(out, ignore_errors=True)  # a fresh dataset and run every time
-    data = collect_teacher_dataset(task, teacher, out / 'data', base, seed_base=0)
+    # teacher_noise > 0: the teacher's recorded episodes execute actions sampled from its own
+    # Gaussian (DART), as `distill-ros demo` records them; labels stay its mean.
+    data = collect_teacher_dataset(task, teacher, out / 'data', base, seed_base=0, teacher_noise=teacher_noise)
     cfg = parse_config({**defaults, 'train': {**defaults.get('train', {}), 'seed': seed},
                         'dagger': {**defaults.get('dagger', {}), 'episodes_per_round': per_round},
                         'eval': {'episodes': 0}}, where='ours')
@@ -316,6 +318,9 @@ def main() -> None:
     if not args.skip_ours:
         runs.append(('ours: full (BC+KL+feature+DAgger, 8-step history)',
                      lambda: run_ours(args.task, teacher, args.budget, work / 'ours', seed=args.seed)))
+        runs.append(('ours: full, teacher recorded with its action noise (DART, as the demo)',
+                     lambda: run_ours(args.task, teacher, args.budget, work / 'ours_dart', seed=args.seed,
+                                      teacher_noise=1.0)))
     for name, run in runs:
         print(f'--- {name}')
         t0 = time.monotonic()

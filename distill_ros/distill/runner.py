@@ -170,7 +170,7 @@ def cmd_collect(args: argparse.Namespace) -> int:
     from distill_ros.policies.teachers import shipped_teacher
     teacher = ckpt_io.load(args.teacher or shipped_teacher(args.task))
     data = collect_teacher_dataset(args.task, teacher, args.out, args.episodes, seed_base=args.seed, envs=args.envs,
-                                   progress=not args.no_progress)
+                                   progress=not args.no_progress, teacher_noise=args.teacher_noise)
     print(f'{args.out}: {len(data.episode_starts)} episodes, {len(data)} samples of {args.task} teacher rollouts')
     return 0
 
@@ -183,6 +183,9 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     c.add_argument('--episodes', type=int, default=20)
     c.add_argument('--seed', type=int, default=0, help='seed of the first episode (episode i uses seed + i)')
     c.add_argument('--envs', type=int, default=4, help='environments stepped together')
+    c.add_argument('--teacher-noise', type=float, default=1.0,
+                   help="execute the teacher's action sampled from its Gaussian, std scaled by this (DART; labels "
+                        'stay its mean); 0: its mean action (default 1.0, as the demo records)')
     c.add_argument('--out', required=True, help='dataset folder to create or append to')
     c.add_argument('--no-progress', action='store_true')
     c.set_defaults(func=cmd_collect)
