@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Teacher quality and cost per task: mean ± std return over held-out randomized episodes (sensor
 noise, latency and domain randomization on), parameter count, and inference latency p50/p99 at
-batch 1 on one thread (torch eager, median of timed calls after warm-up).
+batch 1 on one thread (torch eager, after warm-up; `distill_ros.distill.report.measure_latency`).
 
     python bench/teacher_eval.py                              # shipped teachers, 100 episodes each
     python bench/teacher_eval.py --episodes 5 --tasks cartpole    # CI-sized
@@ -10,31 +10,17 @@ batch 1 on one thread (torch eager, median of timed calls after warm-up).
 from __future__ import annotations
 
 import argparse
-import time
 
-import numpy as np
 import torch
 from rich.console import Console
 from rich.table import Table
 
 from distill_ros.distill.evaluate import eval_seeds, privileged_actor, run_episodes, summarize
+from distill_ros.distill.report import measure_latency
 from distill_ros.policies import checkpoint as ckpt_io
 from distill_ros.policies.mlp import parameter_count
 from distill_ros.policies.teachers import shipped_teacher
 from distill_ros.sim import DistillEnv, load_task, task_names
-
-
-def latency_us(model: torch.nn.Module, obs_dim: int, calls: int = 2000) -> tuple[float, float]:
-    x = torch.zeros(1, obs_dim)
-    times = np.empty(calls)
-    with torch.no_grad():
-        for _ in range(200):
-            model(x)
-        for i in range(calls):
-            t0 = time.perf_counter()
-            model(x)
-            times[i] = time.perf_counter() - t0
-    return float(np.percentile(times, 50) * 1e6), float(np.percentile(times, 99) * 1e6)
 
 
 def main() -> None:
@@ -61,7 +47,8 @@ def main() -> None:
         ckpt.check_task(env.privileged_spec, env.action_names)
         results = run_episodes(env, privileged_actor(ckpt), eval_seeds(args.episodes), progress=True)
         s = summarize(results)
-        p50, p99 = latency_us(ckpt.model, ckpt.obs_spec.size)
+        latency = measure_latency(ckpt)
+        p50, p99 = latency['p50_us'], latency['p99_us']
         table.add_row(task, str(path), f"{s['mean_return']:.1f} ± {s['std_return']:.1f}", f"± {s['ci95']:.1f}",
                       f'{load_task(task).best_return:.0f}', f"{s['fall_rate']:.0%}",
                       f'{parameter_count(ckpt.model):,}', f'{p50:.0f}', f'{p99:.0f}')

@@ -67,26 +67,24 @@ class Demo:
             process.stop()
         self.processes.clear()
 
-    def wait_for_subscribers(self, topics: dict[str, int], timeout: float = 60.0) -> None:
+    def wait_for_graph(self, count, topics: dict[str, int], what: str, timeout: float = 60.0) -> None:
+        """Until `count(topic)` (the graph's subscribers or publishers) reaches each number, then a
+        second for the matches to complete."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             self.check_alive()
-            if all(self.node.count_subscribers(t) >= n for t, n in topics.items()):
-                time.sleep(1.0)  # let the publishers' side of each match complete too
-                return
-            time.sleep(0.1)
-        missing = {t: self.node.count_subscribers(t) for t in topics}
-        raise RuntimeError(f'nodes did not subscribe in {timeout:.0f} s: {missing}; see {self.logs}')
-
-    def wait_for_publishers(self, topics: dict[str, int], timeout: float = 60.0) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            self.check_alive()
-            if all(self.node.count_publishers(t) >= n for t, n in topics.items()):
+            if all(count(t) >= n for t, n in topics.items()):
                 time.sleep(1.0)
                 return
             time.sleep(0.1)
-        raise RuntimeError(f'no publisher on {sorted(topics)} after {timeout:.0f} s; see {self.logs}')
+        found = {t: count(t) for t in topics}
+        raise RuntimeError(f'{what} did not appear in {timeout:.0f} s: {found}, expected {topics}; see {self.logs}')
+
+    def wait_for_subscribers(self, topics: dict[str, int]) -> None:
+        self.wait_for_graph(self.node.count_subscribers, topics, 'subscribers')
+
+    def wait_for_publishers(self, topics: dict[str, int]) -> None:
+        self.wait_for_graph(self.node.count_publishers, topics, 'publishers')
 
     def check_alive(self, allowed_done: tuple[str, ...] = ()) -> None:
         for process in self.processes:

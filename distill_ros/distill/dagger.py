@@ -55,10 +55,9 @@ def collect_episodes(task: str, teacher: Checkpoint, seeds: Sequence[int], write
     if student is None and beta < 1.0:
         raise ValueError('beta < 1 needs a student to execute')
     pool = [DistillEnv(task) for _ in range(min(envs, len(seeds)))]
-    teacher.check_task(pool[0].privileged_spec if teacher.obs_source == 'privileged' else pool[0].sensor_spec,
-                       pool[0].action_names)
+    teacher.check_env(pool[0])
     if student is not None:
-        student.check_task(pool[0].sensor_spec, pool[0].action_names)
+        student.check_env(pool[0])
     rng = np.random.default_rng(mix_seed)
     queue = list(seeds)
     stats = CollectStats()

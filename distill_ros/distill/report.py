@@ -81,11 +81,6 @@ def measure_latency(ckpt: Checkpoint, runs: int = 2000, backend: str = 'torch') 
     return {'p50_us': float(np.percentile(times, 50) / 1e3), 'p99_us': float(np.percentile(times, 99) / 1e3)}
 
 
-def check_fits(ckpt: Checkpoint, env) -> None:
-    spec = env.privileged_spec if ckpt.obs_source == 'privileged' else env.sensor_spec
-    ckpt.check_task(spec, env.action_names, f' on task {env.task.name}')
-
-
 def evaluate_policies(task: str, teacher: Checkpoint, students: dict[str, Checkpoint], episodes: int,
                       progress: bool = True, latency_runs: int = 2000) -> list[dict[str, Any]]:
     """Teacher and every student on the same held-out seeds; one row each, teacher first."""
@@ -95,7 +90,7 @@ def evaluate_policies(task: str, teacher: Checkpoint, students: dict[str, Checkp
         seeds = eval_seeds(episodes)
         rows = []
         for name, ckpt in [('teacher', teacher), *students.items()]:
-            check_fits(ckpt, env)
+            ckpt.check_env(env, f' on task {env.task.name}')
             results = evaluate_checkpoint(ckpt, env, seeds, progress=progress)
             summary = summarize(results)
             latency = measure_latency(ckpt, latency_runs)

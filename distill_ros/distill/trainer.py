@@ -26,6 +26,7 @@ from torch import distributed as dist
 from torch import nn
 
 from distill_ros.data.dataset import Dataset, DatasetError
+from distill_ros.data.sampler import episode_start_of, window_rows
 from distill_ros.distill.config import DistillConfig, StudentConfig
 from distill_ros.distill.losses import bc_loss, feature_loss, logit_loss
 from distill_ros.observation import history_steps
@@ -54,10 +55,7 @@ def concat_datasets(datasets: list[Dataset]) -> Dataset:
 def window_index(episode_starts: np.ndarray, n: int, history: int) -> torch.Tensor:
     """(n, history) row indices of each sample's history window, oldest first, the episode's first
     row repeated before its start (as `HistoryBuffer` does at run time)."""
-    lengths = np.diff(np.append(episode_starts, n))
-    start_of = torch.from_numpy(np.repeat(np.asarray(episode_starts, dtype=np.int64), lengths))
-    rows = torch.arange(n)[:, None] - torch.arange(history - 1, -1, -1)[None, :]
-    return torch.maximum(rows, start_of[:, None])
+    return window_rows(torch.arange(n), episode_start_of(episode_starts, n), history)
 
 
 def policy_inputs(ckpt_or_history: Checkpoint | tuple[int, bool], data: Dataset) -> tuple[torch.Tensor, torch.Tensor]:
@@ -331,11 +329,10 @@ def train_student(data: Dataset, teacher: Checkpoint, cfg: DistillConfig, out: s
                     for k, v in parts.items():
                         writer.add_scalar(f'{run}/val_{k}', v, state['step'])
                 metrics = {'val_loss': val, 'best_val_loss': state['best_val'], 'steps': state['step']}
-                ckpt_io.save(student_checkpoint(objective.student, scfg, data, teacher, cfg, run, metrics),
-                             run_dir / 'last')
+                snapshot = student_checkpoint(objective.student, scfg, data, teacher, cfg, run, metrics)
+                ckpt_io.save(snapshot, run_dir / 'last')
                 if improved:
-                    ckpt_io.save(student_checkpoint(objective.student, scfg, data, teacher, cfg, run, metrics),
-                                 run_dir / 'best')
+                    ckpt_io.save(snapshot, run_dir / 'best')
                 objective.student.train()
                 tensors, meta = _optimizer_tensors(optimizer)
                 tensors = {f'opt.{k}': v for k, v in tensors.items()}

@@ -44,6 +44,7 @@ from distill_ros.control.controller import POLICY, REPEAT, SAFE, StudentControll
 from distill_ros.control.inference import BACKENDS, BackendError, load_backend
 from distill_ros.control.safety import SAFE_ACTIONS, SafetyFilter, Watchdog
 from distill_ros.control.timing import LoopStats, RealtimeLoop, fifo_other_threads, restore_normal_scheduling
+from distill_ros.nodes import messages as m
 from distill_ros.nodes.common import LATCHED, RELIABLE, SENSOR_DATA, run
 from distill_ros.nodes.params import Param, ParameterError, declare
 from distill_ros.policies import checkpoint as ckpt_io
@@ -302,7 +303,7 @@ class StudentControllerNode(LifecycleNode):
             self.run_tick(time.monotonic_ns(), True)
 
     def on_episode(self, msg: JointState) -> None:
-        self.episode_start_ns = int(msg.header.stamp.sec) * 1_000_000_000 + int(msg.header.stamp.nanosec)
+        self.episode_start_ns = m.stamp_ns(msg.header.stamp)
         if self.controller is not None:
             self.controller.episode_started(self.episode_start_ns)
 

@@ -72,6 +72,11 @@ class Checkpoint:
             mean = self.model(x[None] if single else x).numpy()
         return np.clip(mean[0] if single else mean, self.action_low, self.action_high)
 
+    def check_env(self, env, where: str = '') -> None:
+        """`check_task` against a DistillEnv, on the observation this checkpoint reads."""
+        spec = env.privileged_spec if self.obs_source == 'privileged' else env.sensor_spec
+        self.check_task(spec, env.action_names, where)
+
     def check_task(self, obs_spec: ObsSpec, action_names: list[str], where: str = '') -> None:
         """Refuse to run on a task whose observation layout or actions differ from training."""
         label = f'checkpoint {self.path or ""} ({self.obs_source} observation){where}'
