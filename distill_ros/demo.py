@@ -150,7 +150,7 @@ class Demo:
         # Sampled teacher actions (its own Gaussian): the teacher visits and labels states off its
         # nominal path, which teaches the student to recover (DART; docs/methods.md).
         self.start('teacher_node', {'task': task, 'checkpoint': str(teacher_path), 'deterministic': False,
-                                    'seed': args.seed}, 'teacher.yaml')
+                                    'seed': args.seed, 'wait_for_subscribers': 2}, 'teacher.yaml')
         self.record(data_dir, args.episodes, 'recording teacher episodes', timeout=60 + 30 * args.episodes)
         self.stop_all()
         data = load_dataset(data_dir)

@@ -45,11 +45,12 @@ def generate_launch_description() -> LaunchDescription:
     ]
     sim = Node(package='distill_ros', executable='sim_node', name='sim_node', namespace=namespace, output='screen',
                parameters=params('sim', {'task': task, 'mode': 'lockstep', 'command_type': 'JointState',
-                                          'max_episodes': episodes, 'seed': LaunchConfiguration('seed')}),
+                                          'max_episodes': episodes, 'seed': LaunchConfiguration('seed'),
+                                          'wait_for_subscribers': 1}),
                remappings=[('commands', 'teacher/action')])
     teacher = Node(package='distill_ros', executable='teacher_node', name='teacher_node', namespace=namespace,
                    output='screen',
-                   parameters=params('teacher', {'task': task, 'checkpoint': ParameterValue(
+                   parameters=params('teacher', {'task': task, 'wait_for_subscribers': 2, 'checkpoint': ParameterValue(
                        LaunchConfiguration('teacher_checkpoint'), value_type=str)}))
     recorder = Node(package='distill_ros', executable='recorder_node', name='recorder_node', namespace=namespace,
                     output='screen',

@@ -15,7 +15,9 @@ def test_record_nodes_with_packaged_params_files(ros, start_node, tmp_path):
     dataset = tmp_path / 'data'
     start_node('recorder_node', {'max_episodes': 2, 'dataset': str(dataset)},
                ros_args=['--params-file', str(config / 'recorder.yaml')])
-    start_node('sim_node', {'mode': 'lockstep', 'command_type': 'JointState', 'max_episodes': 2, 'seed': 0},
+    start_node('sim_node', {'mode': 'lockstep', 'command_type': 'JointState', 'max_episodes': 2, 'seed': 0,
+                            'wait_for_subscribers': 1},
                ros_args=['--params-file', str(config / 'sim.yaml'), '-r', 'commands:=teacher/action'])
-    start_node('teacher_node', {}, ros_args=['--params-file', str(config / 'teacher.yaml')])
+    # The teacher answers once the simulator and the recorder both take its actions.
+    start_node('teacher_node', {'wait_for_subscribers': 2}, ros_args=['--params-file', str(config / 'teacher.yaml')])
     check_recording(ros, dataset, episodes=2)

@@ -38,7 +38,7 @@ def test_recording_matches_rollout_and_bag_round_trip(ros, start_node, tmp_path)
     wait_for_subscribers(ros, RECORDED)
     diagnostics: list = []
     ros.node.create_subscription(DiagnosticArray, '/diagnostics', diagnostics.append, 10)
-    teacher = start_node('teacher_node', {'task': 'cartpole'})
+    teacher = start_node('teacher_node', {'task': 'cartpole', 'wait_for_subscribers': 2})
     assert ros.spin_until(lambda: sim.poll() is not None, timeout=120), sim.log()
     assert ros.spin_until(lambda: recorder.poll() is not None, timeout=30), recorder.log()
     assert sim.poll() == 0 and recorder.poll() == 0, recorder.log()
@@ -83,7 +83,7 @@ def test_sigkill_keeps_every_finished_episode(ros, start_node, tmp_path):
     recorder = start_node('recorder_node', {'task': 'cartpole', 'dataset': str(tmp_path / 'ds')})
     sim = start_node('sim_node', {**SIM, 'seed': 5}, ros_args=REMAP)
     wait_for_subscribers(ros, RECORDED)
-    start_node('teacher_node', {'task': 'cartpole'})
+    start_node('teacher_node', {'task': 'cartpole', 'wait_for_subscribers': 2})
     manifest = tmp_path / 'ds' / 'manifest.json'
 
     def episodes_written() -> int:

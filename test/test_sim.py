@@ -152,6 +152,28 @@ def test_latency_delays_sensor_readings_by_whole_steps():
     np.testing.assert_array_equal(slow[1][SENSOR], fast[0][SENSOR])
 
 
+def test_task_adds_sensor_fields_to_the_teacher_input():
+    """privileged.sensor_fields: the teacher also sees those sensor fields, exactly as the sensors
+    read them this step (noise and latency included), after the simulator-only fields."""
+    data = yaml.safe_load(config_path('tasks', 'hopper.yaml').read_text())
+    data['privileged']['sensor_fields'] = [IMU_LINEAR_ACCELERATION, JOINT_POSITION]
+    env, plain = DistillEnv(parse_task(data)), DistillEnv('hopper')
+    names = [f.name for f in env.privileged_spec.fields]
+    assert names == [f.name for f in plain.privileged_spec.fields] + [IMU_LINEAR_ACCELERATION, JOINT_POSITION]
+    sensor_fields = {f.name: f for f in env.sensor_spec.fields}
+    assert env.privileged_spec.element_names()[-6:] == (sensor_fields[IMU_LINEAR_ACCELERATION].element_names()
+                                                        + sensor_fields[JOINT_POSITION].element_names())
+    _, trace = rollout(env, seed=4, steps=20)
+    _, reference = rollout(plain, seed=4, steps=20)
+    for obs, ref in zip(trace, reference):
+        sensor = obs[SENSOR]
+        np.testing.assert_array_equal(obs[PRIVILEGED][:plain.privileged_spec.size], ref[PRIVILEGED])
+        np.testing.assert_array_equal(obs[PRIVILEGED][env.privileged_spec.slice(IMU_LINEAR_ACCELERATION)],
+                                      sensor[env.sensor_spec.slice(IMU_LINEAR_ACCELERATION)])
+        np.testing.assert_array_equal(obs[PRIVILEGED][env.privileged_spec.slice(JOINT_POSITION)],
+                                      sensor[env.sensor_spec.slice(JOINT_POSITION)])
+
+
 def test_episode_truncates_at_max_steps():
     data = yaml.safe_load(config_path('tasks', 'cartpole.yaml').read_text())
     data['env']['max_episode_steps'] = 5
@@ -180,6 +202,8 @@ def test_actions_are_checked():
     (lambda d: d['sensors']['encoder'].update(noise_std=-1.0), 'noise_std must be >= 0'),
     (lambda d: d['imu'].update(body='wheel'), "imu.body 'wheel' is not a body of the model"),
     (lambda d: d['env'].pop('max_episode_steps'), "missing key 'max_episode_steps'"),
+    (lambda d: d.setdefault('privileged', {}).update(sensor_fields=['lidar']),
+     "privileged.sensor_fields names .'lidar'.; this task's sensor fields are .'joint_position'"),
 ])
 def test_bad_task_files_are_refused_with_the_key(edit, message):
     data = yaml.safe_load(config_path('tasks', 'cartpole.yaml').read_text())

@@ -41,7 +41,9 @@ def test_shipped_teacher_drives_sim_in_lockstep(ros, start_node):
     # so no step of the first episode goes by unseen.
     assert ros.spin_until(lambda: states and step_sub.get_publisher_count() > 0, timeout=30), sim.log()
     ros.spin_until(lambda: False, timeout=1.0)
-    teacher = start_node('teacher_node', {}, ros_args=['--params-file', str(share_dir() / 'config' / 'teacher.yaml')])
+    # wait_for_subscribers: the sim and this test take its actions before it answers the first state
+    teacher = start_node('teacher_node', {'wait_for_subscribers': 2},
+                         ros_args=['--params-file', str(share_dir() / 'config' / 'teacher.yaml')])
     assert ros.spin_until(lambda: sim.poll() is not None, timeout=120), f'{sim.log()}\n{teacher.log()}'
     assert sim.poll() == 0, sim.log()
     assert teacher.poll() is None, teacher.log()
@@ -57,6 +59,31 @@ def test_shipped_teacher_drives_sim_in_lockstep(ros, start_node):
     dist = dict(zip(distributions[stamp].name, distributions[stamp].position))
     assert dist['std/slider'] > 0
     assert actions[stamp].position[0] == pytest.approx(np.clip(dist['mean/slider'], -3, 3))
+
+
+def test_teacher_answers_only_once_its_action_subscribers_are_matched(ros, start_node):
+    """wait_for_subscribers counts matched subscriptions on teacher/action: with one of the two it
+    asks for, states go unanswered; the second subscription releases it."""
+    teacher = start_node('teacher_node', {'task': 'cartpole', 'wait_for_subscribers': 2})
+    actions: list[JointState] = []
+    ros.node.create_subscription(JointState, 'teacher/action', actions.append, RELIABLE)
+    state_pub = ros.node.create_publisher(JointState, 'privileged/state', RELIABLE)
+    env = DistillEnv('cartpole')
+    obs, _ = env.reset(seed=0)
+    names = ckpt_io.load(shipped_teacher('cartpole')).obs_spec.element_names()
+    stamp = [0]
+
+    def publish_state() -> bool:
+        stamp[0] += 1
+        state_pub.publish(m.named_vector(names, obs['privileged'], stamp[0], 'cartpole'))
+        return bool(actions)
+
+    assert ros.spin_until(lambda: state_pub.get_subscription_count() > 0, timeout=30), teacher.log()
+    # 4 s of states with one matched subscription: none answered
+    assert not ros.spin_until(lambda: publish_state(), timeout=4.0)
+    ros.node.create_subscription(JointState, 'teacher/action', lambda msg: None, RELIABLE)
+    assert ros.spin_until(lambda: publish_state(), timeout=30), teacher.log()
+    assert 'matched with 2 subscriptions' in teacher.log()
 
 
 def test_teacher_refuses_checkpoint_of_another_task(start_node):

@@ -4,14 +4,17 @@ from __future__ import annotations
 import json
 
 import pytest
+import yaml
 
 from distill_ros.distill.teacher import TeacherConfig, load_config, train_teacher
+from distill_ros.paths import config_path
 from distill_ros.policies import checkpoint as ckpt_io
+from distill_ros.sim import DistillEnv
 
 
 def test_tiny_training_writes_loadable_checkpoints_and_resumes(tmp_path):
     cfg = TeacherConfig(total_steps=256, n_envs=2, hidden=[16, 16], value_hidden=[16], n_steps=64, batch_size=64,
-                        n_epochs=1, eval_every=128, eval_episodes=2)
+                        n_epochs=1, eval_every=128, eval_episodes=2, lr_schedule='linear', target_kl=0.05)
     out = tmp_path / 'teacher'
     ckpt = train_teacher('cartpole', out, cfg, seed=1, progress=False)
     for name in ('best', 'last'):
@@ -27,8 +30,25 @@ def test_tiny_training_writes_loadable_checkpoints_and_resumes(tmp_path):
     assert resumed.path is not None
 
 
+def test_teacher_input_includes_the_sensor_fields_the_task_adds(tmp_path):
+    data = yaml.safe_load(config_path('tasks', 'cartpole.yaml').read_text())
+    data['privileged']['sensor_fields'] = ['imu_angular_velocity']
+    task = tmp_path / 'cartpole_gyro.yaml'
+    task.write_text(yaml.safe_dump(data))
+    cfg = TeacherConfig(total_steps=128, n_envs=1, hidden=[8], value_hidden=[8], n_steps=64, batch_size=64,
+                        n_epochs=1, eval_every=128, eval_episodes=1)
+    ckpt = train_teacher(str(task), tmp_path / 'teacher', cfg, seed=0, progress=False)
+    assert ckpt.obs_spec.names == ['qpos', 'qvel', 'dynamics', 'imu_angular_velocity']
+    assert ckpt.model.obs_dim == 7 + 3
+    with pytest.raises(ckpt_io.CheckpointError, match='imu_angular_velocity'):
+        ckpt.check_task(DistillEnv('cartpole').privileged_spec, ckpt.action_names)
+
+
 def test_config_rejects_unknown_keys(tmp_path):
     path = tmp_path / 'train.yaml'
     path.write_text('defaults: {total_steps: 10, learning_rat: 0.1}\n')
     with pytest.raises(ValueError, match=r"unknown teacher training keys \['learning_rat'\]"):
+        load_config('cartpole', path)
+    path.write_text('defaults: {lr_schedule: cosine}\n')
+    with pytest.raises(ValueError, match="lr_schedule is 'cosine'; expected 'constant' or 'linear'"):
         load_config('cartpole', path)

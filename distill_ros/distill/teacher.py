@@ -43,6 +43,8 @@ class TeacherConfig:
     ent_coef: float = 0.0
     max_grad_norm: float = 0.5
     log_std_init: float = -0.5
+    target_kl: float | None = None   # stop an update's epochs early past this KL (None: never)
+    lr_schedule: str = 'constant'    # 'linear': decay the learning rate to 0 at total_steps
     eval_every: int = 50_000
     eval_episodes: int = 10
     torch_threads: int = 1
@@ -57,7 +59,10 @@ def load_config(task: str, path: str | Path | None = None, overrides: dict[str, 
     unknown = sorted(set(merged) - known)
     if unknown:
         raise ValueError(f'{path}: unknown teacher training keys {unknown}; expected some of {sorted(known)}')
-    return TeacherConfig(**merged)
+    cfg = TeacherConfig(**merged)
+    if cfg.lr_schedule not in ('constant', 'linear'):
+        raise ValueError(f"{path}: lr_schedule is {cfg.lr_schedule!r}; expected 'constant' or 'linear'")
+    return cfg
 
 
 class PrivilegedView(gym.ObservationWrapper):
@@ -103,6 +108,13 @@ def to_checkpoint(model, vec_normalize, env: DistillEnv, cfg: TeacherConfig, met
         metrics=metrics)
 
 
+def learning_rate(cfg: TeacherConfig):
+    """A constant, or stable-baselines3's schedule of the remaining progress (1 -> 0) for 'linear'."""
+    if cfg.lr_schedule == 'linear':
+        return lambda remaining: cfg.learning_rate * remaining
+    return cfg.learning_rate
+
+
 def train_teacher(task_name: str, out: str | Path, cfg: TeacherConfig, seed: int = 0, resume: bool = False,
                   progress: bool = True) -> ckpt_io.Checkpoint:
     from stable_baselines3 import PPO
@@ -128,7 +140,8 @@ def train_teacher(task_name: str, out: str | Path, cfg: TeacherConfig, seed: int
         vec_normalize.ret_rms.var = np.array(stats['ret_var'])
         vec_normalize.ret_rms.count = stats['ret_count']
     else:
-        model = PPO('MlpPolicy', vec_normalize, learning_rate=cfg.learning_rate, n_steps=cfg.n_steps,
+        model = PPO('MlpPolicy', vec_normalize, learning_rate=learning_rate(cfg), n_steps=cfg.n_steps,
+                    target_kl=cfg.target_kl,
                     batch_size=cfg.batch_size, n_epochs=cfg.n_epochs, gamma=cfg.gamma, gae_lambda=cfg.gae_lambda,
                     clip_range=cfg.clip_range, ent_coef=cfg.ent_coef, max_grad_norm=cfg.max_grad_norm,
                     tensorboard_log=str(out / 'tensorboard'), seed=seed, device='cpu',

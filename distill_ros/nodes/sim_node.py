@@ -51,7 +51,7 @@ PARAMS = (
     Param('max_episodes', 0, 'exit with status 0 after this many episodes (0: run forever)', low=0, high=2**31 - 1),
     Param('imu_frame_id', 'imu_link', 'frame_id of imu/data messages'),
     Param('publish_clock', True, 'publish simulation time on /clock'),
-    Param('wait_for_subscribers', 0, 'hold the first episode until joint_states has this many subscribers (then '
+    Param('wait_for_subscribers', 0, 'hold the first episode until joint_states is matched with this many subscriptions (then '
           '0.5 s for the matches to complete), so a real-time run loses no step to discovery', low=0, high=1000),
 )
 
@@ -96,7 +96,7 @@ class SimNode(FinishingNode):
             f"actions {self.env.action_names} on 'commands' ({p['command_type']})")
 
     def check_subscribers(self) -> None:
-        if self.count_subscribers(self.resolve_topic_name('joint_states')) < self.params['wait_for_subscribers']:
+        if self.joint_pub.get_subscription_count() < self.params['wait_for_subscribers']:
             return
         if self.ready_at is None:
             self.ready_at = time.monotonic()

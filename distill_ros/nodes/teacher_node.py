@@ -32,6 +32,9 @@ PARAMS = (
     Param('seed', 0, 'seed for sampled actions', low=0, high=2**31 - 1),
     Param('max_rate_hz', 0.0, 'answer at most this many states per second of sim time (0: every state)',
           low=0.0, high=100000.0),
+    Param('wait_for_subscribers', 0, 'answer no state until teacher/action is matched with this many subscriptions '
+          '(then 0.5 s more for teacher/distribution), so a recorder started beside it misses no action; '
+          'sim_node in lockstep re-publishes the state it waits on', low=0, high=1000),
 )
 
 
@@ -63,10 +66,27 @@ class TeacherNode(Node):
         self.action_pub = self.create_publisher(JointState, 'teacher/action', RELIABLE_DEEP)
         self.distribution_pub = self.create_publisher(JointState, 'teacher/distribution', RELIABLE_DEEP)
         self.create_subscription(JointState, 'privileged/state', self.on_state, RELIABLE_DEEP)
+        self.ready_at: float | None = None if p['wait_for_subscribers'] else 0.0
         self.get_logger().info(f'teacher {path} ({sum(x.numel() for x in self.teacher.model.parameters()):,} '
                                f'parameters) on task {p["task"]}; actions {self.action_names}')
 
+    def ready(self) -> bool:
+        """Whether teacher/action has its matched subscriptions (and the grace period passed)."""
+        if self.ready_at is None:
+            if self.action_pub.get_subscription_count() < self.params['wait_for_subscribers']:
+                return False
+            self.ready_at = time.monotonic()
+        if self.ready_at and time.monotonic() - self.ready_at < 0.5:
+            return False
+        if self.ready_at:
+            self.get_logger().info(f"teacher/action matched with {self.action_pub.get_subscription_count()} "
+                                   f"subscriptions; answering states")
+            self.ready_at = 0.0
+        return True
+
     def on_state(self, msg: JointState) -> None:
+        if not self.ready():
+            return
         ns = m.stamp_ns(msg.header.stamp)
         if self.min_period_ns and self.last_answered_ns is not None and ns - self.last_answered_ns < self.min_period_ns:
             return

@@ -123,6 +123,14 @@ class DistillEnv(gym.Env):
         self._dynamics_names = [name for name in RANDOMIZABLE if name in task.randomization]
         if self._dynamics_names:
             fields.append(Field('dynamics', tuple(self._dynamics_names)))
+        # Sensor fields the task adds to the teacher's input, as the sensors read them.
+        sensor_fields = {f.name: f for f in self.sensor_spec.fields}
+        unknown = [name for name in task.sensor_fields if name not in sensor_fields]
+        if unknown:
+            raise TaskConfigError(f'{task.source}: privileged.sensor_fields names {unknown}; this task\'s sensor '
+                                  f'fields are {list(sensor_fields)}')
+        fields += [sensor_fields[name] for name in task.sensor_fields]
+        self._sensor_slices = [self.sensor_spec.slice(name) for name in task.sensor_fields]
         self.privileged_spec = ObsSpec(fields)
         self._qpos_all = self._qpos_keep.size == self.model.nq
 
@@ -227,16 +235,18 @@ class DistillEnv(gym.Env):
         if first:
             history[1:] = history[0]  # before the first reading arrives, a delayed sensor repeats it
         sensor = history[(self._head - self.latency_steps) % depth].copy()
-        return {SENSOR: sensor, PRIVILEGED: self.privileged_obs()}
+        return {SENSOR: sensor, PRIVILEGED: self.privileged_obs(sensor)}
 
-    def privileged_obs(self) -> np.ndarray:
-        """The privileged observation of the current state, in `privileged_spec` order."""
+    def privileged_obs(self, sensor: np.ndarray) -> np.ndarray:
+        """The privileged observation of the current state, in `privileged_spec` order; `sensor` is
+        this step's sensor observation (for the sensor fields the task adds)."""
         parts = [self._qpos if self._qpos_all else self._qpos[self._qpos_keep], self._qvel]
         if self._contact_ids.size:
             clip = self.task.contact_force_clip
             parts.append(np.clip(self.data.cfrc_ext[self._contact_ids, 3:6].ravel(), -clip, clip))
         if self._dynamics_names:
             parts.append(self._dynamics_vector)
+        parts += [sensor[s] for s in self._sensor_slices]
         return np.concatenate(parts)  # one call: this runs every step
 
     @property

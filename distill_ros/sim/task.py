@@ -79,6 +79,7 @@ class TaskSpec:
     qpos_exclude: tuple[str, ...]
     contact_bodies: tuple[str, ...]
     contact_force_clip: float
+    sensor_fields: tuple[str, ...] = ()   # sensor fields the teacher also sees (as read: noise, latency)
     randomization: dict[str, Distribution] = field(default_factory=dict)
     name_bodies: dict[str, str] = field(default_factory=dict)
     source: str = ''
@@ -185,6 +186,7 @@ def parse_task(data: dict, source: str = '<dict>') -> TaskSpec:
         qpos_exclude=tuple(_get(privileged, 'qpos_exclude', list, f'{source}: privileged', [])),
         contact_bodies=tuple(_get(privileged, 'contact_bodies', list, f'{source}: privileged', [])),
         contact_force_clip=_get(privileged, 'contact_force_clip', float, f'{source}: privileged', 1e3),
+        sensor_fields=tuple(_get(privileged, 'sensor_fields', list, f'{source}: privileged', [])),
         randomization=randomization,
         name_bodies={str(k): str(v) for k, v in _get(_get(data, 'model', dict, source, {}), 'name_bodies', dict,
                                                       f'{source}: model', {}).items()},
