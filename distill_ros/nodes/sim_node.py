@@ -51,8 +51,9 @@ PARAMS = (
     Param('max_episodes', 0, 'exit with status 0 after this many episodes (0: run forever)', low=0, high=2**31 - 1),
     Param('imu_frame_id', 'imu_link', 'frame_id of imu/data messages'),
     Param('publish_clock', True, 'publish simulation time on /clock'),
-    Param('wait_for_subscribers', 0, 'hold the first episode until joint_states is matched with this many subscriptions (then '
-          '0.5 s for the matches to complete), so a real-time run loses no step to discovery', low=0, high=1000),
+    Param('wait_for_subscribers', 0, 'hold the first episode until joint_states is matched with this many '
+          'subscriptions (then 0.5 s for the other matches), so a real-time run loses no step to discovery',
+          low=0, high=1000),
 )
 
 
