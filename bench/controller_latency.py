@@ -223,7 +223,7 @@ def inference_table(calls: int) -> None:
                         f'{calls} calls')
     for col in ('backend', 'p50 us', 'p99 us', 'max us'):
         table.add_column(col, justify='left' if col == 'backend' else 'right')
-    for kind in BACKENDS:
+    for kind in (b for b in BACKENDS if b != 'auto'):
         t = time_backend(load_backend(ckpt, kind), window, calls) * 1e6
         table.add_row(kind, f'{np.percentile(t, 50):.1f}', f'{np.percentile(t, 99):.1f}', f'{t.max():.0f}')
     Console(width=200).print(table)
@@ -232,7 +232,7 @@ def inference_table(calls: int) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument('--duration', type=float, default=60.0, help='seconds per run')
-    parser.add_argument('--backend', default='onnxruntime', help='controller inference backend')
+    parser.add_argument('--backend', default='auto', help='controller inference backend')
     parser.add_argument('--runs', default='bare500,bare500fifo,echo,echofifo,sensor500,sensor500fifo,timer200,'
                         'timer200fifo,timer500,timer500fifo',
                         help='comma-separated subset of the runs')

@@ -181,6 +181,8 @@ def test_numpy_backend_refuses_what_it_cannot_run(tmp_path):
     assert load_backend(ckpt, 'onnxruntime')(np.zeros((4, ckpt.model.step_dim), np.float32)).shape == (1,)
     with pytest.raises(BackendError, match='unknown inference backend'):
         load_backend(ckpt, 'tensorrt')
+    assert load_backend(ckpt, 'auto').name == 'onnxruntime'  # auto: numpy only for MLPs
+    assert load_backend(random_student(tmp_path, 'mlp'), 'auto').name == 'numpy'
 
 
 # ---------------------------------------------------------------------- the controller's tick

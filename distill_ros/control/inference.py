@@ -23,7 +23,9 @@ import torch
 from distill_ros.policies.checkpoint import Checkpoint
 from distill_ros.policies.export import INPUT_NAME, OUTPUT_NAME, example_input, onnx_bytes, onnx_session
 
-BACKENDS = ('onnxruntime', 'numpy', 'torchscript', 'torch')
+BACKENDS = ('auto', 'onnxruntime', 'numpy', 'torchscript', 'torch')
+# auto: numpy for MLP students (measured fastest at batch 1: docs/controller.md), onnxruntime otherwise
+NUMPY_MODELS = ('HistoryMLP', 'GaussianMLP')
 TOLERANCE = 1e-4  # float32 through different kernels
 
 
@@ -102,24 +104,31 @@ class NumpyMLPBackend(Backend):
         shape = (model.history, model.step_dim) if getattr(model, 'history', None) else (model.obs_dim,)
         self.z = np.empty(shape, dtype=np.float32)
         self.outs = [np.empty(w.shape[1], dtype=np.float32) for w in self.weights]
+        self.z_flat = self.z.reshape(-1)  # a view: written through z
+        layers = list(zip(self.weights, self.biases, self.outs))
+        self.hidden_layers, self.head = layers[:-1], layers[-1]
+        self.result = np.empty(self.outs[-1].shape, dtype=np.float64)  # reused: callers copy what they keep
 
     def __call__(self, window: np.ndarray) -> np.ndarray:
+        # Ufuncs with out= only: np.clip and np.matmul cost 2-4x a ufunc call at this size.
         z = self.z
         np.multiply(window, self.scale, out=z)
         np.add(z, self.shift, out=z)
-        np.clip(z, -self.clip, self.clip, out=z)
-        x = z.reshape(-1)
-        last = len(self.weights) - 1
-        for i, (w, b, out) in enumerate(zip(self.weights, self.biases, self.outs)):
-            np.matmul(x, w, out=out)
+        np.minimum(z, self.clip, out=z)
+        np.maximum(z, -self.clip, out=z)
+        x = self.z_flat
+        for w, b, out in self.hidden_layers:
+            np.dot(x, w, out=out)
             np.add(out, b, out=out)
-            if i < last:
-                if self.relu:
-                    np.maximum(out, 0.0, out=out)
-                else:
-                    np.tanh(out, out=out)
+            if self.relu:
+                np.maximum(out, 0.0, out=out)
+            else:
+                np.tanh(out, out=out)
             x = out
-        return x.astype(np.float64)
+        w, b, out = self.head
+        np.dot(x, w, out=out)
+        np.add(out, b, out=self.result)
+        return self.result
 
 
 _CLASSES: dict[str, type[Backend]] = {'onnxruntime': OnnxBackend, 'numpy': NumpyMLPBackend,
@@ -144,8 +153,18 @@ def verify(backend: Backend, ckpt: Checkpoint, trials: int = 4) -> float:
     return worst
 
 
-def load_backend(ckpt: Checkpoint, kind: str = 'onnxruntime', threads: int = 1, warmup: int = 200) -> Backend:
-    """A verified, warmed-up backend for `ckpt`."""
+def resolve_backend(ckpt: Checkpoint, kind: str) -> str:
+    """The backend `kind` names; 'auto' picks numpy for MLP policies with tanh/relu, else onnxruntime."""
+    if kind != 'auto':
+        return kind
+    model = ckpt.model
+    mlp = type(model).__name__ in NUMPY_MODELS and getattr(model, 'activation', None) in ('tanh', 'relu')
+    return 'numpy' if mlp else 'onnxruntime'
+
+
+def load_backend(ckpt: Checkpoint, kind: str = 'auto', threads: int = 1, warmup: int = 200) -> Backend:
+    """A verified, warmed-up backend for `ckpt` ('auto': see `resolve_backend`)."""
+    kind = resolve_backend(ckpt, kind)
     if kind not in _CLASSES:
         raise BackendError(f'unknown inference backend {kind!r}; expected one of {list(BACKENDS)}')
     backend = _CLASSES[kind](ckpt, threads)

@@ -55,7 +55,8 @@ TRIGGERS = ('timer', 'sensor')
 PARAMS = (
     Param('checkpoint', 'cartpole', 'student checkpoint folder, or the name of a student shipped in '
           'distill_ros/students/'),
-    Param('backend', 'onnxruntime', 'inference backend', choices=BACKENDS),
+    Param('backend', 'auto', 'inference backend; auto: numpy for MLP students, onnxruntime otherwise',
+          choices=BACKENDS),
     Param('control_rate_hz', 25.0, 'control loop rate; match the rate the student was trained at',
           low=1.0, high=2000.0),
     Param('trigger', 'timer', "timer: run the policy on the loop's deadlines on the newest sample; sensor: run "
@@ -431,7 +432,7 @@ class StudentControllerNode(LifecycleNode):
             'latency_max_us': f'{s.latency.max() * 1e6:.1f}',
             'inference_p50_us': f'{s.inference.percentile(50) * 1e6:.1f}',
             'inference_p99_us': f'{s.inference.percentile(99) * 1e6:.1f}',
-            'backend': self.params['backend'],
+            'backend': c.backend.name if c else self.params['backend'],
             'sched_fifo': self.fifo_message,
             'commands_sent': str(self.sent),
             'safe_commands_sent': str(self.safe_sent),
