@@ -27,14 +27,16 @@ def test_dagger_round_over_topics(ros, start_node, tmp_path):
                                            'auto_activate': True, 'sensor_timeout': 5.0, 'sensor_check_timeout': 0.0,
                                            'publish_joint_commands': True, 'episode_topic': 'sim/episode'},
                ros_args=['--params-file', str(config / 'student_controller.yaml')])
+    # Every subscription is in the graph (and matched, after the helper's grace period) before the
+    # simulator starts: the recorder misses none of the teacher's labels.
+    wait_for_subscribers(ros, {'/sim/step': 1, '/privileged/state': 2, '/joint_states': 2, '/imu/data': 2,
+                               '/teacher/action': 1, '/teacher/distribution': 1})
     # The simulator holds its first observation until the recorder and the controller listen, takes
     # only commands stamped with the observation they answer (the controller's safe actions while it
     # waits for data carry other stamps), and never re-publishes an observation being answered.
     start_node('sim_node', {'mode': 'lockstep', 'command_type': 'JointState', 'max_episodes': episodes,
                             'seed': 500_000, 'wait_for_subscribers': 2, 'lockstep_timeout': 30.0},
                ros_args=['--params-file', str(config / 'sim.yaml'), '-r', 'commands:=joint_commands'])
-    wait_for_subscribers(ros, {'/sim/step': 1, '/privileged/state': 2, '/joint_states': 2, '/imu/data': 2,
-                               '/teacher/action': 1, '/teacher/distribution': 1})
     assert ros.spin_until(lambda: (dataset / 'manifest.json').is_file() and len(load_dataset(dataset)) > 0
                           and len(load_dataset(dataset).episode_starts) >= episodes, timeout=180)
     data = load_dataset(dataset)
