@@ -105,8 +105,10 @@ def test_config_errors_name_the_key(tmp_path):
     bad.write_text('train: [1, 2\n')
     with pytest.raises(ConfigError, match='not valid YAML'):
         load_config(bad)
-    for name in ('default', 'bc', 'progressive'):
-        load_config(Path(__file__).resolve().parent.parent / 'config' / 'distill' / f'{name}.yaml')
+    shipped = sorted((Path(__file__).resolve().parent.parent / 'config' / 'distill').glob('*.yaml'))
+    assert {p.stem for p in shipped} >= {'default', 'bc', 'progressive', 'hopper', 'ant'}
+    for path in shipped:
+        load_config(path)
 
 
 # ---------------------------------------------------------------- windows
