@@ -70,6 +70,7 @@ def _copy_checkpoint(src: Path, dst: Path) -> None:
 def run_distill(data: Dataset, teacher: Checkpoint, cfg: DistillConfig, out: str | Path, resume: bool = False,
                 progress: bool = True, log: Callable[[str], None] = print,
                 on_eval: Callable[[str, int, dict], None] | None = None) -> dict[str, Any]:
+    ckpt_io.git_revision()  # the revision this run started from, for every checkpoint it writes
     out = Path(out)
     rank, world_size = world()
     if rank == 0:

@@ -122,6 +122,7 @@ def train_teacher(task_name: str, out: str | Path, cfg: TeacherConfig, seed: int
     from stable_baselines3.common.vec_env import DummyVecEnv, VecNormalize
 
     torch.set_num_threads(cfg.torch_threads)
+    ckpt_io.git_revision()  # the revision this run started from, for every checkpoint it writes
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     load_task(task_name)  # fail early on a bad task name

@@ -12,6 +12,7 @@ against the task it is used on, and a mismatch is refused with the first differi
 from __future__ import annotations
 
 import datetime as _dt
+import functools
 import json
 import os
 import subprocess
@@ -88,10 +89,13 @@ class Checkpoint:
             raise CheckpointError(f'{label}: actions {self.action_names} do not match the task\'s {list(action_names)}')
 
 
+@functools.lru_cache(maxsize=1)
 def git_revision() -> str:
+    """The package's git revision ('-dirty' with uncommitted changes), read once per process: a
+    long training calls it at its start, so a commit made meanwhile is not credited with the run."""
     try:
-        out = subprocess.run(['git', 'rev-parse', '--short', 'HEAD'], capture_output=True, text=True, timeout=5,
-                             cwd=Path(__file__).resolve().parent)
+        out = subprocess.run(['git', 'describe', '--always', '--dirty', '--abbrev=7'], capture_output=True,
+                             text=True, timeout=5, cwd=Path(__file__).resolve().parent)
         return out.stdout.strip() or 'unknown'
     except (OSError, subprocess.SubprocessError):
         return 'unknown'
