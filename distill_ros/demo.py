@@ -160,7 +160,9 @@ class Demo:
 
         # 2. distil offline
         t0 = self.step('2/5 distil: behavioural cloning + logit matching + feature matching')
-        cfg = load_config(args.config, {'dagger': {'rounds': 0}, 'eval': {'episodes': 0}})
+        task_config = self.config / 'distill' / f'{task}.yaml'
+        config = args.config or (task_config if task_config.is_file() else None)
+        cfg = load_config(config, {'dagger': {'rounds': 0}, 'eval': {'episodes': 0}})
         distill_dir = self.out / 'distill'
         run_distill(data, teacher, cfg, distill_dir, log=lambda s: self.console.print(f'  {s}'))
         offline = ckpt_io.load(distill_dir / 'student')
@@ -275,9 +277,11 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 def add_commands(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser('demo', help='the whole pipeline over ROS 2 topics on a built-in task (minutes)')
-    p.add_argument('--task', default='cartpole', help='cartpole (default, minutes), hopper or ant (needs a teacher)')
+    p.add_argument('--task', default='cartpole', help='cartpole (default, minutes), hopper or ant (each has a '
+                   'shipped teacher; longer)')
     p.add_argument('--teacher', help='teacher checkpoint (default: the shipped teacher of the task)')
-    p.add_argument('--config', help='distillation YAML (default: config/distill/default.yaml)')
+    p.add_argument('--config', help='distillation YAML (default: config/distill/<task>.yaml where there is one, '
+                   'else config/distill/default.yaml)')
     p.add_argument('--out', default='demo_out', help='output folder (default: demo_out)')
     p.add_argument('--episodes', type=int, default=10, help='teacher episodes to record')
     p.add_argument('--dagger-episodes', type=int, default=4, help='episodes of the DAgger round')
