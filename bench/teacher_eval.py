@@ -87,7 +87,8 @@ def plot_curves(curves: dict[str, str], out: Path, targets: dict[str, float]) ->
               f"({best['wall_s'] / 60:.0f} min), last {points[-1]['mean_return']:.0f} at {points[-1]['steps']:,}")
     for task, value in targets.items():
         ax.axhline(value, linestyle='--', linewidth=1, color='gray')
-        ax.annotate(f'{task} target {value:.0f}', (0, value), fontsize=7, xytext=(2, 2), textcoords='offset points')
+        ax.annotate(f'{task} target {value:.0f}', (0.01, value), xycoords=('axes fraction', 'data'), fontsize=7,
+                    xytext=(0, 2), textcoords='offset points')
     ax.set_xlabel('environment steps')
     ax.set_ylabel('held-out mean return (95 % CI)')
     ax.set_title('teacher training (stable-baselines3 PPO, 2-core VM)')
