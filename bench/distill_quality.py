@@ -3,6 +3,7 @@ students on the same held-out randomized episodes (sensor noise and latency on).
 
     python bench/distill_quality.py --task hopper                 # the documented run
     python bench/distill_quality.py --task cartpole --small       # a few minutes, for CI-sized checks
+    python bench/distill_quality.py --task hopper --teacher-noise 1.0   # teacher recorded with its noise (DART)
 
 Methods (the ablation that justifies each part):
     bc-nohist           BC, no history (one observation, no past actions)
@@ -77,6 +78,8 @@ def main() -> None:
     parser.add_argument('--episodes', type=int, default=100, help='held-out evaluation episodes')
     parser.add_argument('--small', action='store_true', help='tiny sizes (minutes): 10+2x4 episodes, 800 steps')
     parser.add_argument('--seed', type=int, default=0)
+    parser.add_argument('--teacher-noise', type=float, default=0.0,
+                        help='record the teacher episodes with its own action noise (DART; 1.0 = its std)')
     args = parser.parse_args()
     base_config = Path(args.config) if args.config else config_path(f'distill/{args.task}.yaml')
     if not base_config.is_file():
@@ -98,9 +101,11 @@ def main() -> None:
     base_dir, extra_dir = out / 'data' / 'base', out / 'data' / 'extra'
     started = time.monotonic()
     if not (base_dir / 'manifest.json').is_file():
-        collect_teacher_dataset(args.task, teacher, base_dir, args.base_episodes, seed_base=0)
+        collect_teacher_dataset(args.task, teacher, base_dir, args.base_episodes, seed_base=0,
+                                teacher_noise=args.teacher_noise)
     if extra and not (extra_dir / 'manifest.json').is_file():
-        collect_teacher_dataset(args.task, teacher, extra_dir, extra, seed_base=args.base_episodes)
+        collect_teacher_dataset(args.task, teacher, extra_dir, extra, seed_base=args.base_episodes,
+                                teacher_noise=args.teacher_noise)
     base = load_dataset(base_dir)
     budget = concat_datasets([base, load_dataset(extra_dir)]) if extra else base
     print(f'data: {len(base)} samples in {args.base_episodes} base episodes; offline methods get '
