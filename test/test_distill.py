@@ -154,6 +154,13 @@ def test_trainer_fits_and_resume_continues_exactly(tmp_path, data, teacher):
         torch.testing.assert_close(resumed.model.state_dict()[k], v, rtol=0, atol=1e-6)
     loaded = ckpt_io.load(tmp_path / 'a' / 'runs' / 'offline' / 'best')
     assert loaded.history == 8 and loaded.past_actions
+    # continuing from a student trains a copy: the student passed in keeps its weights
+    before = {k: v.clone() for k, v in first.model.state_dict().items()}
+    continued = train_student(data, teacher, cfg, tmp_path / 'c', run='more', init=first, steps=20, progress=False)
+    assert continued.model is not first.model
+    for k, v in first.model.state_dict().items():
+        torch.testing.assert_close(v, before[k], rtol=0, atol=0)
+    assert any(not torch.equal(continued.model.state_dict()[k], before[k]) for k in before)
 
 
 def test_early_stopping_on_validation(tmp_path, data, teacher):

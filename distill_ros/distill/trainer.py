@@ -12,6 +12,7 @@ seeded generator and takes its slice; DistributedDataParallel averages the gradi
 """
 from __future__ import annotations
 
+import copy
 import json
 import math
 import os
@@ -223,7 +224,9 @@ def train_student(data: Dataset, teacher: Checkpoint, cfg: DistillConfig, out: s
     if len(train_idx) == 0:
         raise ValueError(f'{data.folder}: no training samples')
     if init is not None:
-        student = init.model
+        # A copy: the caller's checkpoint (e.g. the offline student a report compares against)
+        # must keep its weights.
+        student = copy.deepcopy(init.model)
         if not isinstance(student, HistoryPolicy):
             raise ValueError(f'{init.path} is not a history student; cannot continue training it')
     else:
