@@ -184,7 +184,7 @@ class StudentController:
         if start is None or not hasattr(stamp_msg, 'sec'):
             return
         stamp = int(stamp_msg.sec) * 1_000_000_000 + int(stamp_msg.nanosec)
-        if start is not None and stamp >= start and (self._pushed_ns is None or self._pushed_ns < start):
+        if stamp >= start and (self._pushed_ns is None or self._pushed_ns < start):
             self.history.reset()
         self._pushed_ns = stamp
 

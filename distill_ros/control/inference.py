@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import time
 import warnings
-from collections.abc import Callable
 
 import numpy as np
 import torch
@@ -24,8 +23,6 @@ from distill_ros.policies.checkpoint import Checkpoint
 from distill_ros.policies.export import INPUT_NAME, OUTPUT_NAME, example_input, onnx_bytes, onnx_session
 
 BACKENDS = ('auto', 'onnxruntime', 'numpy', 'torchscript', 'torch')
-# auto: numpy for MLP students (measured fastest at batch 1: docs/controller.md), onnxruntime otherwise
-NUMPY_MODELS = ('HistoryMLP', 'GaussianMLP')
 TOLERANCE = 1e-4  # float32 through different kernels
 
 
@@ -82,17 +79,25 @@ class NumpyMLPBackend(Backend):
     of BLAS calls with no allocation (see docs/controller.md for the measured figures)."""
 
     name = 'numpy'
-    ACTIVATIONS: dict[str, Callable] = {'tanh': np.tanh}
 
-    def __init__(self, ckpt: Checkpoint, threads: int = 1):
+    @staticmethod
+    def unsupported(ckpt: Checkpoint) -> str:
+        """Why this backend cannot run `ckpt` ('' when it can)."""
         model = ckpt.model
         kind = type(model).__name__
         if kind not in ('HistoryMLP', 'GaussianMLP'):
-            raise BackendError(f'backend numpy runs MLP policies only (HistoryMLP, GaussianMLP); '
-                               f'checkpoint {ckpt.path} holds a {kind}: use onnxruntime')
+            return (f'backend numpy runs MLP policies only (HistoryMLP, GaussianMLP); checkpoint {ckpt.path} '
+                    f'holds a {kind}: use onnxruntime')
         if model.activation not in ('tanh', 'relu'):
-            raise BackendError(f'backend numpy supports tanh and relu activations; checkpoint {ckpt.path} '
-                               f'uses {model.activation!r}: use onnxruntime')
+            return (f'backend numpy supports tanh and relu activations; checkpoint {ckpt.path} uses '
+                    f'{model.activation!r}: use onnxruntime')
+        return ''
+
+    def __init__(self, ckpt: Checkpoint, threads: int = 1):
+        reason = self.unsupported(ckpt)
+        if reason:
+            raise BackendError(reason)
+        model = ckpt.model
         sd = {k: v.detach().numpy().astype(np.float32) for k, v in model.state_dict().items()}
         self.relu = model.activation == 'relu'
         self.scale = (1.0 / np.sqrt(sd['obs_var'] + 1e-8)).astype(np.float32)
@@ -154,12 +159,11 @@ def verify(backend: Backend, ckpt: Checkpoint, trials: int = 4) -> float:
 
 
 def resolve_backend(ckpt: Checkpoint, kind: str) -> str:
-    """The backend `kind` names; 'auto' picks numpy for MLP policies with tanh/relu, else onnxruntime."""
+    """The backend `kind` names; 'auto' picks numpy where it can run the policy (measured fastest at
+    batch 1 for MLP students: docs/controller.md), else onnxruntime."""
     if kind != 'auto':
         return kind
-    model = ckpt.model
-    mlp = type(model).__name__ in NUMPY_MODELS and getattr(model, 'activation', None) in ('tanh', 'relu')
-    return 'numpy' if mlp else 'onnxruntime'
+    return 'onnxruntime' if NumpyMLPBackend.unsupported(ckpt) else 'numpy'
 
 
 def load_backend(ckpt: Checkpoint, kind: str = 'auto', threads: int = 1, warmup: int = 200) -> Backend:

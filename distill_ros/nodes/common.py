@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import os
 import sys
+import time
 import traceback
 from collections.abc import Callable
 
@@ -25,6 +26,28 @@ RELIABLE_DEEP = QoSProfile(depth=1000, reliability=ReliabilityPolicy.RELIABLE, h
 LATCHED = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE, history=HistoryPolicy.KEEP_LAST,
                      durability=DurabilityPolicy.TRANSIENT_LOCAL)
 SENSOR_DATA = qos_profile_sensor_data
+
+
+class SubscriptionGate:
+    """Opens once `publisher` is matched with `count` subscriptions (matched by DDS, not only seen in
+    the graph) and has stayed so for `grace` seconds, time for the other endpoints of the same
+    participants to match too. With `count` 0 it is open from the start."""
+
+    def __init__(self, publisher, count: int, grace: float = 0.5):
+        self.publisher, self.count, self.grace = publisher, count, grace
+        self.is_open = count <= 0
+        self._matched_at: float | None = None
+
+    def check(self) -> bool:
+        if self.is_open:
+            return True
+        if self.publisher.get_subscription_count() < self.count:
+            return False
+        now = time.monotonic()
+        if self._matched_at is None:
+            self._matched_at = now
+        self.is_open = now - self._matched_at >= self.grace
+        return self.is_open
 
 
 class FinishingNode(Node):

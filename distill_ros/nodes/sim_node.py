@@ -29,7 +29,7 @@ from sensor_msgs.msg import Imu, JointState
 from std_msgs.msg import Float64MultiArray
 
 from distill_ros.nodes import messages as m
-from distill_ros.nodes.common import LATCHED, RELIABLE, RELIABLE_DEEP, FinishingNode, run
+from distill_ros.nodes.common import LATCHED, RELIABLE, RELIABLE_DEEP, FinishingNode, SubscriptionGate, run
 from distill_ros.nodes.params import Param, declare
 from distill_ros.sim import PRIVILEGED, SENSOR, DistillEnv
 
@@ -87,21 +87,17 @@ class SimNode(FinishingNode):
         self.obs: dict[str, np.ndarray] = {}
         self.published_at = 0.0   # wall time the current observation went out (lockstep timeout)
         self.warned_stale = 0
-        if p['wait_for_subscribers']:
-            self.ready_at: float | None = None
-            self.wait_timer = self.create_timer(0.05, self.check_subscribers)
-        else:
+        self.gate = SubscriptionGate(self.joint_pub, p['wait_for_subscribers'])
+        if self.gate.is_open:
             self.begin()
+        else:
+            self.wait_timer = self.create_timer(0.05, self.check_subscribers)
         self.get_logger().info(
             f"task {self.env.task.name} in {p['mode']} mode at {1 / self.env.dt:.0f} Hz, seed {p['seed']}; "
             f"actions {self.env.action_names} on 'commands' ({p['command_type']})")
 
     def check_subscribers(self) -> None:
-        if self.joint_pub.get_subscription_count() < self.params['wait_for_subscribers']:
-            return
-        if self.ready_at is None:
-            self.ready_at = time.monotonic()
-        elif time.monotonic() - self.ready_at >= 0.5:
+        if self.gate.check():
             self.wait_timer.cancel()
             self.begin()
 

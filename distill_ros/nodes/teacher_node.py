@@ -19,7 +19,7 @@ from rclpy.node import Node
 from sensor_msgs.msg import JointState
 
 from distill_ros.nodes import messages as m
-from distill_ros.nodes.common import RELIABLE_DEEP, run
+from distill_ros.nodes.common import RELIABLE_DEEP, SubscriptionGate, run
 from distill_ros.nodes.params import Param, ParameterError, declare
 from distill_ros.policies import checkpoint as ckpt_io
 from distill_ros.policies.teachers import shipped_teacher
@@ -66,27 +66,16 @@ class TeacherNode(Node):
         self.action_pub = self.create_publisher(JointState, 'teacher/action', RELIABLE_DEEP)
         self.distribution_pub = self.create_publisher(JointState, 'teacher/distribution', RELIABLE_DEEP)
         self.create_subscription(JointState, 'privileged/state', self.on_state, RELIABLE_DEEP)
-        self.ready_at: float | None = None if p['wait_for_subscribers'] else 0.0
+        self.gate = SubscriptionGate(self.action_pub, p['wait_for_subscribers'])
         self.get_logger().info(f'teacher {path} ({sum(x.numel() for x in self.teacher.model.parameters()):,} '
                                f'parameters) on task {p["task"]}; actions {self.action_names}')
 
-    def ready(self) -> bool:
-        """Whether teacher/action has its matched subscriptions (and the grace period passed)."""
-        if self.ready_at is None:
-            if self.action_pub.get_subscription_count() < self.params['wait_for_subscribers']:
-                return False
-            self.ready_at = time.monotonic()
-        if self.ready_at and time.monotonic() - self.ready_at < 0.5:
-            return False
-        if self.ready_at:
+    def on_state(self, msg: JointState) -> None:
+        if not self.gate.is_open:
+            if not self.gate.check():
+                return
             self.get_logger().info(f"teacher/action matched with {self.action_pub.get_subscription_count()} "
                                    f"subscriptions; answering states")
-            self.ready_at = 0.0
-        return True
-
-    def on_state(self, msg: JointState) -> None:
-        if not self.ready():
-            return
         ns = m.stamp_ns(msg.header.stamp)
         if self.min_period_ns and self.last_answered_ns is not None and ns - self.last_answered_ns < self.min_period_ns:
             return
