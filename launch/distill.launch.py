@@ -5,40 +5,13 @@
 
 Parameters come from the package's config/distill_node.yaml, then these arguments. The node
 reports progress on /diagnostics, writes OUT/student and exits; the launch ends with it.
+
+The graph (nodes, parameter files, parameters, remappings, launch arguments, when it ends) is
+described once, in distill_ros/graphs.py; `distill-ros demo` and the tests start the same
+description as processes. `ros2 launch distill_ros distill.launch.py --show-args` lists the arguments.
 """
-from launch.actions import DeclareLaunchArgument, EmitEvent, RegisterEventHandler
-from launch.event_handlers import OnProcessExit
-from launch.events import Shutdown
-from launch.substitutions import LaunchConfiguration, PathJoinSubstitution
-from launch_ros.actions import Node
-from launch_ros.parameter_descriptions import ParameterValue
-from launch_ros.substitutions import FindPackageShare
-
-from launch import LaunchDescription
+from distill_ros.graphs import launch_description
 
 
-def generate_launch_description() -> LaunchDescription:
-    def arg(name: str) -> ParameterValue:
-        return ParameterValue(LaunchConfiguration(name), value_type=str)
-
-    arguments = [
-        DeclareLaunchArgument('dataset', default_value='', description='dataset folder (or give bag)'),
-        DeclareLaunchArgument('bag', default_value='', description='rosbag2 bag folder (MCAP or sqlite3)'),
-        DeclareLaunchArgument('task', default_value='cartpole', description='task of the bag / shipped teacher'),
-        DeclareLaunchArgument('teacher', default_value='', description="teacher checkpoint ('' = shipped)"),
-        DeclareLaunchArgument('config', default_value=PathJoinSubstitution(
-            [FindPackageShare('distill_ros'), 'config', 'distill', 'default.yaml']), description='distillation YAML'),
-        DeclareLaunchArgument('out', description='output folder (OUT/student is the result)'),
-        DeclareLaunchArgument('params_file', default_value=PathJoinSubstitution(
-            [FindPackageShare('distill_ros'), 'config', 'distill_node.yaml']), description='node parameters file'),
-        DeclareLaunchArgument('namespace', default_value='', description='node namespace'),
-        DeclareLaunchArgument('use_sim_time', default_value='false', description='use /clock'),
-    ]
-    node = Node(package='distill_ros', executable='distill_node', name='distill_node',
-                namespace=LaunchConfiguration('namespace'), output='screen',
-                parameters=[LaunchConfiguration('params_file'), {
-                    'dataset': arg('dataset'), 'bag': arg('bag'), 'task': arg('task'), 'teacher': arg('teacher'),
-                    'config': arg('config'), 'out': arg('out'),
-                    'use_sim_time': ParameterValue(LaunchConfiguration('use_sim_time'), value_type=bool)}])
-    done = RegisterEventHandler(OnProcessExit(target_action=node, on_exit=[EmitEvent(event=Shutdown())]))
-    return LaunchDescription([*arguments, node, done])
+def generate_launch_description():
+    return launch_description('distill')

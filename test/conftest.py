@@ -8,7 +8,7 @@ from collections.abc import Callable
 
 import pytest
 
-from distill_ros.procs import NodeProcess
+from distill_ros.procs import GraphProcesses, NodeProcess
 
 # One DDS domain per test session, discovery on this host only, so parallel runs and other
 # sessions on the machine never see each other. Set before rclpy initialises anywhere.
@@ -29,6 +29,22 @@ def start_node(tmp_path) -> Callable[..., NodeProcess]:
     yield start
     for process in started:
         process.stop()
+
+
+@pytest.fixture
+def start_graph(tmp_path) -> Callable[..., GraphProcesses]:
+    """`start_graph(name, **launch_arguments)`: a graph of distill_ros.graphs started as processes,
+    as its launch file starts it; stopped (SIGINT) at the end of the test."""
+    started: list[GraphProcesses] = []
+
+    def start(graph: str, **arguments) -> GraphProcesses:
+        processes = GraphProcesses(graph, arguments, tmp_path / 'logs', tag=f'{len(started)}_')
+        started.append(processes)
+        return processes
+
+    yield start
+    for processes in started:
+        processes.stop()
 
 
 @pytest.fixture

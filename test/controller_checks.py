@@ -10,6 +10,9 @@ from distill_ros.nodes.common import RELIABLE, RELIABLE_DEEP
 from distill_ros.sim import SENSOR, DistillEnv
 
 NS = 1_000_000_000
+# The topics of a ros2_control robot, as student.launch.py's topic arguments remap them.
+ROBOT_TOPICS = {'joint_states': '/robot/joint_states', 'imu/data': '/imu_sensor_broadcaster/imu',
+                'commands': '/forward_effort_controller/commands'}
 
 
 class Driver:

@@ -1,23 +1,16 @@
-"""launch/sim_teacher_record.launch.py's three nodes with the same parameter files and overrides,
-started as processes (the launch_pytest twin is test_launch_record_launch_pytest.py)."""
+"""launch/sim_teacher_record.launch.py's graph (distill_ros/graphs.py) started as processes (the
+launch_pytest twin is test_launch_record_launch_pytest.py): it records and ends by itself."""
 from __future__ import annotations
 
 import pytest
-
-from distill_ros.paths import share_dir
 
 pytest.importorskip('rclpy')
 from helpers import check_recording  # noqa: E402
 
 
-def test_record_nodes_with_packaged_params_files(ros, start_node, tmp_path):
-    config = share_dir() / 'config'
+def test_record_graph_records_and_ends_by_itself(ros, start_graph, tmp_path):
     dataset = tmp_path / 'data'
-    start_node('recorder_node', {'max_episodes': 2, 'dataset': str(dataset)},
-               ros_args=['--params-file', str(config / 'recorder.yaml')])
-    start_node('sim_node', {'mode': 'lockstep', 'command_type': 'JointState', 'max_episodes': 2, 'seed': 0,
-                            'wait_for_subscribers': 1},
-               ros_args=['--params-file', str(config / 'sim.yaml'), '-r', 'commands:=teacher/action'])
-    # The teacher answers once the simulator and the recorder both take its actions.
-    start_node('teacher_node', {'wait_for_subscribers': 2}, ros_args=['--params-file', str(config / 'teacher.yaml')])
+    graph = start_graph('sim_teacher_record', episodes=2, dataset=str(dataset))
+    # the simulator and the recorder finish; the teacher is then stopped as by ros2 launch
+    assert graph.wait(timeout=180) == {'sim_node': 0, 'teacher_node': 0, 'recorder_node': 0}, graph.logs()
     check_recording(ros, dataset, episodes=2)
