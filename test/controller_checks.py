@@ -88,3 +88,13 @@ def check_remapped_controller(ros, remaps: dict[str, str]) -> None:
     ros.node.create_timer(0.04, publish)
     assert ros.spin_until(lambda: sum(c[0] != 0.0 for c in got) >= 10, timeout=60), got[-5:]
     assert all(len(c) == 1 and np.isfinite(c[0]) for c in got)
+
+
+def lifecycle_state(ros, node: str, timeout: float = 10.0) -> str:
+    """The lifecycle state label of `node` (e.g. 'active'), from its get_state service."""
+    from lifecycle_msgs.srv import GetState
+    client = ros.node.create_client(GetState, f'{node}/get_state')
+    assert ros.spin_until(client.service_is_ready, timeout), f'{node}/get_state is not offered'
+    future = client.call_async(GetState.Request())
+    assert ros.spin_until(future.done, timeout), f'{node}/get_state did not answer'
+    return future.result().current_state.label

@@ -59,3 +59,39 @@ def wait_for_subscribers(ros, topics: dict[str, int], timeout: float = 30) -> No
         return all(ros.node.count_subscribers(t) >= n for t, n in topics.items())
     assert ros.spin_until(ready, timeout), {t: ros.node.count_subscribers(t) for t in topics}
     ros.spin_until(lambda: False, timeout=3.0)
+
+
+def check_dagger_round(dataset, episodes: int, seed: int = 500_000) -> None:
+    """A DAgger round over topics with the shipped cartpole student and teacher: `episodes` complete
+    episodes from `seed` on; the teacher labelled every state the student visited; every executed
+    action is the student's on its own sensor history, a fresh window at every episode start
+    (episode_topic), exactly as in training and in-process DAgger."""
+    import numpy as np
+    import torch
+
+    from distill_ros.data.dataset import load_dataset
+    from distill_ros.policies import checkpoint as ckpt_io
+    from distill_ros.policies.teachers import shipped_student, shipped_teacher
+    data = load_dataset(dataset)
+    assert not data.problems and len(data.episode_starts) == episodes
+    assert [e['seed'] for e in data.episodes] == [seed + i for i in range(episodes)]
+    teacher = ckpt_io.load(shipped_teacher('cartpole'))
+    student = ckpt_io.load(shipped_student('cartpole'))
+    with torch.no_grad():
+        labels = teacher.model(torch.as_tensor(data.arrays['privileged_obs'], dtype=torch.float32)).numpy()
+    np.testing.assert_allclose(data.arrays['teacher_mean'], labels, rtol=1e-5, atol=1e-5)
+    for i in range(len(data.episode_starts)):
+        episode = data.episode(i)
+        buffer = student.history_buffer()
+        for t in range(min(200, len(episode['action']))):
+            expected = student.act(buffer.push(episode['sensor_obs'][t]))
+            buffer.set_action(episode['action'][t])
+            np.testing.assert_allclose(episode['action'][t], expected, rtol=1e-4, atol=1e-4,
+                                       err_msg=f'episode {i} step {t}')
+    assert not np.allclose(data.arrays['action'], data.arrays['teacher_action'])
+
+
+def launch_file(graph: str) -> str:
+    """The installed (or source) launch file of a graph."""
+    from distill_ros.paths import share_dir
+    return str(share_dir() / 'launch' / f'{graph}.launch.py')
