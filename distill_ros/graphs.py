@@ -212,13 +212,9 @@ DISTILL = Graph('distill', (
         'config': Ref('config'), 'out': Ref('out'), **SIM_TIME}, finishes=True),
 ))
 
-# The student controller's parameters where a simulator drives it; realtime: on its own clock as on
-# a robot; lockstep: the simulator waits for each command, so slow is not stale.
-_STUDENT_IN_SIM = {'auto_activate': True,
-                   'episode_topic': 'sim/episode',  # a fresh history per episode, as in training
-                   # active at once, no joint-name check at configure: the simulator holds its first
-                   # observation until the controller listens, so it never runs uncommanded
-                   'sensor_check_timeout': 0.0}
+# The student controller where a simulator drives it: active at start, a fresh history per
+# episode (sim/episode), as in training.
+_STUDENT_IN_SIM = {'auto_activate': True, 'episode_topic': 'sim/episode'}
 
 DAGGER = Graph('dagger', (
     TASK,
@@ -240,7 +236,8 @@ DAGGER = Graph('dagger', (
     # so the safe actions it sends while it waits for data never step the simulator
     NodeSpec('student_controller_node', 'controller_params_file', {
         'checkpoint': Ref('student'), 'trigger': 'sensor', 'sensor_timeout': 5.0, 'publish_joint_commands': True,
-        **_STUDENT_IN_SIM, **SIM_TIME}),
+        # active at once (no joint-name check at configure, which would take the first observation)
+        'sensor_check_timeout': 0.0, **_STUDENT_IN_SIM, **SIM_TIME}),
     # starts when the recorder and the student listen; never re-publishes an observation being answered
     _sim_lockstep('joint_commands', wait_for_subscribers=2, lockstep_timeout=30.0),
 ))
@@ -271,7 +268,8 @@ SIM_STUDENT = Graph('sim_student', (
     _sim_realtime(2, when='dataset'),
     NodeSpec('student_controller_node', 'controller_params_file', {
         'checkpoint': Ref('checkpoint'), 'control_rate_hz': Ref('control_rate_hz'), 'trigger': Ref('trigger'),
-        **_STUDENT_IN_SIM, **SIM_TIME}),
+        'sensor_check_timeout': 30.0,  # configure checks the joint names on the first sample; sim_node may take
+        **_STUDENT_IN_SIM, **SIM_TIME}),  # seconds to start
     NodeSpec('recorder_node', 'recorder_params_file', {
         'task': Ref('task'), 'max_episodes': Ref('episodes'), 'dataset': Ref('dataset'), 'teacher': False,
         **SIM_TIME}, when='dataset', finishes=True),

@@ -2,7 +2,9 @@
 from __future__ import annotations
 
 import os
+import signal
 import sys
+import threading
 import time
 import traceback
 from collections.abc import Callable
@@ -26,6 +28,21 @@ RELIABLE_DEEP = QoSProfile(depth=1000, reliability=ReliabilityPolicy.RELIABLE, h
 LATCHED = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE, history=HistoryPolicy.KEEP_LAST,
                      durability=DurabilityPolicy.TRANSIENT_LOCAL)
 SENSOR_DATA = qos_profile_sensor_data
+
+# One Ctrl-C in a terminal reaches a node under `ros2 launch` twice: the terminal sends SIGINT to
+# the whole process group, then launch sends its own on shutdown. A repeat this soon after the first
+# is that same Ctrl-C; a later one means the user insists.
+REPEATED_SIGINT_S = 2.0
+
+
+def ignore_repeated_sigint(since: float) -> None:
+    """From now on, a SIGINT within REPEATED_SIGINT_S of `since` is ignored (clean-up goes on); a
+    later one still raises KeyboardInterrupt."""
+    def on_sigint(signum, frame) -> None:
+        if time.monotonic() - since > REPEATED_SIGINT_S:
+            raise KeyboardInterrupt
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGINT, on_sigint)
 
 
 class SubscriptionGate:
@@ -99,6 +116,7 @@ def run(make_node: Callable[[], Node], args: list[str] | None = None) -> int:
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
     finally:
+        ignore_repeated_sigint(time.monotonic())  # the same Ctrl-C again must not abort the clean-up
         if node is not None:
             close = getattr(node, 'close', None)
             if close is not None:
@@ -106,4 +124,8 @@ def run(make_node: Callable[[], Node], args: list[str] | None = None) -> int:
             node.destroy_node()
         if rclpy.ok():
             rclpy.shutdown()
+        # Done and about to exit: a late repeat of the same Ctrl-C must not turn a clean exit into
+        # 'died from SIGINT' (Python restores the default handler while it finalizes).
+        if threading.current_thread() is threading.main_thread():
+            signal.signal(signal.SIGINT, signal.SIG_IGN)
     return status

@@ -45,7 +45,7 @@ from distill_ros.control.inference import BACKENDS, BackendError, load_backend
 from distill_ros.control.safety import SAFE_ACTIONS, SafetyFilter, Watchdog
 from distill_ros.control.timing import LoopStats, RealtimeLoop, fifo_other_threads, restore_normal_scheduling
 from distill_ros.nodes import messages as m
-from distill_ros.nodes.common import LATCHED, RELIABLE, SENSOR_DATA, run
+from distill_ros.nodes.common import LATCHED, RELIABLE, REPEATED_SIGINT_S, SENSOR_DATA, run
 from distill_ros.nodes.params import Param, ParameterError, declare
 from distill_ros.policies import checkpoint as ckpt_io
 from distill_ros.policies.teachers import shipped_student
@@ -141,8 +141,12 @@ class StudentControllerNode(LifecycleNode):
                                f"{', auto_activate' if self.params['auto_activate'] else ''})")
 
     def on_signal(self, signum: int, frame) -> None:
-        if self.finished.done():
-            raise KeyboardInterrupt  # a second Ctrl-C while finishing
+        signalled_at = getattr(self, 'signalled_at', None)
+        if signalled_at is not None:  # also while the first is still being handled
+            if time.monotonic() - signalled_at > REPEATED_SIGINT_S:
+                raise KeyboardInterrupt  # a second Ctrl-C while finishing
+            return  # the same Ctrl-C, from the terminal and from ros2 launch
+        self.signalled_at = time.monotonic()
         self.get_logger().info(f'{signal.Signals(signum).name}: sending the safe action and exiting')
         self.stop_loop(final_command=True)
         self.finish(0)
