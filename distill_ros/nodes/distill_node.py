@@ -9,6 +9,8 @@ once per second); it writes OUT/student and exits 0, or reports ERROR and exits 
 """
 from __future__ import annotations
 
+import os
+import sys
 import threading
 import time
 import traceback
@@ -100,7 +102,15 @@ class DistillNode(FinishingNode):
 
 
 def main(args=None) -> None:
-    raise SystemExit(run(DistillNode, args))
+    status = run(DistillNode, args)
+    if any(t.name == 'distill' and t.is_alive() for t in threading.enumerate()):
+        # Stopped (Ctrl-C) while training: ending the interpreter under the worker thread, which is
+        # inside torch, crashes it (SIGSEGV); the node is already shut down, so leave at once. The
+        # trainer's state of its last evaluation is on disk: resume:=true continues from it.
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(status)
+    raise SystemExit(status)
 
 
 if __name__ == '__main__':
