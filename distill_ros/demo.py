@@ -1,15 +1,20 @@
 """`distill-ros demo`: the whole pipeline on one task, over real ROS 2 topics, in a few minutes.
 
-  1. record   sim_node (lockstep) + teacher_node + recorder_node: the privileged teacher drives the
-              simulator over topics; the recorder builds a dataset (and a bag with --keep-bag)
-  2. distil   behavioural cloning + logit (Gaussian KL) + feature matching, in-process
-  3. DAgger   one round over topics: student_controller_node drives sim_node, teacher_node labels
-              every visited state, recorder_node records; the student is retrained on all data
-  4. deploy   student_controller_node drives sim_node over topics (the robot-side path)
+  1. record   sim_teacher_record.launch.py's graph: the privileged teacher drives sim_node (lockstep)
+              over topics; recorder_node builds a dataset (and a bag with --keep-bag)
+  2. distil   behavioural cloning + logit (Gaussian KL) + feature matching, in-process; and the naive
+              student (behavioural cloning on the current sensor reading only) to measure against
+  3. DAgger   one round over topics, dagger.launch.py's graph: student_controller_node drives
+              sim_node, teacher_node labels every visited state, recorder_node records; the student
+              is retrained on all data
+  4. deploy   sim_student.launch.py's graph: student_controller_node drives sim_node in real time
+              (the robot-side path), recorder_node records the returns
   5. report   teacher vs students on the same held-out randomized episodes: table + plots
 
-Every node runs as its own process (as `ros2 launch` would start them) in a private DDS domain on
-localhost, so the demo neither sees nor disturbs other ROS 2 systems on the network.
+Each graph is started from its description in distill_ros/graphs.py, the one its launch file uses:
+every node its own process, with the same parameter files, parameters and remappings as under
+`ros2 launch`, in a private DDS domain on localhost, so the demo neither sees nor disturbs other
+ROS 2 systems on the network.
 """
 from __future__ import annotations
 
@@ -18,15 +23,13 @@ import json
 import os
 import random
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 
 from distill_ros.paths import share_dir
-from distill_ros.procs import NodeProcess
-
-RECORDED = {'/sim/step': 1, '/privileged/state': 1, '/joint_states': 1, '/imu/data': 1,
-            '/teacher/action': 1, '/teacher/distribution': 1}
+from distill_ros.procs import GraphProcesses
 
 
 class Demo:
@@ -42,68 +45,28 @@ class Demo:
         domain = args.domain_id if args.domain_id is not None else random.randint(60, 101)
         self.env = {**os.environ, 'ROS_DOMAIN_ID': str(domain), 'ROS_AUTOMATIC_DISCOVERY_RANGE': 'LOCALHOST'}
         os.environ.update({k: self.env[k] for k in ('ROS_DOMAIN_ID', 'ROS_AUTOMATIC_DISCOVERY_RANGE')})
-        self.processes: list[NodeProcess] = []
+        self.graphs: list[GraphProcesses] = []
         self.started = time.monotonic()
         self.timings: dict[str, float] = {}
-        import rclpy
-        self.rclpy = rclpy
-        self.context = rclpy.Context()
-        rclpy.init(context=self.context)
-        self.node = rclpy.create_node('distill_ros_demo', context=self.context)
         self.console.print(f'[bold]distill_ros demo[/bold]: task {args.task}, output in {self.out} '
                            f'(ROS_DOMAIN_ID {domain}, localhost only; node logs in {self.logs})')
 
     # ------------------------------------------------------------------ processes
-    def start(self, executable: str, params: dict, params_file: str | None = None,
-              remap: list[str] | None = None, tag: str = '') -> NodeProcess:
-        ros_args = (['--params-file', str(self.config / params_file)] if params_file else []) + (remap or [])
-        log = self.logs / f'{tag or ""}{executable}.log'
-        process = NodeProcess(executable, params, log, ros_args, env=self.env)
-        self.processes.append(process)
-        return process
-
-    def stop_all(self) -> None:
-        for process in self.processes:
-            process.stop()
-        self.processes.clear()
-
-    def wait_for_graph(self, count, topics: dict[str, int], what: str, timeout: float = 60.0) -> None:
-        """Until `count(topic)` (the graph's subscribers or publishers) reaches each number, then a
-        second for the matches to complete."""
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            self.check_alive()
-            if all(count(t) >= n for t, n in topics.items()):
-                time.sleep(1.0)
-                return
-            time.sleep(0.1)
-        found = {t: count(t) for t in topics}
-        raise RuntimeError(f'{what} did not appear in {timeout:.0f} s: {found}, expected {topics}; see {self.logs}')
-
-    def wait_for_subscribers(self, topics: dict[str, int]) -> None:
-        self.wait_for_graph(self.node.count_subscribers, topics, 'subscribers')
-
-    def wait_for_publishers(self, topics: dict[str, int]) -> None:
-        self.wait_for_graph(self.node.count_publishers, topics, 'publishers')
-
-    def check_alive(self, allowed_done: tuple[str, ...] = ()) -> None:
-        for process in self.processes:
-            code = process.poll()
-            if code is not None and not (code == 0 and process.executable in allowed_done):
-                raise RuntimeError(f'{process.executable} exited with status {code}:\n{process.log()[-2000:]}')
-
-    def record(self, folder: Path, episodes: int, what: str, timeout: float) -> None:
-        """Wait for the recorder to finish `episodes`, with a progress bar on its manifest."""
+    def run_graph(self, graph: str, what: str, timeout: float, **arguments) -> None:
+        """Start a graph of distill_ros/graphs.py as processes, exactly as its launch file starts it,
+        show the recorder's progress on the `dataset` argument, and wait for the graph to end by itself (the
+        simulator and the recorder finish their episodes; the rest is stopped with SIGINT)."""
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-        recorder = next(p for p in self.processes if p.executable == 'recorder_node')
+        folder, episodes = Path(arguments['dataset']), arguments['episodes']
+        graph_processes = GraphProcesses(graph, arguments, self.logs, env=self.env, tag=f'{folder.name}_')
+        self.graphs.append(graph_processes)
         deadline = time.monotonic() + timeout
         with Progress(TextColumn('  {task.description}'), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                       console=self.console, transient=True) as progress:
             bar = progress.add_task(what, total=episodes)
-            while recorder.poll() is None:
+            while not graph_processes.finished():
                 if time.monotonic() > deadline:
                     raise RuntimeError(f'{what}: not finished after {timeout:.0f} s; see {self.logs}')
-                self.check_alive(allowed_done=('sim_node', 'recorder_node'))
                 manifest = folder / 'manifest.json'
                 if manifest.is_file():
                     try:
@@ -111,8 +74,16 @@ class Demo:
                     except (json.JSONDecodeError, KeyError):
                         pass
                 time.sleep(0.25)
-        if recorder.poll() != 0:
-            raise RuntimeError(f'recorder_node exited with status {recorder.poll()}:\n{recorder.log()[-2000:]}')
+        codes = graph_processes.stop()
+        failed = {name: code for name, code in codes.items() if code != 0}
+        if failed:
+            logs = '\n'.join(f'--- {name}\n{graph_processes[name].log()[-2000:]}' for name in failed)
+            raise RuntimeError(f'{graph}: {failed} (exit status); see {self.logs}\n{logs}')
+
+    def stop_all(self) -> None:
+        for graph_processes in self.graphs:
+            graph_processes.stop()
+        self.graphs.clear()
 
     def step(self, title: str) -> float:
         self.console.rule(f'[bold]{title}')
@@ -139,41 +110,47 @@ class Demo:
         # 1. record
         t0 = self.step(f'1/5 record: teacher drives sim_node over ROS 2 topics ({args.episodes} episodes)')
         data_dir = self.out / 'data'
-        params = {'task': task, 'dataset': str(data_dir), 'max_episodes': args.episodes}
-        if args.keep_bag:
-            params['bag'] = str(self.out / 'bag')
-        self.start('recorder_node', params, 'recorder.yaml')
-        self.start('sim_node', {'task': task, 'mode': 'lockstep', 'command_type': 'JointState',
-                                'max_episodes': args.episodes, 'seed': args.seed}, 'sim.yaml',
-                   ['-r', 'commands:=teacher/action'])
-        self.wait_for_subscribers({**RECORDED, '/teacher/action': 2})
-        # Sampled teacher actions (its own Gaussian): the teacher visits and labels states off its
-        # nominal path, which teaches the student to recover (DART; docs/methods.md).
-        self.start('teacher_node', {'task': task, 'checkpoint': str(teacher_path), 'deterministic': False,
-                                    'seed': args.seed, 'wait_for_subscribers': 2}, 'teacher.yaml')
-        self.record(data_dir, args.episodes, 'recording teacher episodes', timeout=60 + 30 * args.episodes)
-        self.stop_all()
+        # sim_teacher_record.launch.py's graph. Sampled teacher actions (its own Gaussian): the teacher
+        # visits and labels states off its nominal path, which teaches the student to recover (DART;
+        # docs/methods.md).
+        self.run_graph('sim_teacher_record', 'recording teacher episodes',
+                       timeout=60 + 30 * args.episodes, task=task, episodes=args.episodes, seed=args.seed,
+                       dataset=str(data_dir), bag=str(self.out / 'bag') if args.keep_bag else '',
+                       teacher_checkpoint=str(teacher_path), teacher_deterministic=False)
         data = load_dataset(data_dir)
         self.console.print(f'  dataset {data_dir}: {len(data.episode_starts)} episodes, {len(data)} samples'
                            + (f'; bag {self.out / "bag"}' if args.keep_bag else ''))
         self.done('record', t0)
 
         # 2. distil offline
-        t0 = self.step('2/5 distil: behavioural cloning + logit matching + feature matching')
+        t0 = self.step('2/5 distil: behavioural cloning + logit matching + feature matching (and a naive student)')
         task_config = self.config / 'distill' / f'{task}.yaml'
         config = args.config or (task_config if task_config.is_file() else None)
-        cfg = load_config(config, {'dagger': {'rounds': 0}, 'eval': {'episodes': 0}})
+        overrides = {'dagger': {'rounds': 0}, 'eval': {'episodes': 0}}
+        if args.steps is not None:
+            overrides.update(train={'steps': args.steps}, dagger={'rounds': 0, 'steps_per_round': args.steps})
+        cfg = load_config(config, overrides)
         distill_dir = self.out / 'distill'
         run_distill(data, teacher, cfg, distill_dir, log=lambda s: self.console.print(f'  {s}'))
         offline = ckpt_io.load(distill_dir / 'student')
+        # The naive student, for the report: behavioural cloning on the current sensor reading only
+        # (no history, no past actions, no logit or feature matching, no DAgger), same size and data.
+        self.console.print('  naive student: behavioural cloning on the current sensor reading only')
+        naive_cfg = replace(cfg, losses=replace(cfg.losses, kl=replace(cfg.losses.kl, weight=0.0),
+                                                feature=replace(cfg.losses.feature, weight=0.0)))
+        naive = train_student(data, teacher, naive_cfg, distill_dir, run='naive', progress=False,
+                              student_cfg=replace(cfg.student, history=1, past_actions=False))
         self.done('distil', t0)
 
         # 3. one DAgger round over topics
         t0 = self.step(f'3/5 DAgger: the student drives sim_node, the teacher labels ({args.dagger_episodes} '
                        f'episodes)')
         dagger_dir = self.out / 'dagger_round1'
-        self.drive_with_student(distill_dir / 'student', dagger_dir, args.dagger_episodes, seed=500_000 + args.seed,
-                                teacher_path=teacher_path, what='student episodes, teacher labelling', realtime=False)
+        # dagger.launch.py's graph: the student answers each observation in lockstep, the teacher labels
+        self.run_graph('dagger', 'student episodes, teacher labelling',
+                       timeout=60 + 30 * args.dagger_episodes, task=task, student=str(distill_dir / 'student'),
+                       episodes=args.dagger_episodes, seed=500_000 + args.seed, dataset=str(dagger_dir),
+                       teacher_checkpoint=str(teacher_path))
         aggregate = concat_datasets([data, load_dataset(dagger_dir)])
         self.console.print(f'  retraining on {len(aggregate)} aggregated samples')
         student = train_student(aggregate, teacher, cfg, distill_dir, run='dagger1', init=offline,
@@ -184,8 +161,13 @@ class Demo:
         # 4. deploy over topics
         t0 = self.step(f'4/5 deploy: student_controller_node drives sim_node ({args.deploy_episodes} episodes)')
         deploy_dir = self.out / 'deploy'
-        self.drive_with_student(self.out / 'student', deploy_dir, args.deploy_episodes, seed=1_000_000,
-                                teacher_path=None, what='student episodes over topics', realtime=True)
+        # sim_student.launch.py's graph, recording: the simulator in real time, the controller answering
+        # each sample within about a millisecond, as the student was trained (a timer at the same rate
+        # would add up to one step of latency)
+        self.run_graph('sim_student', 'student episodes over topics',
+                       timeout=60 + 2 * self.episode_seconds() * args.deploy_episodes, task=task,
+                       checkpoint=str(self.out / 'student'), episodes=args.deploy_episodes, seed=1_000_000,
+                       dataset=str(deploy_dir), trigger='sensor')
         deployed = load_dataset(deploy_dir)
         topic_returns = [float(deployed.episode(i)['reward'].sum()) for i in range(len(deployed.episode_starts))]
         self.console.print(f'  returns over topics: {", ".join(f"{r:.0f}" for r in topic_returns)}')
@@ -193,48 +175,13 @@ class Demo:
 
         # 5. report
         t0 = self.step(f'5/5 report: teacher vs students on {args.eval_episodes} held-out randomized episodes')
-        report = self.report(teacher, {'student (BC+KL+feature)': offline, 'student (+1 DAgger round)': student},
+        report = self.report(teacher, {'naive student (BC, current reading only)': naive,
+                                       'student (BC+KL+feature)': offline, 'student (+1 DAgger round)': student},
                              topic_returns, distill_dir / 'learning_curve.jsonl')
         self.done('report', t0)
         total = time.monotonic() - self.started
         self.console.print(f'[bold green]demo finished in {total / 60:.1f} min[/bold green]; report: {report}')
         return report
-
-    def drive_with_student(self, checkpoint: Path, folder: Path, episodes: int, seed: int,
-                           teacher_path: Path | None, what: str, realtime: bool) -> None:
-        """student_controller_node drives sim_node: in real time on its own clock (as on a robot), or
-        in lockstep answering each observation (trigger sensor: the same data, faster than real time)."""
-        task = self.args.task
-        recorder = {'task': task, 'dataset': str(folder), 'max_episodes': episodes,
-                    'teacher': teacher_path is not None}
-        self.start('recorder_node', recorder, 'recorder.yaml', tag=f'{folder.name}_')
-        topics = {'/sim/step': 1, '/joint_states': 2, '/imu/data': 2}
-        if teacher_path is not None:
-            self.start('teacher_node', {'task': task, 'checkpoint': str(teacher_path)}, 'teacher.yaml',
-                       tag=f'{folder.name}_')
-            topics.update({'/privileged/state': 2, '/teacher/action': 1, '/teacher/distribution': 1})
-        # The controller activates before the simulator starts (no sensor check at configure), so a
-        # real-time simulator never runs uncommanded.
-        # trigger sensor: the command answers each observation within about a millisecond, as the
-        # student was trained (a timer at the same 25 Hz would add up to one step of latency).
-        self.start('student_controller_node', {'checkpoint': str(checkpoint), 'auto_activate': True,
-                                               'sensor_check_timeout': 0.0, 'trigger': 'sensor',
-                                               # lockstep: the simulator waits for us; slow is not stale
-                                               'sensor_timeout': 0.1 if realtime else 5.0,
-                                               'publish_joint_commands': not realtime,
-                                               'episode_topic': 'sim/episode'},
-                   'student_controller.yaml', tag=f'{folder.name}_')
-        self.wait_for_subscribers(topics)
-        self.wait_for_publishers({'/commands' if realtime else '/joint_commands': 1})
-        # Lockstep takes only commands stamped with the observation they answer (JointState on
-        # joint_commands), so the controller's safe actions while it waits never step the simulator.
-        self.start('sim_node', {'task': task, 'mode': 'realtime' if realtime else 'lockstep',
-                                'command_type': 'Float64MultiArray' if realtime else 'JointState',
-                                'max_episodes': episodes, 'seed': seed,
-                                'wait_for_subscribers': topics['/joint_states'], 'lockstep_timeout': 30.0},
-                   'sim.yaml', [] if realtime else ['-r', 'commands:=joint_commands'], tag=f'{folder.name}_')
-        self.record(folder, episodes, what, timeout=60 + 2 * self.episode_seconds() * episodes)
-        self.stop_all()
 
     def episode_seconds(self) -> float:
         """Wall time of a full-length episode in real-time mode."""
@@ -249,7 +196,11 @@ class Demo:
         from distill_ros.distill.report import evaluate_policies, write_report
         rows = evaluate_policies(self.args.task, teacher, students, self.args.eval_episodes)
         report_dir = self.out / 'report'
-        path = write_report(rows, report_dir, [curve], title=f'distill_ros demo on {self.args.task}')
+        path = write_report(rows, report_dir, [curve], title=f'distill_ros demo on {self.args.task}', notes=(
+            'The naive student is what distillation is measured against: the same network size trained on the '
+            'same recording by behavioural cloning of the current sensor reading alone (no history, no past '
+            'actions, no logit or feature matching, no DAgger). The students below it see a sensor history, '
+            'match the teacher\'s distribution and features, and learn on the states they visit themselves.'))
         with open(path, 'a') as f:
             f.write(f'\n## Over ROS 2 topics\n\nThe final student drove sim_node (real-time mode) through '
                     f'student_controller_node for {len(topic_returns)} episodes: returns '
@@ -259,8 +210,6 @@ class Demo:
 
     def close(self) -> None:
         self.stop_all()
-        self.node.destroy_node()
-        self.rclpy.shutdown(context=self.context)
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
@@ -287,6 +236,8 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument('--dagger-episodes', type=int, default=4, help='episodes of the DAgger round')
     p.add_argument('--deploy-episodes', type=int, default=2, help='episodes the deployed student drives')
     p.add_argument('--eval-episodes', type=int, default=20, help='held-out episodes in the report')
+    p.add_argument('--steps', type=int, help='optimizer steps of each training (offline, naive, DAgger round; '
+                   'default: the distillation config)')
     p.add_argument('--seed', type=int, default=0)
     p.add_argument('--keep-bag', action='store_true', help='also write the recording as a rosbag2 (MCAP) bag')
     p.add_argument('--domain-id', type=int, help='ROS_DOMAIN_ID for the demo (default: a random free-ish one)')

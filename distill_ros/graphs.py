@@ -154,11 +154,14 @@ TASK = Arg('task', 'cartpole', 'task name (config/tasks/) or task YAML path')
 SIM_TIME = {'use_sim_time': Ref('use_sim_time')}
 
 
-def _sim_lockstep(commands: str, wait_for_subscribers: int, lockstep_timeout: float | None = None) -> NodeSpec:
+def _sim_lockstep(commands: str, wait_for_subscribers: int, lockstep_timeout: float | None = None,
+                  wait_for_privileged_subscribers: int = 0) -> NodeSpec:
     """sim_node stepping once per command stamped with the observation it answers (JointState on
-    `commands`), holding the first episode until `wait_for_subscribers` take joint_states."""
+    `commands`), holding the first episode until `wait_for_subscribers` take joint_states (and
+    `wait_for_privileged_subscribers` privileged/state)."""
     parameters = {'task': Ref('task'), 'mode': 'lockstep', 'command_type': 'JointState',
-                  'max_episodes': Ref('episodes'), 'seed': Ref('seed'), 'wait_for_subscribers': wait_for_subscribers}
+                  'max_episodes': Ref('episodes'), 'seed': Ref('seed'), 'wait_for_subscribers': wait_for_subscribers,
+                  'wait_for_privileged_subscribers': wait_for_privileged_subscribers}
     if lockstep_timeout is not None:
         parameters['lockstep_timeout'] = lockstep_timeout
     return NodeSpec('sim_node', 'sim_params_file', parameters, remappings=(('commands', commands),), finishes=True)
@@ -238,8 +241,10 @@ DAGGER = Graph('dagger', (
         'checkpoint': Ref('student'), 'trigger': 'sensor', 'sensor_timeout': 5.0, 'publish_joint_commands': True,
         # active at once (no joint-name check at configure, which would take the first observation)
         'sensor_check_timeout': 0.0, **_STUDENT_IN_SIM, **SIM_TIME}),
-    # starts when the recorder and the student listen; never re-publishes an observation being answered
-    _sim_lockstep('joint_commands', wait_for_subscribers=2, lockstep_timeout=30.0),
+    # starts when the recorder and the student take the sensors and the teacher and the recorder the
+    # privileged state (the teacher labels states it does not drive: none may go out before it
+    # listens); never re-publishes an observation being answered
+    _sim_lockstep('joint_commands', wait_for_subscribers=2, lockstep_timeout=30.0, wait_for_privileged_subscribers=2),
 ))
 
 

@@ -74,6 +74,7 @@ def check_dagger_round(dataset, episodes: int, seed: int = 500_000) -> None:
     from distill_ros.policies.teachers import shipped_student, shipped_teacher
     data = load_dataset(dataset)
     assert not data.problems and len(data.episode_starts) == episodes
+    assert all(e['complete'] for e in data.episodes)  # every state labelled: none went out before the teacher listened
     assert [e['seed'] for e in data.episodes] == [seed + i for i in range(episodes)]
     teacher = ckpt_io.load(shipped_teacher('cartpole'))
     student = ckpt_io.load(shipped_student('cartpole'))

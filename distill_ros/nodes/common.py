@@ -47,18 +47,20 @@ def ignore_repeated_sigint(since: float) -> None:
 
 class SubscriptionGate:
     """Opens once `publisher` is matched with `count` subscriptions (matched by DDS, not only seen in
-    the graph) and has stayed so for `grace` seconds, time for the other endpoints of the same
-    participants to match too. With `count` 0 it is open from the start."""
+    the graph), and each of `more` (publisher, count) too, and they have stayed so for `grace`
+    seconds, time for the other endpoints of the same participants to match too. With every count 0
+    it is open from the start."""
 
-    def __init__(self, publisher, count: int, grace: float = 0.5):
-        self.publisher, self.count, self.grace = publisher, count, grace
-        self.is_open = count <= 0
+    def __init__(self, publisher, count: int, grace: float = 0.5, more: tuple = ()):
+        self.targets = [(publisher, count), *more]
+        self.grace = grace
+        self.is_open = all(n <= 0 for _, n in self.targets)
         self._matched_at: float | None = None
 
     def check(self) -> bool:
         if self.is_open:
             return True
-        if self.publisher.get_subscription_count() < self.count:
+        if any(pub.get_subscription_count() < n for pub, n in self.targets):
             return False
         now = time.monotonic()
         if self._matched_at is None:

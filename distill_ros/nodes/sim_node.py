@@ -54,6 +54,9 @@ PARAMS = (
     Param('wait_for_subscribers', 0, 'hold the first episode until joint_states is matched with this many '
           'subscriptions (then 0.5 s for the other matches), so a real-time run loses no step to discovery',
           low=0, high=1000),
+    Param('wait_for_privileged_subscribers', 0, 'also hold the first episode until privileged/state is matched '
+          'with this many subscriptions (a teacher labelling states it does not drive, and the recorder)',
+          low=0, high=1000),
 )
 
 
@@ -87,7 +90,8 @@ class SimNode(FinishingNode):
         self.obs: dict[str, np.ndarray] = {}
         self.published_at = 0.0   # wall time the current observation went out (lockstep timeout)
         self.warned_stale = 0
-        self.gate = SubscriptionGate(self.joint_pub, p['wait_for_subscribers'])
+        self.gate = SubscriptionGate(self.joint_pub, p['wait_for_subscribers'],
+                                     more=((self.privileged_pub, p['wait_for_privileged_subscribers']),))
         if self.gate.is_open:
             self.begin()
         else:
