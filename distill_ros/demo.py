@@ -123,7 +123,7 @@ class Demo:
         self.done('record', t0)
 
         # 2. distil offline
-        t0 = self.step('2/5 distil: behavioural cloning + logit matching + feature matching (and a naive student)')
+        t0 = self.step('2/5 distil: BC + logit + feature matching, and the naive student')
         task_config = self.config / 'distill' / f'{task}.yaml'
         config = args.config or (task_config if task_config.is_file() else None)
         overrides = {'dagger': {'rounds': 0}, 'eval': {'episodes': 0}}
@@ -197,10 +197,11 @@ class Demo:
         rows = evaluate_policies(self.args.task, teacher, students, self.args.eval_episodes)
         report_dir = self.out / 'report'
         path = write_report(rows, report_dir, [curve], title=f'distill_ros demo on {self.args.task}', notes=(
-            'The naive student is what distillation is measured against: the same network size trained on the '
+            'The naive student is what distillation is measured against: the same hidden layers trained on the '
             'same recording by behavioural cloning of the current sensor reading alone (no history, no past '
-            'actions, no logit or feature matching, no DAgger). The students below it see a sensor history, '
-            'match the teacher\'s distribution and features, and learn on the states they visit themselves.'))
+            'actions, no logit or feature matching, no DAgger). The distilled students below it see a sensor '
+            'history and match the teacher\'s distribution and features; the last one also learned on the '
+            'states it visits itself (DAgger).'))
         with open(path, 'a') as f:
             f.write(f'\n## Over ROS 2 topics\n\nThe final student drove sim_node (real-time mode) through '
                     f'student_controller_node for {len(topic_returns)} episodes: returns '
@@ -227,7 +228,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
 def add_commands(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser('demo', help='the whole pipeline over ROS 2 topics on a built-in task (minutes)')
     p.add_argument('--task', default='cartpole', help='cartpole (default, minutes), hopper or ant (each has a '
-                   'shipped teacher; longer)')
+                   'shipped teacher; longer), or a task YAML path (with --teacher)')
     p.add_argument('--teacher', help='teacher checkpoint (default: the shipped teacher of the task)')
     p.add_argument('--config', help='distillation YAML (default: config/distill/<task>.yaml where there is one, '
                    'else config/distill/default.yaml)')
