@@ -129,5 +129,21 @@ class GraphProcesses:
             process.stop()
         return {name: p.poll() for name, p in self.processes.items()}
 
+    def ctrl_c(self, timeout: float = 30.0) -> dict[str, int]:
+        """A terminal Ctrl-C under ros2 launch: SIGINT to every node from the terminal (the process
+        group), then launch's own a moment later; every node's exit status."""
+        for _ in range(2):
+            for process in self.processes.values():
+                if process.poll() is None:
+                    process.proc.send_signal(signal.SIGINT)
+            time.sleep(0.05)
+        for process in self.processes.values():
+            process.interrupted = True
+            try:
+                process.wait(timeout)
+            except subprocess.TimeoutExpired:
+                pass
+        return {name: p.poll() for name, p in self.processes.items()}
+
     def logs(self) -> str:
         return '\n'.join(f'--- {name}\n{p.log()[-3000:]}' for name, p in self.processes.items())
