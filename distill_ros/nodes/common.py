@@ -11,6 +11,7 @@ from collections.abc import Callable
 
 import rclpy
 from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
+from rclpy.impl.implementation_singleton import rclpy_implementation as _rclpy
 from rclpy.node import Node
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
 from rclpy.task import Future
@@ -28,6 +29,8 @@ RELIABLE_DEEP = QoSProfile(depth=1000, reliability=ReliabilityPolicy.RELIABLE, h
 LATCHED = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE, history=HistoryPolicy.KEEP_LAST,
                      durability=DurabilityPolicy.TRANSIENT_LOCAL)
 SENSOR_DATA = qos_profile_sensor_data
+
+RCLError = _rclpy.RCLError
 
 # One Ctrl-C in a terminal reaches a node under `ros2 launch` twice: the terminal sends SIGINT to
 # the whole process group, then launch sends its own on shutdown. A repeat this soon after the first
@@ -117,6 +120,11 @@ def run(make_node: Callable[[], Node], args: list[str] | None = None) -> int:
         status = 2
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
+    except RCLError:
+        if rclpy.ok():
+            raise
+        # A callback in flight when Ctrl-C shut the context down ("publisher's context is
+        # invalid"): part of the stop, not a failure.
     finally:
         ignore_repeated_sigint(time.monotonic())  # the same Ctrl-C again must not abort the clean-up
         if node is not None:
