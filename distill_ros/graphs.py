@@ -233,8 +233,10 @@ DAGGER = Graph('dagger', (
     NodeSpec('recorder_node', 'recorder_params_file', {
         'task': Ref('task'), 'max_episodes': Ref('episodes'), 'dataset': Ref('dataset'), 'teacher': True,
         **SIM_TIME}, finishes=True),
+    # subscribes to privileged/state once the recorder takes its labels: when the simulator sees that
+    # subscription, no label of the first state can be lost
     NodeSpec('teacher_node', 'teacher_params_file', {
-        'task': Ref('task'), 'checkpoint': Ref('teacher_checkpoint'), **SIM_TIME}),
+        'task': Ref('task'), 'checkpoint': Ref('teacher_checkpoint'), 'wait_for_subscribers': 1, **SIM_TIME}),
     # trigger sensor: one command per observation, stamped with it (JointState on joint_commands),
     # so the safe actions it sends while it waits for data never step the simulator
     NodeSpec('student_controller_node', 'controller_params_file', {

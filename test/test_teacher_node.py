@@ -61,9 +61,11 @@ def test_shipped_teacher_drives_sim_in_lockstep(ros, start_node):
     assert actions[stamp].position[0] == pytest.approx(np.clip(dist['mean/slider'], -3, 3))
 
 
-def test_teacher_answers_only_once_its_action_subscribers_are_matched(ros, start_node):
+def test_teacher_takes_states_only_once_its_action_subscribers_are_matched(ros, start_node):
     """wait_for_subscribers counts matched subscriptions on teacher/action: with one of the two it
-    asks for, states go unanswered; the second subscription releases it."""
+    asks for, it does not even subscribe to privileged/state (a simulator waiting for that
+    subscription knows the teacher's answers are heard), so no state is answered; the second
+    subscription releases it."""
     teacher = start_node('teacher_node', {'task': 'cartpole', 'wait_for_subscribers': 2})
     actions: list[JointState] = []
     ros.node.create_subscription(JointState, 'teacher/action', actions.append, RELIABLE)
@@ -78,10 +80,11 @@ def test_teacher_answers_only_once_its_action_subscribers_are_matched(ros, start
         state_pub.publish(m.named_vector(names, obs['privileged'], stamp[0], 'cartpole'))
         return bool(actions)
 
-    assert ros.spin_until(lambda: state_pub.get_subscription_count() > 0, timeout=30), teacher.log()
-    # 4 s of states with one matched subscription: none answered
-    assert not ros.spin_until(lambda: publish_state(), timeout=4.0)
+    assert ros.spin_until(lambda: 'parameters) on task cartpole' in teacher.log(), timeout=60), teacher.log()
+    # 4 s with one matched subscription: no subscription to the states, none answered
+    assert not ros.spin_until(lambda: publish_state() or state_pub.get_subscription_count() > 0, timeout=4.0)
     ros.node.create_subscription(JointState, 'teacher/action', lambda msg: None, RELIABLE)
+    assert ros.spin_until(lambda: state_pub.get_subscription_count() > 0, timeout=30), teacher.log()
     assert ros.spin_until(lambda: publish_state(), timeout=30), teacher.log()
     assert 'matched with 2 subscriptions' in teacher.log()
 

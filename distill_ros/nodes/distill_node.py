@@ -103,7 +103,10 @@ class DistillNode(FinishingNode):
 
 def main(args=None) -> None:
     status = run(DistillNode, args)
-    if any(t.name == 'distill' and t.is_alive() for t in threading.enumerate()):
+    worker = next((t for t in threading.enumerate() if t.name == 'distill'), None)
+    if worker is not None:
+        worker.join(timeout=2.0)  # finished: it is only returning from `work`
+    if worker is not None and worker.is_alive():
         # Stopped (Ctrl-C) while training: ending the interpreter under the worker thread, which is
         # inside torch, crashes it (SIGSEGV); the node is already shut down, so leave at once. The
         # trainer's state of its last evaluation is on disk: resume:=true continues from it.

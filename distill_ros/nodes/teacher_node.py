@@ -32,8 +32,9 @@ PARAMS = (
     Param('seed', 0, 'seed for sampled actions', low=0, high=2**31 - 1),
     Param('max_rate_hz', 0.0, 'answer at most this many states per second of sim time (0: every state)',
           low=0.0, high=100000.0),
-    Param('wait_for_subscribers', 0, 'answer no state until teacher/action is matched with this many subscriptions '
-          '(then 0.5 s more for teacher/distribution), so a recorder started beside it misses no action; '
+    Param('wait_for_subscribers', 0, 'subscribe to privileged/state only once teacher/action is matched with this '
+          'many subscriptions (then 0.5 s more for teacher/distribution), so a recorder started beside it misses '
+          'no action and a simulator waiting for the teacher\'s subscription knows its answers are heard; '
           'sim_node in lockstep re-publishes the state it waits on', low=0, high=1000),
 )
 
@@ -65,17 +66,25 @@ class TeacherNode(Node):
 
         self.action_pub = self.create_publisher(JointState, 'teacher/action', RELIABLE_DEEP)
         self.distribution_pub = self.create_publisher(JointState, 'teacher/distribution', RELIABLE_DEEP)
-        self.create_subscription(JointState, 'privileged/state', self.on_state, RELIABLE_DEEP)
         self.gate = SubscriptionGate(self.action_pub, p['wait_for_subscribers'])
+        if self.gate.is_open:
+            self.listen()
+        else:
+            self.wait_timer = self.create_timer(0.05, self.check_subscribers)
         self.get_logger().info(f'teacher {path} ({sum(x.numel() for x in self.teacher.model.parameters()):,} '
                                f'parameters) on task {p["task"]}; actions {self.action_names}')
 
-    def on_state(self, msg: JointState) -> None:
-        if not self.gate.is_open:
-            if not self.gate.check():
-                return
+    def check_subscribers(self) -> None:
+        if self.gate.check():
+            self.wait_timer.cancel()
             self.get_logger().info(f"teacher/action matched with {self.action_pub.get_subscription_count()} "
                                    f"subscriptions; answering states")
+            self.listen()
+
+    def listen(self) -> None:
+        self.create_subscription(JointState, 'privileged/state', self.on_state, RELIABLE_DEEP)
+
+    def on_state(self, msg: JointState) -> None:
         ns = m.stamp_ns(msg.header.stamp)
         if self.min_period_ns and self.last_answered_ns is not None and ns - self.last_answered_ns < self.min_period_ns:
             return
