@@ -14,6 +14,7 @@ import yaml
 from distill_ros.data import cdr
 from distill_ros.data.assembler import EpisodeAssembler
 from distill_ros.data.dataset import BackgroundWriter, DatasetSpec, DatasetWriter
+from distill_ros.observation import SensorMessageError, SensorMismatch
 
 JOINT_STATE = 'sensor_msgs/msg/JointState'
 IMU = 'sensor_msgs/msg/Imu'
@@ -84,7 +85,7 @@ def topic_map(path: str | Path | None) -> dict[str, str]:
 
 
 def deserialize(store, raw: bytes | memoryview, typename: str):
-    """CDR -> message, tolerating trailing bytes after the message.
+    """CDR -> message, tolerating trailing bytes after the message; bad bytes raise `cdr.CdrError`.
 
     JointState and Imu take the fast path of `distill_ros.data.cdr`; other types use `rosbags`.
     rclpy's `serialize_message` (and so rosbag2 recording from it) can leave a few bytes past the
@@ -92,13 +93,16 @@ def deserialize(store, raw: bytes | memoryview, typename: str):
     not, so decode with its message definition directly.
     """
     if len(raw) < 4 or raw[0] != 0 or raw[1] not in (0, 1):
-        raise BagError(f'invalid CDR encapsulation for {typename}')
+        raise cdr.CdrError(f'invalid CDR encapsulation for {typename}')
     fast = cdr.FAST.get(typename)
     if fast is not None and raw[1] == 1:
         return fast(raw)
     msgdef = store.get_msgdef(typename)
     decode = msgdef.deserialize_cdr_le if raw[1] == 1 else msgdef.deserialize_cdr_be
-    message, _ = decode(memoryview(raw)[4:], 0, msgdef.cls, store)
+    try:
+        message, _ = decode(memoryview(raw)[4:], 0, msgdef.cls, store)
+    except Exception as exc:  # noqa: BLE001 - rosbags' decoder raises struct, index and value errors alike
+        raise cdr.CdrError(f'malformed {typename} CDR ({len(raw)} bytes): {exc}') from None
     return message
 
 
@@ -108,10 +112,8 @@ def stamp_ns(msg) -> int:
 
 def payload(stream: str, msg) -> Any:
     """What the assembler takes for a message of `stream` (rclpy or rosbags message alike)."""
-    if stream in NAMED:
+    if stream in NAMED or stream == 'episode':
         return (msg.name, msg.position)
-    if stream == 'episode':
-        return dict(zip(msg.name, (float(v) for v in msg.position)))
     return msg
 
 
@@ -152,23 +154,33 @@ def bag_to_dataset(bag: str | Path, out: str | Path, spec: DatasetSpec, has_imu:
         store = typestore()
         # Shards are hashed and flushed on a worker thread while decoding goes on.
         writer = BackgroundWriter(DatasetWriter(out, spec))
-        assembler = EpisodeAssembler(spec, writer, pairing, tolerance_ns, has_imu)
+        assembler = EpisodeAssembler(spec, writer, pairing, tolerance_ns, has_imu, topics, strict=True)
         messages = reader.messages(connections=connections)
         if progress:
             from tqdm import tqdm
             messages = tqdm(messages, total=sum(c.msgcount for c in connections), unit='msg', desc=f'{bag.name}',
                             disable=None)
         try:
-            for connection, _, raw in messages:
+            for connection, logged_ns, raw in messages:  # noqa: B007 - named in the error
                 stream = stream_of[connection.topic]
                 msg = deserialize(store, raw, connection.msgtype)
                 assembler.add(stream, stamp_ns(msg), payload(stream, msg))
+            stats = assembler.finish()
         except BagError:
             raise
+        except SensorMismatch as exc:
+            writer.close()  # keep every episode finished before it
+            raise BagError(f'{bag}: the bag does not match task {spec.task!r}: {exc}') from None
+        except SensorMessageError as exc:
+            writer.close()
+            raise BagError(f'{bag}: malformed message: {exc}') from None
+        except cdr.CdrError as exc:
+            writer.close()
+            raise BagError(f'{bag}: damaged or unreadable message data on {connection.topic} (recorded at '
+                           f'{logged_ns} ns): {exc}') from None
         except Exception as exc:
             writer.close()  # keep every episode finished before the damage
             raise BagError(f'{bag}: damaged or unreadable message data: {exc}') from exc
-        stats = assembler.finish()
         writer.close()
         return stats
     finally:

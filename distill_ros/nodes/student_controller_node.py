@@ -200,7 +200,9 @@ class StudentControllerNode(LifecycleNode):
         joints = joints.value if joints is not None and joints.type_ != Parameter.Type.NOT_SET else None
         try:
             controller = StudentController(ckpt, backend, safety, Watchdog(p['sensor_timeout'], p['watchdog_latch']),
-                                           self.stats, 1.0 / p['control_rate_hz'], joints)
+                                           self.stats, 1.0 / p['control_rate_hz'], joints,
+                                           {'joints': self.resolve_topic_name('joint_states'),
+                                            'imu': self.resolve_topic_name('imu/data')})
         except ValueError as exc:
             raise ParameterError(f"parameter 'command_joints': {exc}") from None
         if p['sensor_check_timeout'] > 0:
@@ -373,7 +375,8 @@ class StudentControllerNode(LifecycleNode):
             previous, self.last_reason = self.last_reason, reason
             if reason in ('stale', 'latched'):
                 self.get_logger().error(f'watchdog: no valid sensor sample for {self.params["sensor_timeout"]} s '
-                                        f'({self.controller.last_error or "sensors silent"}); sending the safe action')
+                                        f'({self.controller.fault(time.monotonic_ns()) or "sensors silent"}); '
+                                        f'sending the safe action')
             elif reason == 'nonfinite':
                 self.get_logger().error('policy output NaN or Inf; sending the safe action',
                                         throttle_duration_sec=1.0)
@@ -399,8 +402,9 @@ class StudentControllerNode(LifecycleNode):
         if c.estop.latched:
             return 'error', 'e-stop latched: safe action'
         state = c.watchdog.state
+        now = time.monotonic_ns()
         if state == 'stale':
-            why = c.last_error or 'silent'
+            why = c.fault(now) or 'silent'
             return 'error', f'sensors stale > {self.params["sensor_timeout"]} s: safe action ({why})'
         if state == 'latched':
             return 'error', 'watchdog tripped; fresh data again, waiting for re-activation: safe action'
@@ -408,6 +412,8 @@ class StudentControllerNode(LifecycleNode):
             return 'warn', 'active, waiting for the first valid sensor sample: safe action'
         if self.errors:
             return 'warn', f'{self.errors} control ticks failed'
+        if c.last_bad_ns is not None and now - c.last_bad_ns < self.params['diagnostics_period'] * 1e9:
+            return 'warn', f'bad sensor samples dropped ({c.bad_samples} in all): {c.last_error}'
         return 'ok', 'active: policy commanding'
 
     def publish_diagnostics(self) -> None:
@@ -439,6 +445,7 @@ class StudentControllerNode(LifecycleNode):
             'bad_samples': str(c.bad_samples if c else 0),
             'watchdog_trips': str(c.watchdog.trips if c else 0),
             'last_error': c.last_error if c else '',
+            'fault': (c.fault(time.monotonic_ns()) if self.active else '') if c else '',
         }
         status = DiagnosticStatus(level=LEVEL[level], name=f'{self.get_fully_qualified_name()}: control loop',
                                   message=message, hardware_id=self.params['checkpoint'],
