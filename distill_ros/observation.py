@@ -159,7 +159,8 @@ def check_named_arrays(names: Sequence[str], arrays: Mapping[str, Sequence[float
              if len(values) != n and not (key in optional and len(values) == 0)}
     if wrong:
         found = ', '.join(f'{key} {length}' for key, length in wrong.items())
-        expected = f'{n} each' + (f' ({", ".join(sorted(optional & set(arrays)))} may be empty)' if optional else '')
+        may_be_empty = [key for key in arrays if key in optional]
+        expected = f'{n} each' + (f' ({" and ".join(may_be_empty)} may also be empty)' if may_be_empty else '')
         raise MalformedMessage(f'malformed {what}: {n} names but {found} values; expected {expected}')
     if len(set(names)) != n:
         duplicates = sorted({x for x in names if list(names).count(x) > 1})

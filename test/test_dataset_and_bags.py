@@ -56,8 +56,10 @@ def test_appending_another_task_is_refused(tmp_path):
         load_dataset(tmp_path / 'nothing')
 
 
-def write_bag(path, env: DistillEnv, teacher, seeds, joint_order=None, skip=(), types=None, storage='mcap'):
-    """A bag as any rosbag2 writer would record it, built with rosbags' own message classes."""
+def write_bag(path, env: DistillEnv, teacher, seeds, joint_order=None, skip=(), types=None, storage='mcap',
+              positions=None):
+    """A bag as any rosbag2 writer would record it, built with rosbags' own message classes.
+    `positions`: a driver that publishes only that many joint positions (a malformed message)."""
     from rosbags.rosbag2 import StoragePlugin, Writer
 
     store = typestore()
@@ -101,7 +103,10 @@ def write_bag(path, env: DistillEnv, teacher, seeds, joint_order=None, skip=(), 
         while not done:
             reading = builder.reading(obs[SENSOR])
             joints = joint_order or list(reading.joint_position)
-            put('joints', ns, vector(ns, joints, [reading.joint_position[j] for j in joints]))
+            joint_msg = vector(ns, joints, [reading.joint_position[j] for j in joints])
+            if positions is not None:
+                joint_msg.position = joint_msg.position[:positions]
+            put('joints', ns, joint_msg)
             o, g, a = reading.orientation, reading.angular_velocity, reading.linear_acceleration
             put('imu', ns, Imu(header=header(ns), orientation=Quaternion(x=o[0], y=o[1], z=o[2], w=o[3]),
                                orientation_covariance=np.zeros(9), angular_velocity=Vector3(x=g[0], y=g[1], z=g[2]),
