@@ -9,12 +9,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from distill_ros.data import cdr
 from distill_ros.data.assembler import EpisodeAssembler
 from distill_ros.data.dataset import BackgroundWriter, DatasetSpec, DatasetWriter
 from distill_ros.observation import SensorMessageError, SensorMismatch
+from distill_ros.paths import load_user_yaml
 
 JOINT_STATE = 'sensor_msgs/msg/JointState'
 IMU = 'sensor_msgs/msg/Imu'
@@ -75,8 +74,10 @@ def topic_map(path: str | Path | None) -> dict[str, str]:
     """stream -> topic, from a YAML `topics:` mapping over the defaults."""
     topics = {stream: topic for stream, (topic, _) in STREAMS.items()}
     if path:
-        data = yaml.safe_load(Path(path).read_text()) or {}
+        data = load_user_yaml(path, 'topics YAML')
         given = data.get('topics', data)
+        if not isinstance(given, dict):
+            raise BagError(f'{path}: topics is {given!r}; expected a mapping of streams to topic names')
         unknown = sorted(set(given) - set(STREAMS))
         if unknown:
             raise BagError(f'{path}: unknown streams {unknown}; expected some of {sorted(STREAMS)}')

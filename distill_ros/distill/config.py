@@ -6,15 +6,15 @@ the key's full path (for example `losses.kl.direction`) and what was expected.
 from __future__ import annotations
 
 import dataclasses
+import inspect
 import types
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from distill_ros.distill.losses import BC_KINDS, KL_DIRECTIONS
+from distill_ros.paths import UserFileError, load_user_yaml
 from distill_ros.policies.mlp import ACTIVATIONS
 from distill_ros.policies.students import STUDENT_TYPES
 
@@ -166,6 +166,31 @@ def _build(cls, data: Any, where: str):
     return cls(**values)
 
 
+def _size_options(kind: str) -> dict[str, Any]:
+    """The size options a student type takes (its constructor's keywords after the shared
+    ones), with their defaults: a sequence default means a list of widths, an int one width."""
+    shared = {'self', 'step_dim', 'action_dim', 'history'}
+    return {name: p.default for name, p in inspect.signature(STUDENT_TYPES[kind].__init__).parameters.items()
+            if name not in shared and p.kind is p.POSITIONAL_OR_KEYWORD}
+
+
+def _check_sizes(kind: str, sizes: dict[str, Any], where: str) -> None:
+    """Refuse unknown size keys and widths that are not positive integers, before any model is built."""
+    options = _size_options(kind)
+    unknown = sorted(set(sizes) - set(options))
+    if unknown:
+        raise ConfigError(f'unknown key {where}.{unknown[0]} for a {kind!r} student; expected some of '
+                          f'{sorted(options)}')
+    for name, value in sizes.items():
+        def positive(v: Any) -> bool:
+            return isinstance(v, int) and not isinstance(v, bool) and v >= 1
+        if isinstance(options[name], (list, tuple)):
+            if not isinstance(value, list) or not all(positive(v) for v in value):
+                raise ConfigError(f'{where}.{name} is {value!r}; expected a list of positive integers (layer widths)')
+        elif not positive(value):
+            raise ConfigError(f'{where}.{name} is {value!r}; expected a positive integer')
+
+
 def _validate(cfg: DistillConfig) -> None:
     def need(ok: bool, where: str, expected: str, value: Any) -> None:
         if not ok:
@@ -175,6 +200,7 @@ def _validate(cfg: DistillConfig) -> None:
         need(s.type in STUDENT_TYPES, f'{where}.type', f'one of {sorted(STUDENT_TYPES)}', s.type)
         need(s.history >= 1, f'{where}.history', '>= 1', s.history)
         need(s.activation in ACTIVATIONS, f'{where}.activation', f'one of {sorted(ACTIVATIONS)}', s.activation)
+        _check_sizes(s.type, s.sizes, f'{where}.sizes')
     loss = cfg.losses
     need(loss.bc.kind in BC_KINDS, 'losses.bc.kind', f'one of {BC_KINDS}', loss.bc.kind)
     need(loss.kl.direction in KL_DIRECTIONS, 'losses.kl.direction', f'one of {KL_DIRECTIONS}', loss.kl.direction)
@@ -210,12 +236,10 @@ def load_config(path: str | Path | None = None, overrides: dict[str, Any] | None
     """Read a distillation YAML (default: config/distill/default.yaml); `overrides` is merged per section."""
     from distill_ros.paths import config_path
     path = Path(path) if path else config_path('distill/default.yaml')
-    if not path.is_file():
-        raise FileNotFoundError(f'distillation config {path} does not exist')
     try:
-        data = yaml.safe_load(path.read_text()) or {}
-    except yaml.YAMLError as exc:
-        raise ConfigError(f'{path}: not valid YAML: {exc}') from exc
+        data = load_user_yaml(path, 'distillation config')
+    except UserFileError as exc:
+        raise ConfigError(str(exc)) from None
     for section, values in (overrides or {}).items():
         data.setdefault(section, {})
         data[section] = {**(data[section] or {}), **values} if isinstance(values, dict) else values

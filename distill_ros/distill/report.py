@@ -19,6 +19,7 @@ import numpy as np
 import torch
 
 from distill_ros.distill.evaluate import eval_seeds, evaluate_checkpoint, summarize
+from distill_ros.paths import load_user_json, read_user_text
 from distill_ros.policies import checkpoint as ckpt_io
 from distill_ros.policies.checkpoint import Checkpoint
 from distill_ros.policies.mlp import parameter_count
@@ -155,7 +156,7 @@ def read_curves(paths: Sequence[Path]) -> dict[str, list[tuple[int, float]]]:
         if not path.is_file():
             continue
         prefix = f'{path.parent.name}/' if len(paths) > 1 else ''
-        for line in path.read_text().splitlines():
+        for line in read_user_text(path, 'learning curve').splitlines():
             try:
                 record = json.loads(line)
                 curves.setdefault(prefix + record['run'], []).append((int(record['step']), float(record['val_loss'])))
@@ -276,7 +277,9 @@ def cmd_report(args: argparse.Namespace) -> int:
     source = folder / 'eval.json'
     if not source.is_file():
         raise FileNotFoundError(f'{source} does not exist; run `distill-ros eval ... --out {folder}` first')
-    data = json.loads(source.read_text())
+    data = load_user_json(source, 'evaluation results')
+    if not isinstance(data, dict) or not isinstance(data.get('rows'), list):
+        raise ValueError(f'{source}: expected {{"rows": [...], "title": ...}} as `distill-ros eval` writes it')
     rows = data['rows']
     print_table(rows, data.get('title', ''))
     path = write_report(rows, folder, args.curves or [], title=data.get('title', 'distill_ros report'))

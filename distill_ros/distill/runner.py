@@ -142,7 +142,10 @@ def cmd_distill(args: argparse.Namespace) -> int:
         if not sep or not dot:
             raise ValueError(f'--set {item!r}: expected SECTION.KEY=VALUE, e.g. train.steps=500')
         import yaml
-        overrides.setdefault(section, {})[name] = yaml.safe_load(value)
+        try:
+            overrides.setdefault(section, {})[name] = yaml.safe_load(value)
+        except yaml.YAMLError:
+            raise ValueError(f'--set {item!r}: the value {value!r} is not valid YAML') from None
     cfg = load_config(args.config, overrides)
     if int(os.environ.get('WORLD_SIZE', '1')) > 1 and not dist.is_initialized():
         import torch
