@@ -145,7 +145,8 @@ def cmd_distill(args: argparse.Namespace) -> int:
         try:
             overrides.setdefault(section, {})[name] = yaml.safe_load(value)
         except yaml.YAMLError:
-            raise ValueError(f'--set {item!r}: the value {value!r} is not valid YAML') from None
+            raise ValueError(f'--set {item!r}: the value {value!r} is not valid YAML; expected e.g. train.steps=500 '
+                             f'or student.sizes={{hidden: [32, 32]}}') from None
     cfg = load_config(args.config, overrides)
     if int(os.environ.get('WORLD_SIZE', '1')) > 1 and not dist.is_initialized():
         import torch
