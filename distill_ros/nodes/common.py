@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import sys
 import time
 import traceback
@@ -73,12 +74,25 @@ class FinishingNode(Node):
         return wrapper
 
 
+def _stopping(signum: int, frame) -> None:
+    """Beneath rclpy's handler, which has already begun the shutdown."""
+
+
+def _ignore_signals() -> None:
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, signal.SIG_IGN)
+
+
 def run(make_node: Callable[[], Node], args: list[str] | None = None) -> int:
     """Create the node, spin it until shutdown or until it calls `finish`, and return the status.
 
     Configuration errors (a refused parameter, an invalid task file) are logged with their
     message and give status 2, before the node does anything.
     """
+    # rclpy's handlers stop the spin on the first SIGINT/SIGTERM and then call the Python-level
+    # handler beneath them: a no-op here, not KeyboardInterrupt at some random line.
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, _stopping)
     rclpy.init(args=args)
     node: Node | None = None
     status = 0
@@ -98,7 +112,16 @@ def run(make_node: Callable[[], Node], args: list[str] | None = None) -> int:
         status = 2
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
+    except Exception:
+        if rclpy.ok():
+            raise
+        # The signal shut the context down in the middle of a callback (a publish on an invalid
+        # context fails): that is the shutdown asked for, not an error.
     finally:
+        # Later signals (a terminal's Ctrl-C reaches every process of the group and `ros2 launch`
+        # forwards another) must not cut the final work short, nor kill the process while Python
+        # finalizes (it restores SIG_DFL for handled signals, not for ignored ones).
+        _ignore_signals()
         if node is not None:
             close = getattr(node, 'close', None)
             if close is not None:
@@ -106,4 +129,5 @@ def run(make_node: Callable[[], Node], args: list[str] | None = None) -> int:
             node.destroy_node()
         if rclpy.ok():
             rclpy.shutdown()
+        _ignore_signals()  # rclpy.shutdown restored the handlers it had replaced
     return status
