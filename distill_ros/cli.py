@@ -105,6 +105,15 @@ def cmd_bag2dataset(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_bag_reindex(args: argparse.Namespace) -> int:
+    """Recover an MCAP bag whose writer never finished into a new, complete bag."""
+    from distill_ros.data.reindex import reindex
+
+    report = reindex(args.bag, args.out)
+    print(report.summary())
+    return 0 if report.total else 1
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog='distill-ros', description='Sim-to-real policy distillation for ROS 2.')
     sub = parser.add_subparsers(dest='command', required=True)
@@ -146,6 +155,11 @@ def build_parser() -> argparse.ArgumentParser:
     b2d.add_argument('--tolerance', type=float, default=0.002, help='approximate pairing tolerance, seconds')
     b2d.add_argument('--no-teacher', action='store_true', help='the bag has no teacher topics')
     b2d.set_defaults(func=cmd_bag2dataset)
+    rix = sub.add_parser('bag-reindex', help='recover an MCAP bag whose recorder never finished (no metadata.yaml, '
+                         'no summary), as `ros2 bag reindex` does')
+    rix.add_argument('bag', help='bag folder (or its .mcap file)')
+    rix.add_argument('--out', help='folder for the recovered bag (default: BAG-reindexed)')
+    rix.set_defaults(func=cmd_bag_reindex)
     from distill_ros import demo
     from distill_ros.distill import report, runner
     runner.add_commands(sub)   # distill, collect

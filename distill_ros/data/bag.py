@@ -135,6 +135,10 @@ def bag_to_dataset(bag: str | Path, out: str | Path, spec: DatasetSpec, has_imu:
         reader = Reader(bag)
         reader.open()
     except Exception as exc:  # rosbags raises its own errors for unreadable bags
+        if bag.is_dir() and any(bag.glob('*.mcap')) and not (bag / 'metadata.yaml').is_file():
+            raise BagError(f'{bag}: an MCAP bag without metadata.yaml (its recorder did not finish?); recover '
+                           f'every complete message with `distill-ros bag-reindex {bag}`, then use the recovered '
+                           f'bag') from None
         raise BagError(f'{bag}: cannot open as a rosbag2 bag (expected a folder with metadata.yaml and an MCAP '
                        f'or sqlite3 file): {exc}') from exc
     try:
