@@ -61,6 +61,8 @@ def cases(g) -> list[list[str]]:
         ['bag2dataset', junk, '--out', out, '--topics', yml],
         ['bag2dataset', junk, '--out', out, '--topics', lst],
         ['bag2dataset', junk, '--out', out, '--topics', bin_],
+        ['bag-reindex', bin_],
+        ['bag-reindex', junk],
         ['collect', '--teacher', junk, '--out', out],
         ['distill', '--dataset', junk, '--teacher', junk, '--out', out],
         ['distill', '--dataset', junk, '--teacher', junk, '--out', out, '--config', yml],

@@ -101,7 +101,8 @@ class EpisodeAssembler:
         self.step_action_names = [f'action/{n}' for n in self.action_names]
         self.mean_names = [f'mean/{n}' for n in self.action_names]
         self.std_names = [f'std/{n}' for n in self.action_names]
-        required = ['joints', 'privileged', 'step'] + (['imu'] if has_imu else [])
+        # A dataset without privileged state (a bag from a robot) has an empty privileged layout.
+        required = ['joints', 'step'] + (['privileged'] if spec.privileged.size else []) + (['imu'] if has_imu else [])
         if spec.teacher:
             required += ['teacher_action', 'teacher_distribution']
         self.required = required
@@ -248,7 +249,8 @@ class EpisodeAssembler:
         step = self._named_columns('step', found['step'], keep,
                                    ['reward', 'terminated', 'truncated', *self.step_action_names])
         arrays = {'sensor_obs': sensor,
-                  'privileged_obs': self._named_columns('privileged', found['privileged'], keep, self.privileged_names),
+                  'privileged_obs': (self._named_columns('privileged', found['privileged'], keep, self.privileged_names)
+                                     if 'privileged' in found else np.empty((len(keep), 0))),
                   'action': step[:, 3:], 'reward': step[:, 0], 'terminated': step[:, 1] != 0,
                   'truncated': step[:, 2] != 0, 'stamp_ns': stamps}
         if self.spec.teacher:

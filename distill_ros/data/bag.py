@@ -6,13 +6,14 @@ this package writes, and a bag recorded on a robot workstation replays here.
 """
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 from typing import Any
 
 from distill_ros.data import cdr
 from distill_ros.data.assembler import EpisodeAssembler
 from distill_ros.data.dataset import BackgroundWriter, DatasetSpec, DatasetWriter
-from distill_ros.observation import SensorMessageError, SensorMismatch
+from distill_ros.observation import ObsSpec, SensorMessageError, SensorMismatch
 from distill_ros.paths import load_user_yaml
 
 JOINT_STATE = 'sensor_msgs/msg/JointState'
@@ -126,9 +127,6 @@ def bag_to_dataset(bag: str | Path, out: str | Path, spec: DatasetSpec, has_imu:
 
     bag = Path(bag)
     topics = topics or topic_map(None)
-    needed = ['joints', 'privileged', 'step', 'episode'] + (['imu'] if has_imu else [])
-    if spec.teacher:
-        needed += ['teacher_action', 'teacher_distribution']
     if not bag.exists():
         raise BagError(f'{bag}: no such bag')
     try:
@@ -142,10 +140,18 @@ def bag_to_dataset(bag: str | Path, out: str | Path, spec: DatasetSpec, has_imu:
         raise BagError(f'{bag}: cannot open as a rosbag2 bag (expected a folder with metadata.yaml and an MCAP '
                        f'or sqlite3 file): {exc}') from exc
     try:
+        by_topic = {c.topic: c for c in reader.connections}
+        needed = ['joints', 'privileged', 'step', 'episode'] + (['imu'] if has_imu else [])
+        if spec.teacher:
+            needed += ['teacher_action', 'teacher_distribution']
         if reader.message_count == 0:
             raise BagError(f'{bag}: the bag is empty (0 messages); expected topics '
                            f'{[topics[s] for s in needed]}')
-        by_topic = {c.topic: c for c in reader.connections}
+        if topics['privileged'] not in by_topic and spec.teacher:
+            # A bag without privileged state (recorded on a robot): the recorded teacher
+            # distribution is the label; the dataset's privileged layout is empty.
+            needed.remove('privileged')
+            spec = dataclasses.replace(spec, privileged=ObsSpec([]))
         for stream in needed:
             topic, msgtype = topics[stream], STREAMS[stream][1]
             if topic not in by_topic:

@@ -83,6 +83,10 @@ def run_distill(data: Dataset, teacher: Checkpoint, cfg: DistillConfig, out: str
                          'offline stages); set dagger.rounds: 0 or drop torchrun')
     if teacher.task and teacher.task != task:
         raise ValueError(f'teacher {teacher.path} was trained on task {teacher.task!r} but the data is of {task!r}')
+    if cfg.dagger.rounds and not data.spec.privileged.size:
+        raise ValueError(f'{data.folder} has no privileged state (a bag recorded without it), so DAgger rounds, '
+                         f'which add simulator rollouts with privileged state to it, cannot aggregate onto it; '
+                         f'set dagger.rounds: 0')
     stages = cfg.stage_students()
     summary: dict[str, Any] = {'task': task, 'teacher': str(teacher.path),
                                'teacher_params': parameter_count(teacher.model), 'dataset': str(data.folder),
