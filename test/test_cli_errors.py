@@ -195,3 +195,32 @@ def test_torchscript_import_asks_for_trust_code(tmp_path, capsys):
     help_text = subprocess.run([sys.executable, '-m', 'distill_ros.cli', 'import-teacher', '--help'],
                                capture_output=True, text=True, timeout=120).stdout
     assert '--trust-code' in help_text and 'runs its code' in help_text.replace('\n', ' ')
+
+
+NODES = ('sim_node', 'teacher_node', 'recorder_node', 'distill_node', 'student_controller_node')
+
+
+def test_every_node_refuses_garbage_with_one_message(garbage, tmp_path):
+    """Each node with a params file that is not parameter YAML, and with a junk checkpoint, task or
+    dataset: status 2 and a line naming the problem, no traceback."""
+    from distill_ros.procs import node_command, ros_arguments
+
+    runs = [(node, ['--params-file', str(garbage / 'broken.yaml')], {}, "Couldn't parse params file") for node in NODES]
+    runs += [
+        ('sim_node', [], {'task': str(garbage / 'broken.yaml')}, 'is not valid YAML (line 2, column 5)'),
+        ('teacher_node', [], {'checkpoint': str(garbage / 'junk')}, "parameter 'checkpoint'"),
+        ('recorder_node', [], {'task': str(garbage / 'random.bin'), 'dataset': str(tmp_path / 'ds')}, 'unknown task'),
+        ('distill_node', [], {'dataset': str(garbage / 'junk'), 'out': str(tmp_path / 'o'),
+                              'config': str(garbage / 'broken.yaml')}, "parameter 'config': distillation config"),
+        ('student_controller_node', [], {'checkpoint': str(garbage / 'junk'), 'auto_activate': True},
+         "parameter 'checkpoint'"),
+    ]
+    procs = []
+    for node, ros_args, params, expected in runs:
+        args = ros_arguments(params, ros_args)
+        procs.append((node, expected, subprocess.Popen(node_command(node) + args, stdout=subprocess.PIPE,
+                                                       stderr=subprocess.STDOUT, text=True)))
+    for node, expected, proc in procs:
+        output, _ = proc.communicate(timeout=120)
+        assert proc.returncode == 2, (node, proc.returncode, output)
+        assert 'Traceback' not in output and expected in output, (node, output)

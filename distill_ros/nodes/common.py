@@ -9,6 +9,7 @@ import traceback
 from collections.abc import Callable
 
 import rclpy
+from rclpy._rclpy_pybind11 import RCLError
 from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.node import Node
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
@@ -93,7 +94,12 @@ def run(make_node: Callable[[], Node], args: list[str] | None = None) -> int:
     # handler beneath them: a no-op here, not KeyboardInterrupt at some random line.
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, _stopping)
-    rclpy.init(args=args)
+    try:
+        rclpy.init(args=args)
+    except RCLError as exc:  # e.g. a --params-file that is not valid parameter YAML
+        reason = str(exc).split(', at /')[0].replace('\n', ' ')
+        print(f'[{os.path.basename(sys.argv[0])}] configuration error: {reason}', file=sys.stderr, flush=True)
+        return 2
     node: Node | None = None
     status = 0
     try:
