@@ -296,3 +296,55 @@ def test_live_controller_treats_malformed_joint_states_as_stale_and_says_why(ros
     log = ctl.log()
     assert 'Traceback' not in log and 'IndexError' not in log, log
     assert 'control tick failed' not in log
+
+
+def test_recorder_counts_and_names_malformed_messages_in_diagnostics(ros, start_node, tmp_path):
+    """The live recorder drops a malformed JointState as a bad sample and says so on /diagnostics
+    (WARN: topic, lengths found and expected), and keeps running."""
+    from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
+    from sensor_msgs.msg import JointState
+
+    from distill_ros.nodes.common import RELIABLE, RELIABLE_DEEP
+
+    recorder = start_node('recorder_node', {'task': 'cartpole', 'dataset': str(tmp_path / 'ds')})
+    seen = []
+    ros.node.create_subscription(DiagnosticArray, '/diagnostics',
+                                 lambda msg: seen.extend(s for s in msg.status if 'recording' in s.name), RELIABLE_DEEP)
+    pub = ros.node.create_publisher(JointState, 'joint_states', RELIABLE)
+    assert ros.spin_until(lambda: pub.get_subscription_count() > 0, timeout=30), recorder.log()
+    bad = JointState(name=['slider', 'hinge'], position=[0.5])
+    bad.header.stamp.sec = 7
+    warn = int.from_bytes(DiagnosticStatus.WARN, 'little')
+
+    def warned() -> bool:
+        pub.publish(bad)
+        return any(int.from_bytes(s.level, 'little') == warn and 'bad messages dropped' in s.message for s in seen)
+    assert ros.spin_until(warned, timeout=30), ([s.message for s in seen[-2:]], recorder.log())
+    status = next(s for s in reversed(seen) if 'bad messages dropped' in s.message)
+    assert '/joint_states: message stamped 7.000000000 s: malformed JointState: 2 names but position 1 values; ' \
+           'expected 2 each' in status.message
+    values = {kv.key: kv.value for kv in status.values}
+    assert int(values['bad_messages']) >= 1 and values['unpaired'] == '0'
+    assert recorder.poll() is None, recorder.log()
+    recorder.stop()
+    assert recorder.proc.returncode == 0 and 'Traceback' not in recorder.log(), recorder.log()
+
+
+def test_teacher_reads_named_vectors_exactly_or_refuses_them():
+    pytest.importorskip('rclpy')
+    from sensor_msgs.msg import JointState
+
+    from distill_ros.nodes.messages import read_named_vector
+    from distill_ros.observation import SensorMismatch
+
+    names = ['qpos/a', 'qvel/a']
+    ok = read_named_vector(JointState(name=['qvel/a', 'qpos/a', 'x'], position=[2.0, 1.0, 9.0]), names, 'state')
+    assert ok.tolist() == [1.0, 2.0]
+    with pytest.raises(MalformedMessage, match=r'state: malformed named vector: 2 names but position 1 values'):
+        read_named_vector(JointState(name=names, position=[1.0]), names, 'state')
+    with pytest.raises(MalformedMessage, match=r"duplicate names \['qpos/a'\]"):
+        read_named_vector(JointState(name=['qpos/a', 'qpos/a'], position=[1.0, 2.0]), names, 'state')
+    with pytest.raises(MalformedMessage, match=r"NaN or Inf in \['qvel/a'\]"):
+        read_named_vector(JointState(name=names, position=[1.0, float('nan')]), names, 'state')
+    with pytest.raises(SensorMismatch, match=r"state: message lacks \['qvel/a'\]"):
+        read_named_vector(JointState(name=['qpos/a'], position=[1.0]), names, 'state')
