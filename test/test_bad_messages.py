@@ -152,6 +152,45 @@ def test_cdr_bytes_to_observation_is_exact_or_refused(name, position, velocity, 
     np.testing.assert_array_equal(got, expected)
 
 
+@settings(max_examples=300, deadline=None)
+@given(values=st.lists(st.floats(allow_nan=True, allow_infinity=True, width=64), min_size=10, max_size=10),
+       frame=st.text(max_size=12), cut=st.one_of(st.none(), st.integers(0, 400)),
+       flip=st.one_of(st.none(), st.tuples(st.integers(0, 400), st.integers(1, 255))))
+def test_imu_bytes_to_observation_is_exact_or_refused(values, frame, cut, flip):
+    T = STORE.types
+    o, g, a = values[0:4], values[4:7], values[7:10]
+    msg = T['sensor_msgs/msg/Imu'](
+        header=T['std_msgs/msg/Header'](stamp=T['builtin_interfaces/msg/Time'](sec=1, nanosec=2), frame_id=frame),
+        orientation=T['geometry_msgs/msg/Quaternion'](x=o[0], y=o[1], z=o[2], w=o[3]),
+        orientation_covariance=np.zeros(9), angular_velocity=T['geometry_msgs/msg/Vector3'](x=g[0], y=g[1], z=g[2]),
+        angular_velocity_covariance=np.zeros(9),
+        linear_acceleration=T['geometry_msgs/msg/Vector3'](x=a[0], y=a[1], z=a[2]),
+        linear_acceleration_covariance=np.zeros(9))
+    raw = bytearray(STORE.serialize_cdr(msg, 'sensor_msgs/msg/Imu'))
+    if flip is not None and flip[0] < len(raw):
+        raw[flip[0]] ^= flip[1]
+    raw = bytes(raw if cut is None else raw[:cut])
+    try:
+        fast = deserialize(STORE, raw, 'sensor_msgs/msg/Imu')
+    except cdr.CdrError:
+        return
+    reference = STORE.deserialize_cdr(raw, 'sensor_msgs/msg/Imu') if flip is None and cut is None else None
+    got = [fast.orientation.x, fast.orientation.y, fast.orientation.z, fast.orientation.w, fast.angular_velocity.x,
+           fast.angular_velocity.y, fast.angular_velocity.z, fast.linear_acceleration.x,
+           fast.linear_acceleration.y, fast.linear_acceleration.z]
+    if reference is not None:
+        np.testing.assert_array_equal(got, values)
+        assert fast.header.frame_id == reference.header.frame_id == frame
+    builder = SensorObsBuilder(JOINTS, joint_velocity=False, imu=True)
+    joints = NS(name=list(JOINTS), position=[1.0, 2.0], velocity=[], effort=[])
+    try:
+        obs = builder.build_from_messages(joints, fast)
+    except SensorMessageError:
+        assert not np.isfinite(got).all()
+        return
+    np.testing.assert_array_equal(obs, [1.0, 2.0, *got[4:7], *got[7:10], *got[0:4]])
+
+
 def test_truncated_imu_and_joint_state_raise_cdr_error():
     raw = serialize_joint_state(STORE, ['hip', 'knee'], [1.0, 2.0], [3.0, 4.0], [])
     for cut in range(4, len(raw) - 1, 3):
