@@ -23,6 +23,7 @@ from distill_ros.data.dataset import BackgroundWriter, DatasetSpec, DatasetWrite
 from distill_ros.nodes import messages as m
 from distill_ros.nodes.common import LATCHED, RELIABLE, RELIABLE_DEEP, FinishingNode, run
 from distill_ros.nodes.params import Param, ParameterError, declare
+from distill_ros.observation import SensorMismatch
 from distill_ros.sim import DistillEnv
 
 # Best effort with a deep queue: matches a best-effort or a reliable sensor publisher alike.
@@ -80,7 +81,13 @@ class RecorderNode(FinishingNode):
                     self.assembler.stats.bad[stream] += 1
                     self.assembler.stats.last_bad = f'{resolved}: {exc}'
                     return
-                self.assembler.add(stream, m.stamp_ns(msg.header.stamp), payload(stream, msg))
+                try:
+                    self.assembler.add(stream, m.stamp_ns(msg.header.stamp), payload(stream, msg))
+                except SensorMismatch as exc:  # well-formed messages of another task: a setup error
+                    self.get_logger().error(f"{exc}; is the simulator or robot running task {p['task']}, the "
+                                            f"recorder's? exiting with status 2")
+                    self.finish(2)
+                    return
                 self.check_done()
             self.create_subscription(msg_type, topic, self.guarded(callback), qos, raw=True)
 
