@@ -170,8 +170,11 @@ def check_named_arrays(names: Sequence[str], arrays: Mapping[str, Sequence[float
 def check_joint_state(msg) -> None:
     """sensor_msgs/JointState's own rule: position, velocity and effort each hold one value per
     name, or (velocity, effort) none."""
-    check_named_arrays(msg.name, {'position': msg.position, 'velocity': msg.velocity,
-                                  'effort': getattr(msg, 'effort', ())},
+    names = msg.name
+    n, effort = len(names), getattr(msg, 'effort', ())
+    if len(msg.position) == n and len(msg.velocity) in (0, n) and len(effort) in (0, n) and len(set(names)) == n:
+        return  # the common case, without building the report below
+    check_named_arrays(names, {'position': msg.position, 'velocity': msg.velocity, 'effort': effort},
                        optional=('velocity', 'effort'), what='JointState')
 
 
