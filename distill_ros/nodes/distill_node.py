@@ -122,7 +122,10 @@ class DistillNode(FinishingNode):
 
 def main(args=None) -> None:
     status = run(DistillNode, args)
-    if any(t.name == 'distill' and t.is_alive() for t in threading.enumerate()):
+    worker = next((t for t in threading.enumerate() if t.name == 'distill'), None)
+    if worker is not None:
+        worker.join(timeout=2.0)  # a worker that has finished its job ends within milliseconds
+    if worker is not None and worker.is_alive():
         # Stopped (Ctrl-C) mid-training: Python's finalization would end the worker, a daemon thread
         # inside torch, with pthread_exit through C++ frames, which aborts the process. What it writes
         # (checkpoints, resume state) is written atomically, so end the process here; `--resume`
