@@ -64,6 +64,7 @@ def test_sigint_to_the_process_group_ends_every_node_cleanly(tmp_path):
     for name in nodes:
         assert status[name] == 0, (name, status[name], output[name][-3000:])
         assert 'Traceback' not in output[name] and 'KeyboardInterrupt' not in output[name], (name, output[name])
+        assert 'context is invalid' not in output[name], (name, output[name])
     assert 'SIGINT: sending the safe action and exiting' in output['student_controller_node']
     assert 'recorded ' in output['recorder_node'], output['recorder_node']
     assert (tmp_path / 'bag' / 'metadata.yaml').is_file(), 'the recorder closed its bag'

@@ -146,8 +146,12 @@ class RecorderNode(FinishingNode):
             self.writer.close()
         if self.bag is not None:
             self.bag.close()
-        self.get_logger().info(f'recorded {stats.episodes} episodes, {stats.samples} samples; unpaired '
-                               f'{dict(stats.unpaired)}; unfinished episodes dropped {stats.dropped_episodes}')
+        text = (f'recorded {stats.episodes} episodes, {stats.samples} samples; unpaired {dict(stats.unpaired)}; '
+                f'unfinished episodes dropped {stats.dropped_episodes}; bad messages dropped {dict(stats.bad)}')
+        if self.context.ok():
+            self.get_logger().info(text)
+        else:  # after Ctrl-C the context is gone: the logger could not reach /rosout
+            print(f'[recorder_node] {text}', flush=True)
 
 
 def main(args: list[str] | None = None) -> None:
