@@ -136,8 +136,9 @@ def build_parser() -> argparse.ArgumentParser:
     b2d.add_argument('--no-teacher', action='store_true', help='the bag has no teacher topics')
     b2d.set_defaults(func=cmd_bag2dataset)
     from distill_ros import demo
-    from distill_ros.distill import report, runner
+    from distill_ros.distill import finetune, report, runner
     runner.add_commands(sub)   # distill, collect
+    finetune.add_commands(sub)   # finetune
     report.add_commands(sub)   # eval, report, export
     demo.add_commands(sub)     # demo
     return parser

@@ -16,7 +16,9 @@ import yaml
 
 from distill_ros.distill.losses import BC_KINDS, KL_DIRECTIONS
 from distill_ros.policies.mlp import ACTIVATIONS
-from distill_ros.policies.students import STUDENT_TYPES
+from distill_ros.policies.students import RNN_CELLS, STUDENT_TYPES
+
+RECURRENT_TYPES = tuple(RNN_CELLS)   # students whose memory is a hidden state (history 1)
 
 
 class ConfigError(ValueError):
@@ -25,8 +27,8 @@ class ConfigError(ValueError):
 
 @dataclass
 class StudentConfig:
-    type: str = 'mlp'                  # mlp | tcn | gru
-    history: int = 8                   # steps of sensor history the student sees
+    type: str = 'mlp'                  # mlp | tcn | gru-window (window students) | gru | lstm (recurrent)
+    history: int = 8                   # steps of sensor history the student sees (recurrent: 1)
     past_actions: bool = True          # each step also holds the previously executed action
     activation: str = 'tanh'
     log_std_init: float = -0.5
@@ -37,6 +39,7 @@ class StudentConfig:
 class BCConfig:
     weight: float = 1.0
     kind: str = 'mse'                  # mse | huber
+    clip_labels: bool = True           # regress the teacher's mean clipped to the action limits (what executes)
 
 
 @dataclass
@@ -70,6 +73,8 @@ class TrainConfig:
     patience: int = 8                  # evaluations without improvement before stopping
     seed: int = 0
     torch_threads: int = 1
+    sequence_length: int = 32          # recurrent students: loss steps per truncated-BPTT sequence
+    burn_in: int = 32                  # recurrent students: steps that warm the state up before them
 
 
 @dataclass
@@ -109,6 +114,8 @@ class DistillConfig:
         stages = []
         for i, partial in enumerate(self.progressive.stages):
             merged = {**dataclasses.asdict(self.student), **partial}
+            if partial.get('type') in RECURRENT_TYPES and 'history' not in partial:
+                merged['history'] = 1
             stages.append(_build(StudentConfig, merged, f'progressive.stages[{i}]'))
         return stages + [self.student]
 
@@ -174,6 +181,8 @@ def _validate(cfg: DistillConfig) -> None:
         where = 'student' if i == len(cfg.progressive.stages) else f'progressive.stages[{i}]'
         need(s.type in STUDENT_TYPES, f'{where}.type', f'one of {sorted(STUDENT_TYPES)}', s.type)
         need(s.history >= 1, f'{where}.history', '>= 1', s.history)
+        need(s.type not in RECURRENT_TYPES or s.history == 1, f'{where}.history',
+             f'1 for a recurrent student ({s.type} carries its memory in its state)', s.history)
         need(s.activation in ACTIVATIONS, f'{where}.activation', f'one of {sorted(ACTIVATIONS)}', s.activation)
     loss = cfg.losses
     need(loss.bc.kind in BC_KINDS, 'losses.bc.kind', f'one of {BC_KINDS}', loss.bc.kind)
@@ -184,7 +193,8 @@ def _validate(cfg: DistillConfig) -> None:
     need(loss.bc.weight + loss.kl.weight > 0, 'losses.bc.weight + losses.kl.weight', '> 0 (something must fit the '
          'teacher\'s actions)', loss.bc.weight + loss.kl.weight)
     t = cfg.train
-    for name in ('steps', 'batch_size', 'eval_every', 'patience', 'torch_threads'):
+    need(t.burn_in >= 0, 'train.burn_in', '>= 0', t.burn_in)
+    for name in ('steps', 'batch_size', 'eval_every', 'patience', 'torch_threads', 'sequence_length'):
         need(getattr(t, name) >= 1, f'train.{name}', '>= 1', getattr(t, name))
     need(t.lr > 0, 'train.lr', '> 0', t.lr)
     need(0 <= t.val_fraction < 1, 'train.val_fraction', 'in [0, 1)', t.val_fraction)
@@ -197,7 +207,16 @@ def _validate(cfg: DistillConfig) -> None:
     need(cfg.eval.episodes >= 0, 'eval.episodes', '>= 0', cfg.eval.episodes)
 
 
+def _recurrent_history(student: Any) -> Any:
+    """A recurrent student section without `history` reads one step at a time."""
+    if isinstance(student, dict) and student.get('type') in RECURRENT_TYPES and 'history' not in student:
+        return {**student, 'history': 1}
+    return student
+
+
 def parse_config(data: Any, where: str = '') -> DistillConfig:
+    if isinstance(data, dict) and 'student' in data:
+        data = {**data, 'student': _recurrent_history(data['student'])}
     cfg = _build(DistillConfig, data, '')
     try:
         _validate(cfg)

@@ -32,19 +32,21 @@ def example(ckpt: Checkpoint) -> torch.Tensor:
 def count_flops(ckpt: Checkpoint) -> int:
     """Floating-point operations of one decision at batch 1 (a multiply-add counts 2), as
     `torch.utils.flop_counter` counts the matrix products and convolutions. Its counter has no
-    rule for the fused GRU kernel, so a GRU adds its analytic count: per step and layer
-    2·3·h·(in + h) for the gate products."""
+    rule for the fused GRU/LSTM kernels, so they add their analytic count: per step and layer
+    2·g·h·(in + h) for the gate products (g = 3 for a GRU, 4 for an LSTM). A recurrent student
+    makes one step per decision."""
     from torch.utils.flop_counter import FlopCounterMode
     model = ckpt.model.eval()
     with FlopCounterMode(display=False) as counter, torch.no_grad():
         model(example(ckpt))
     flops = int(counter.get_total_flops())
-    gru = getattr(model, 'gru', None)
-    if isinstance(gru, torch.nn.GRU):
-        width = gru.input_size
-        for _ in range(gru.num_layers):
-            flops += model.history * 2 * 3 * gru.hidden_size * (width + gru.hidden_size)
-            width = gru.hidden_size
+    rnn = getattr(model, 'gru', None) or getattr(model, 'rnn', None)
+    if isinstance(rnn, (torch.nn.GRU, torch.nn.LSTM)):
+        gates = 3 if isinstance(rnn, torch.nn.GRU) else 4
+        width = rnn.input_size
+        for _ in range(rnn.num_layers):
+            flops += model.history * 2 * gates * rnn.hidden_size * (width + rnn.hidden_size)
+            width = rnn.hidden_size
     return flops
 
 
@@ -55,12 +57,11 @@ def measure_latency(ckpt: Checkpoint, runs: int = 2000, backend: str = 'torch') 
     torch.set_num_threads(1)
     try:
         if backend == 'onnx':
-            from distill_ros.policies.export import INPUT_NAME, onnx_bytes, onnx_session
-            session = onnx_session(onnx_bytes(ckpt))
-            feed = {INPUT_NAME: x.numpy()}
+            from distill_ros.control.inference import load_backend
+            runtime, window = load_backend(ckpt, 'onnxruntime'), x[0].numpy()
 
             def call():
-                session.run(None, feed)
+                runtime(window)
         elif backend == 'torch':
             model = ckpt.model.eval()
 
