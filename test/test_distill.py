@@ -165,6 +165,23 @@ def test_trainer_fits_and_resume_continues_exactly(tmp_path, data, teacher):
     assert any(not torch.equal(continued.model.state_dict()[k], before[k]) for k in before)
 
 
+def test_estimator_head_regresses_the_privileged_state_and_resumes(tmp_path, data, teacher):
+    """losses.estimator: the student's latent also predicts the (standardized) privileged state
+    through a head that training drops; its weights travel with --resume."""
+    cfg = parse_config(tiny(train={'steps': 40, 'eval_every': 20}, losses={'estimator': {'weight': 1.0}}))
+    train_student(data, teacher, cfg, tmp_path / 'a', progress=False)
+    curve = [json.loads(line) for line in (tmp_path / 'a' / 'learning_curve.jsonl').read_text().splitlines()]
+    assert 'estimator' in curve[0]['losses'] and curve[-1]['losses']['estimator'] < curve[0]['losses']['estimator']
+    state = load_file(str(tmp_path / 'a' / 'runs' / 'offline' / 'trainer_state.safetensors'))
+    assert {'estimator.weight', 'estimator.bias'} <= set(state)
+    assert 'estimator.weight' not in ckpt_io.load(tmp_path / 'a' / 'runs' / 'offline' / 'best').model.state_dict()
+    cfg80 = parse_config(tiny(train={'steps': 80, 'eval_every': 20}, losses={'estimator': {'weight': 1.0}}))
+    straight = train_student(data, teacher, cfg80, tmp_path / 'b', progress=False)
+    resumed = train_student(data, teacher, cfg80, tmp_path / 'a', resume=True, progress=False)
+    for k, v in straight.model.state_dict().items():
+        torch.testing.assert_close(resumed.model.state_dict()[k], v, rtol=0, atol=1e-6)
+
+
 def test_early_stopping_on_validation(tmp_path, data, teacher):
     cfg = parse_config(tiny(train={'steps': 2000, 'eval_every': 5, 'patience': 2, 'lr': 1.0}))
     student = train_student(data, teacher, cfg, tmp_path, progress=False)   # lr 1.0 diverges: stops early

@@ -55,10 +55,16 @@ class FeatureConfig:
 
 
 @dataclass
+class EstimatorConfig:
+    weight: float = 0.0                # regress the (standardized) privileged state from the student's latent
+
+
+@dataclass
 class LossConfig:
     bc: BCConfig = field(default_factory=BCConfig)
     kl: KLConfig = field(default_factory=KLConfig)
     feature: FeatureConfig = field(default_factory=FeatureConfig)
+    estimator: EstimatorConfig = field(default_factory=EstimatorConfig)
 
 
 @dataclass
@@ -187,7 +193,7 @@ def _validate(cfg: DistillConfig) -> None:
     loss = cfg.losses
     need(loss.bc.kind in BC_KINDS, 'losses.bc.kind', f'one of {BC_KINDS}', loss.bc.kind)
     need(loss.kl.direction in KL_DIRECTIONS, 'losses.kl.direction', f'one of {KL_DIRECTIONS}', loss.kl.direction)
-    for name in ('bc', 'kl', 'feature'):
+    for name in ('bc', 'kl', 'feature', 'estimator'):
         w = getattr(loss, name).weight
         need(w >= 0, f'losses.{name}.weight', '>= 0', w)
     need(loss.bc.weight + loss.kl.weight > 0, 'losses.bc.weight + losses.kl.weight', '> 0 (something must fit the '

@@ -57,6 +57,7 @@ CURVE = 'learning_curve.jsonl'
 class EnvConfig:
     envs: int = 16                      # environments stepped together
     steps_per_env: int = 64             # rollout length per iteration (env steps = envs x this)
+    reward_scale: float = 0.1           # PPO sees reward x this (keeps the critic's targets near 1-100)
 
 
 @dataclass
@@ -124,6 +125,7 @@ def _validate(cfg: FinetuneConfig) -> None:
             raise ConfigError(f'{where} is {value!r}; expected {expected}')
     for name in ('envs', 'steps_per_env'):
         need(getattr(cfg.env, name) >= 1, f'env.{name}', '>= 1', getattr(cfg.env, name))
+    need(cfg.env.reward_scale > 0, 'env.reward_scale', '> 0', cfg.env.reward_scale)
     p = cfg.ppo
     for name in ('iterations', 'num_learning_epochs', 'num_mini_batches'):
         need(getattr(p, name) >= 1, f'ppo.{name}', '>= 1', getattr(p, name))
@@ -490,7 +492,7 @@ def finetune(student: Checkpoint, teacher: Checkpoint, cfg: FinetuneConfig, out:
             for _ in range(cfg.env.steps_per_env):
                 actions = ppo.act(obs)
                 obs, rewards, dones, extras = envs.step(actions)
-                ppo.process_env_step(obs, rewards, dones, extras)
+                ppo.process_env_step(obs, rewards * cfg.env.reward_scale, dones, extras)
             ppo.compute_returns(obs)
         env_steps += cfg.env.envs * cfg.env.steps_per_env
         losses = ppo.update()

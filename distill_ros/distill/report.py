@@ -82,6 +82,16 @@ def measure_latency(ckpt: Checkpoint, runs: int = 2000, backend: str = 'torch') 
     return {'p50_us': float(np.percentile(times, 50) / 1e3), 'p99_us': float(np.percentile(times, 99) / 1e3)}
 
 
+def _memory(ckpt: Checkpoint) -> str:
+    """What a sensor policy remembers, for the table's input column."""
+    model = ckpt.model
+    if ckpt.obs_source == 'privileged':
+        return 'privileged'
+    if getattr(model, 'recurrent', False):
+        return f'sensors, {model.cell.upper()} state'
+    return f'sensors × {ckpt.history or 1}'
+
+
 def evaluate_policies(task: str, teacher: Checkpoint, students: dict[str, Checkpoint], episodes: int,
                       progress: bool = True, latency_runs: int = 2000) -> list[dict[str, Any]]:
     """Teacher and every student on the same held-out seeds; one row each, teacher first."""
@@ -99,6 +109,7 @@ def evaluate_policies(task: str, teacher: Checkpoint, students: dict[str, Checkp
                 'name': name, 'role': ckpt.role, 'checkpoint': str(ckpt.path or ''),
                 'params': parameter_count(ckpt.model), 'flops': count_flops(ckpt),
                 'privileged_input': ckpt.obs_source == 'privileged', 'history': ckpt.history or 1,
+                'memory': _memory(ckpt),
                 'episodes': summary['episodes'], 'mean_return': summary['mean_return'], 'ci95': summary['ci95'],
                 'std_return': summary['std_return'], 'fall_rate': summary['fall_rate'],
                 'mean_length': summary['mean_length'],
@@ -122,7 +133,7 @@ def _cells(row: dict[str, Any]) -> list[str]:
     out = []
     for _, key, fmt in COLUMNS:
         if key == 'privileged_input':
-            out.append('privileged' if row[key] else f'sensors × {row.get("history", 1)}')
+            out.append('privileged' if row[key] else row.get('memory') or f'sensors × {row.get("history", 1)}')
         elif key is None and _ == 'mean return ± 95% CI':
             out.append(f"{row['mean_return']:.1f} ± {row['ci95']:.1f}")
         elif key is None:
@@ -289,13 +300,17 @@ def cmd_export(args: argparse.Namespace) -> int:
     from distill_ros.policies.export import export_onnx, export_torchscript
     if not args.onnx and not args.torchscript:
         raise ValueError('nothing to export: give --onnx PATH and/or --torchscript PATH')
+    from distill_ros.policies.export import EPISODE_STEPS, STATE_IN, STATE_OUT
+    from distill_ros.policies.students import is_recurrent
     ckpt = ckpt_io.load(args.checkpoint)
+    how = (f' step by step over a {EPISODE_STEPS}-step episode, state fed back ({STATE_IN} -> {STATE_OUT})'
+           if is_recurrent(ckpt.model) else '')
     if args.onnx:
         worst = export_onnx(ckpt, args.onnx)
-        print(f'{args.onnx}: ONNX matches torch to {worst:.2g} (tolerance 1e-5)')
+        print(f'{args.onnx}: ONNX matches torch to {worst:.2g}{how} (tolerance 1e-5)')
     if args.torchscript:
         worst = export_torchscript(ckpt, args.torchscript)
-        print(f'{args.torchscript}: TorchScript matches torch to {worst:.2g} (tolerance 1e-5)')
+        print(f'{args.torchscript}: TorchScript matches torch to {worst:.2g}{how} (tolerance 1e-5)')
     return 0
 
 

@@ -142,7 +142,13 @@ def parse_overrides(items: list[str] | None) -> dict[str, dict[str, Any]]:
         section, dot, name = key.partition('.')
         if not sep or not dot:
             raise ValueError(f'--set {item!r}: expected SECTION.KEY=VALUE, e.g. train.steps=500')
-        overrides.setdefault(section, {})[name] = yaml.safe_load(value)
+        parsed = yaml.safe_load(value)
+        if isinstance(parsed, str):   # YAML 1.1 reads 1e-4 as a string; a number is meant
+            try:
+                parsed = float(parsed)
+            except ValueError:
+                pass
+        overrides.setdefault(section, {})[name] = parsed
     return overrides
 
 

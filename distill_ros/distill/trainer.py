@@ -136,12 +136,14 @@ def recorded_labels(data: Dataset) -> dict[str, torch.Tensor]:
 
 
 class Objective(nn.Module):
-    """The student plus the feature projection; one module so DDP syncs both."""
+    """The student plus the feature projection and the state estimator head (both dropped after
+    training); one module so DDP syncs them all."""
 
-    def __init__(self, student: HistoryPolicy, feature_dim: int | None):
+    def __init__(self, student: HistoryPolicy, feature_dim: int | None, state_dim: int | None = None):
         super().__init__()
         self.student = student
         self.projection = nn.Linear(student.latent_dim, feature_dim) if feature_dim else None
+        self.estimator = nn.Linear(student.latent_dim, state_dim) if state_dim else None
 
     def forward(self, inputs: torch.Tensor, mask: torch.Tensor | None = None):
         """Windows (batch, history, step_dim); or, for a recurrent student, step sequences
@@ -153,12 +155,13 @@ class Objective(nn.Module):
             mean, features = mean[mask], {'latent': features['latent'][mask]}
         std = self.student.log_std.exp().expand_as(mean)
         projected = self.projection(features['latent']) if self.projection is not None else None
-        return mean, std, projected
+        state = self.estimator(features['latent']) if self.estimator is not None else None
+        return mean, std, projected, state
 
 
 def compute_losses(objective: nn.Module, inputs, labels: dict[str, torch.Tensor], cfg: DistillConfig,
                    mask: torch.Tensor | None = None):
-    mean, std, projected = objective(inputs, mask)
+    mean, std, projected, state = objective(inputs, mask)
     losses, total = {}, 0.0
     lc = cfg.losses
     if lc.bc.weight > 0:
@@ -170,6 +173,9 @@ def compute_losses(objective: nn.Module, inputs, labels: dict[str, torch.Tensor]
     if lc.feature.weight > 0:
         losses['feature'] = feature_loss(projected, labels['feature'])
         total = total + lc.feature.weight * losses['feature']
+    if lc.estimator.weight > 0:
+        losses['estimator'] = feature_loss(state, labels['state'])
+        total = total + lc.estimator.weight * losses['estimator']
     return total, losses
 
 
@@ -272,7 +278,17 @@ def train_student(data: Dataset, teacher: Checkpoint, cfg: DistillConfig, out: s
         with torch.no_grad():
             student.obs_mean.copy_(rows.mean(0))
             student.obs_var.copy_(rows.var(0, unbiased=False).clamp_min(1e-6))
-    objective = Objective(student, labels['feature'].shape[1] if feature_name else None)
+    if cfg.losses.estimator.weight > 0:
+        # An estimator head: the latent must also carry the privileged state (standardized per
+        # element on the training rows), as the concurrent state estimators of legged robots do.
+        if 'privileged_obs' not in data.arrays or not data.spec.privileged.size:
+            raise ValueError(f'losses.estimator needs privileged observations; {data.folder} has none '
+                             '(set losses.estimator.weight: 0)')
+        state = torch.from_numpy(np.ascontiguousarray(data.arrays['privileged_obs'], dtype=np.float32))
+        rows = state[torch.from_numpy(train_idx)]
+        labels['state'] = (state - rows.mean(0)) / (rows.std(0) + 1e-6)
+    objective = Objective(student, labels['feature'].shape[1] if feature_name else None,
+                          labels['state'].shape[1] if 'state' in labels else None)
     model = objective
     if world_size > 1:
         model = nn.parallel.DistributedDataParallel(objective)
@@ -285,9 +301,10 @@ def train_student(data: Dataset, teacher: Checkpoint, cfg: DistillConfig, out: s
         last = ckpt_io.load(run_dir / 'last')
         objective.student.load_state_dict(last.model.state_dict())
         tensors = load_file(str(run_dir / 'trainer_state.safetensors'))
-        if objective.projection is not None:
-            objective.projection.load_state_dict({k[len('projection.'):]: v for k, v in tensors.items()
-                                                  if k.startswith('projection.')})
+        for name in ('projection', 'estimator'):
+            head = getattr(objective, name)
+            if head is not None:
+                head.load_state_dict({k[len(name) + 1:]: v for k, v in tensors.items() if k.startswith(name + '.')})
         _load_optimizer(optimizer, {k[len('opt.'):]: v for k, v in tensors.items() if k.startswith('opt.')},
                         state['optimizer'])
         generator.set_state(tensors['generator'])
@@ -403,9 +420,10 @@ def train_student(data: Dataset, teacher: Checkpoint, cfg: DistillConfig, out: s
                 objective.student.train()
                 tensors, meta = _optimizer_tensors(optimizer)
                 tensors = {f'opt.{k}': v for k, v in tensors.items()}
-                if objective.projection is not None:
-                    tensors.update({f'projection.{k}': v.contiguous()
-                                    for k, v in objective.projection.state_dict().items()})
+                for name in ('projection', 'estimator'):
+                    head = getattr(objective, name)
+                    if head is not None:
+                        tensors.update({f'{name}.{k}': v.contiguous() for k, v in head.state_dict().items()})
                 tensors['generator'] = generator.get_state()
                 save_file(tensors, str(run_dir / 'trainer_state.safetensors.tmp'))
                 os.replace(run_dir / 'trainer_state.safetensors.tmp', run_dir / 'trainer_state.safetensors')
