@@ -231,19 +231,29 @@ def parse_config(data: Any, where: str = '') -> DistillConfig:
     return cfg
 
 
-def load_config(path: str | Path | None = None, overrides: dict[str, Any] | None = None) -> DistillConfig:
-    """Read a distillation YAML (default: config/distill/default.yaml); `overrides` is merged per section."""
+def read_sections(path: str | Path | None, default: str, what: str,
+                  overrides: dict[str, Any] | None = None) -> tuple[Path, dict[str, Any]]:
+    """The mapping of sections in a config YAML (default: config/`default`), `overrides` merged per
+    section; a missing file, invalid YAML or a non-mapping is refused naming the file."""
     from distill_ros.paths import config_path
-    path = Path(path) if path else config_path('distill/default.yaml')
+    path = Path(path) if path else config_path(default)
     if not path.is_file():
-        raise FileNotFoundError(f'distillation config {path} does not exist')
+        raise FileNotFoundError(f'{what} config {path} does not exist')
     try:
         data = yaml.safe_load(path.read_text()) or {}
     except yaml.YAMLError as exc:
         raise ConfigError(f'{path}: not valid YAML: {exc}') from exc
+    if not isinstance(data, dict):
+        raise ConfigError(f'{path}: expected a mapping of config sections, got {type(data).__name__}')
     for section, values in (overrides or {}).items():
-        data.setdefault(section, {})
-        data[section] = {**(data[section] or {}), **values} if isinstance(values, dict) else values
+        current = data.get(section) or {}
+        data[section] = {**current, **values} if isinstance(values, dict) and isinstance(current, dict) else values
+    return path, data
+
+
+def load_config(path: str | Path | None = None, overrides: dict[str, Any] | None = None) -> DistillConfig:
+    """Read a distillation YAML (default: config/distill/default.yaml); `overrides` is merged per section."""
+    path, data = read_sections(path, 'distill/default.yaml', 'distillation', overrides)
     try:
         return parse_config(data)
     except ConfigError as exc:

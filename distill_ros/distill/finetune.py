@@ -34,12 +34,11 @@ from typing import Any
 
 import numpy as np
 import torch
-import yaml
 from safetensors.torch import load_file, save_file
 from torch import nn
 from torch.distributions import Normal, kl_divergence
 
-from distill_ros.distill.config import ConfigError, _build
+from distill_ros.distill.config import ConfigError, _build, read_sections
 from distill_ros.distill.evaluate import PolicyActor, run_episodes, summarize
 from distill_ros.policies import checkpoint as ckpt_io
 from distill_ros.policies.checkpoint import Checkpoint
@@ -167,19 +166,7 @@ def parse_finetune_config(data: Any, where: str = '') -> FinetuneConfig:
 
 def load_finetune_config(path: str | Path | None = None, overrides: dict[str, Any] | None = None) -> FinetuneConfig:
     """Read a fine-tuning YAML (default: config/finetune/default.yaml); `overrides` merged per section."""
-    from distill_ros.paths import config_path
-    path = Path(path) if path else config_path('finetune/default.yaml')
-    if not path.is_file():
-        raise FileNotFoundError(f'fine-tuning config {path} does not exist')
-    try:
-        data = yaml.safe_load(path.read_text()) or {}
-    except yaml.YAMLError as exc:
-        raise ConfigError(f'{path}: not valid YAML: {exc}') from exc
-    if not isinstance(data, dict):
-        raise ConfigError(f'{path}: expected a mapping of sections (env, ppo, actor, critic, teacher, train)')
-    for section, values in (overrides or {}).items():
-        current = data.get(section) or {}
-        data[section] = {**current, **values} if isinstance(values, dict) and isinstance(current, dict) else values
+    path, data = read_sections(path, 'finetune/default.yaml', 'fine-tuning', overrides)
     return parse_finetune_config(data, str(path))
 
 
