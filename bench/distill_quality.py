@@ -21,8 +21,9 @@ Student types (BC, then with DAgger; the student acts alone after the first roun
     bc-gru, dagger-gru  GRU 64 -> 64 carrying its state through the episode (TBPTT, burn-in 32)
 Sample budget: DAgger methods get `base` teacher episodes plus rounds x episodes_per_round
 collected under their own mixing; offline methods get the same number of teacher episodes.
-`--finetune` adds a row `<method>+ft` per DAgger method: `distill-ros finetune` of its student
-(config/finetune/<task>.yaml, else default.yaml); its env steps are reported beside the others.
+`--finetune [SEED ...]` adds a row `<method>+ft` per DAgger method (of those seeds): `distill-ros
+finetune` of its student (config/finetune/<task>.yaml, else default.yaml); its env steps are
+reported beside the others.
 
 With several `--seeds`, each method is trained once per seed (same recorded data; the seed sets
 the initialisation, the batches and the DAgger episodes), every student is evaluated on the same
@@ -94,7 +95,8 @@ def main() -> None:
     parser.add_argument('--task', default='hopper')
     parser.add_argument('--teacher', help='teacher checkpoint (default: the shipped one)')
     parser.add_argument('--out', default='bench_out/distill_quality')
-    parser.add_argument('--methods', nargs='*', default=list(METHODS))
+    parser.add_argument('--methods', nargs='*', default=list(METHODS),
+                        help='methods to run; NAME:0,1 runs NAME with its own seeds instead of --seeds')
     parser.add_argument('--config', help='base distillation YAML (default: config/distill/<task>.yaml, else '
                         'default.yaml); the methods change only their own keys')
     parser.add_argument('--base-episodes', type=int, default=80, help='teacher episodes every method starts from')
@@ -105,7 +107,8 @@ def main() -> None:
     parser.add_argument('--episodes', type=int, default=100, help='held-out evaluation episodes')
     parser.add_argument('--small', action='store_true', help='tiny sizes (minutes): 10+2x4 episodes, 800 steps')
     parser.add_argument('--seeds', type=int, nargs='+', default=[0], help='training seeds per method')
-    parser.add_argument('--finetune', action='store_true', help='also fine-tune every DAgger student (RL)')
+    parser.add_argument('--finetune', type=int, nargs='*', metavar='SEED',
+                        help='also fine-tune (RL) the DAgger students of these seeds (none given: every seed)')
     parser.add_argument('--teacher-noise', type=float, default=0.0,
                         help='record the teacher episodes with its own action noise (DART; 1.0 = its std)')
     args = parser.parse_args()
@@ -131,7 +134,7 @@ def main() -> None:
     if not (base_dir / 'manifest.json').is_file():
         collect_teacher_dataset(args.task, teacher, base_dir, args.base_episodes, seed_base=0,
                                 teacher_noise=args.teacher_noise)
-    offline_methods = [m for m in args.methods if m in METHODS
+    offline_methods = [m for m in (item.partition(':')[0] for item in args.methods) if m in METHODS
                        and merge(merge(defaults, {'dagger': {'rounds': rounds}}), METHODS[m]).get('dagger', {}).get(
                            'rounds', rounds) == 0]
     extra = extra if offline_methods else 0   # only offline methods train on extra teacher episodes
@@ -145,14 +148,18 @@ def main() -> None:
     common = {'train': {'steps': steps},
               'dagger': {'rounds': rounds, 'episodes_per_round': round_episodes, 'steps_per_round': round_steps},
               'eval': {'episodes': 0}}
-    for name in args.methods:
+    plan = []   # (method, its seeds): `name:0,1` gives a method its own seeds, else --seeds
+    for item in args.methods:
+        name, _, seeds = item.partition(':')
         if name not in METHODS:
             raise SystemExit(f'unknown method {name!r}; expected some of {list(METHODS)}')
+        plan.append((name, [int(k) for k in seeds.split(',')] if seeds else args.seeds))
+    many = any(len(seeds) > 1 for _, seeds in plan)
     students, curves, budgets = {}, [], {}
-    for name in args.methods:
-        for seed in args.seeds:
+    for name, seeds in plan:
+        for seed in seeds:
             target = out / name / f'seed{seed}'
-            label = f'{name}/s{seed}' if len(args.seeds) > 1 else name
+            label = f'{name}/s{seed}' if many else name
             method = merge(merge(merge(defaults, common), METHODS[name]), {'train': {'seed': seed}})
             cfg = parse_config(method, where=name)
             data = budget if cfg.dagger.rounds == 0 else base
@@ -166,7 +173,7 @@ def main() -> None:
             students[label] = target / 'student'
             curves.append(target / 'learning_curve.jsonl')
             budgets[label] = json.loads((target / 'wall_time.json').read_text())
-            if args.finetune and cfg.dagger.rounds:
+            if args.finetune is not None and cfg.dagger.rounds and (not args.finetune or seed in args.finetune):
                 ft_target, ft_label = out / f'{name}+ft' / f'seed{seed}', label.replace(name, f'{name}+ft', 1)
                 if not (ft_target / 'student' / 'policy.json').is_file():
                     from distill_ros.distill.finetune import finetune, load_finetune_config
