@@ -161,8 +161,9 @@ def build_parser() -> argparse.ArgumentParser:
     rix.add_argument('--out', help='folder for the recovered bag (default: BAG-reindexed)')
     rix.set_defaults(func=cmd_bag_reindex)
     from distill_ros import demo
-    from distill_ros.distill import report, runner
+    from distill_ros.distill import finetune, report, runner
     runner.add_commands(sub)   # distill, collect
+    finetune.add_commands(sub)   # finetune
     report.add_commands(sub)   # eval, report, export
     demo.add_commands(sub)     # demo
     return parser

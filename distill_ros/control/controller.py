@@ -101,7 +101,7 @@ class StudentController:
         self.activated_ns = now_ns
         self._resume = False
         self._last_header = None
-        self.history.reset()
+        self.forget()
         self.episode_start_ns: int | None = None   # newest episode start announced by a simulator
         self._pushed_ns: int | None = None          # stamp of the newest sample in the history
         self.safety.reset()
@@ -161,7 +161,7 @@ class StudentController:
         if self._resume:
             # Data came back after a gap: the window would splice two moments; start it afresh.
             self._resume = False
-            self.history.reset()
+            self.forget()
             if not new:
                 return self.safe('stale')
         if not new:
@@ -178,6 +178,12 @@ class StudentController:
         self._last_header = getattr(joints, 'header', None)
         return Tick(command[self.order], POLICY, '', arrival, self._last_header)
 
+    def forget(self) -> None:
+        """Start the student's memory afresh: an empty history window and, for a recurrent
+        student, a zero hidden state (activation, a new episode, data back after a fault)."""
+        self.history.reset()
+        self.backend.reset()
+
     def episode_started(self, stamp_ns: int) -> None:
         """A simulator started an episode whose first observation carries `stamp_ns`: that
         sample starts a fresh history window, as at the start of every training episode."""
@@ -190,7 +196,7 @@ class StudentController:
             return
         stamp = int(stamp_msg.sec) * 1_000_000_000 + int(stamp_msg.nanosec)
         if stamp >= start and (self._pushed_ns is None or self._pushed_ns < start):
-            self.history.reset()
+            self.forget()
         self._pushed_ns = stamp
 
     def _observe(self, joints, imu, arrival_ns: int) -> bool:

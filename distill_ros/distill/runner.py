@@ -137,21 +137,32 @@ def run_distill(data: Dataset, teacher: Checkpoint, cfg: DistillConfig, out: str
     return summary
 
 
-def cmd_distill(args: argparse.Namespace) -> int:
-    import torch.distributed as dist
+def parse_overrides(items: list[str] | None) -> dict[str, dict[str, Any]]:
+    """`--set SECTION.KEY=VALUE` options as {section: {key: value}} (values parsed as YAML)."""
+    import yaml
     overrides: dict[str, dict[str, Any]] = {}
-    for item in args.set or []:
+    for item in items or []:
         key, sep, value = item.partition('=')
         section, dot, name = key.partition('.')
         if not sep or not dot:
             raise ValueError(f'--set {item!r}: expected SECTION.KEY=VALUE, e.g. train.steps=500')
-        import yaml
         try:
-            overrides.setdefault(section, {})[name] = yaml.safe_load(value)
+            parsed = yaml.safe_load(value)
         except yaml.YAMLError:
             raise ValueError(f'--set {item!r}: the value {value!r} is not valid YAML; expected e.g. train.steps=500 '
                              f'or student.sizes={{hidden: [32, 32]}}') from None
-    cfg = load_config(args.config, overrides)
+        if isinstance(parsed, str):   # YAML 1.1 reads 1e-4 as a string; a number is meant
+            try:
+                parsed = float(parsed)
+            except ValueError:
+                pass
+        overrides.setdefault(section, {})[name] = parsed
+    return overrides
+
+
+def cmd_distill(args: argparse.Namespace) -> int:
+    import torch.distributed as dist
+    cfg = load_config(args.config, parse_overrides(args.set))
     if int(os.environ.get('WORLD_SIZE', '1')) > 1 and not dist.is_initialized():
         import torch
         dist.init_process_group('nccl' if torch.cuda.is_available() else 'gloo')

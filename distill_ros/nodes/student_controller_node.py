@@ -73,7 +73,8 @@ PARAMS = (
     Param('max_rate', 0.0, 'rate limit per joint in command units per second (0: none)', low=0.0, high=1e9),
     Param('publish_joint_commands', False, 'also publish commands as a stamped JointState on joint_commands'),
     Param('episode_topic', '', "simulation: sim_node's episode announcements (e.g. sim/episode); each new "
-          'episode starts a fresh history window, as in training (empty: none, as on a robot)'),
+          'episode starts a fresh history window (and a recurrent student\'s zero state), as in training '
+          '(empty: none, as on a robot)'),
     Param('auto_activate', False, 'configure and activate at start, without a lifecycle manager'),
     Param('sensor_check_timeout', 5.0, 'configure: seconds to wait for a joint_states message to check its '
           'joint names (0: do not wait; names are then checked on every message)', low=0.0, high=600.0),

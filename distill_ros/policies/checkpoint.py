@@ -68,6 +68,9 @@ class Checkpoint:
         """Deterministic action (the distribution's mean), clipped to the action limits. `obs` is a
         flat observation for flat policies, a (history, step_dim) window for history students
         (a leading batch dimension is kept when given)."""
+        if getattr(self.model, 'recurrent', False):
+            raise ValueError(f'{self.path or "this checkpoint"} is a recurrent student: it acts with its hidden state, '
+                             'tick by tick from an episode\'s start; use distill_ros.policies.actor.Actor')
         x = torch.as_tensor(obs, dtype=torch.float32)
         single = self.history is not None and x.ndim == 2
         with torch.no_grad():
