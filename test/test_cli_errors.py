@@ -72,6 +72,9 @@ def cases(g) -> list[list[str]]:
         ['report', junk],
         ['report', str(g)],
         ['export', junk, '--onnx', str(g / 'x.onnx')],
+        ['finetune', '--student', junk, '--out', out],
+        ['finetune', '--student', junk, '--out', out, '--config', yml],
+        ['finetune', '--student', junk, '--out', out, '--set', 'ppo.iterations=[1'],
         ['demo', '--config', yml, '--out', out],
         ['demo', '--teacher', junk, '--out', out],
     ]
