@@ -332,6 +332,27 @@ def test_dagger_aggregates_rounds_and_decays_beta(tmp_path, data, teacher):
     assert final.metrics['steps'] == 20
 
 
+def test_dagger_keeps_the_student_that_scored_best_acting_alone(tmp_path, data, teacher):
+    cfg = parse_config(tiny(dagger={'rounds': 2, 'episodes_per_round': 2, 'envs': 2, 'steps_per_round': 20,
+                                    'beta': 0.0, 'max_episode_steps': 60, 'keep': 'best'}))
+    student = train_student(data, teacher, cfg, tmp_path, progress=False)
+    logs = []
+
+    def retrain(aggregate, init, k):
+        return train_student(aggregate, teacher, cfg, tmp_path, run=f'dagger{k}', init=init, steps=20, progress=False)
+    kept, rounds = run_dagger('cartpole', teacher, student, data, cfg, tmp_path, retrain, progress=False,
+                              log=logs.append)
+    # three students scored on their own episodes: offline (round 1), dagger1 (round 2), dagger2 (final)
+    assert [r.round for r in rounds] == [1, 2, 3] and (tmp_path / 'dagger' / 'final' / 'manifest.json').is_file()
+    returns = [r.collect_return for r in rounds]
+    best = int(np.argmax(returns))
+    assert kept.path == [tmp_path / 'runs' / 'offline' / 'best', tmp_path / 'runs' / 'dagger1' / 'best',
+                         tmp_path / 'runs' / 'dagger2' / 'best'][best]
+    assert ('the offline student' if best == 0 else f'the student trained after round {best}') in logs[-1]
+    with pytest.raises(ConfigError, match="dagger.keep is 'first'"):
+        parse_config({'dagger': {'keep': 'first'}})
+
+
 # ---------------------------------------------------------------- the whole job
 
 def test_progressive_stages_each_distil_from_the_previous(tmp_path, data, teacher):

@@ -92,6 +92,8 @@ class DaggerConfig:
     beta: float = 0.5                  # probability the teacher's action is executed, round 1
     beta_decay: float = 0.5            # beta_k = beta * beta_decay ** k
     steps_per_round: int = 1000        # optimizer steps after each round (on all data so far)
+    keep: str = 'last'                 # last | best: the student that scored best acting alone (beta 0)
+                                       # in its own collection round (the last one measured by one more)
 
 
 @dataclass
@@ -236,6 +238,7 @@ def _validate(cfg: DistillConfig) -> None:
     need(0 <= d.beta_decay <= 1, 'dagger.beta_decay', 'in [0, 1]', d.beta_decay)
     for name in ('envs', 'episodes_per_round', 'steps_per_round'):
         need(getattr(d, name) >= 1, f'dagger.{name}', '>= 1', getattr(d, name))
+    need(d.keep in ('last', 'best'), 'dagger.keep', "'last' or 'best'", d.keep)
     need(cfg.eval.episodes >= 0, 'eval.episodes', '>= 0', cfg.eval.episodes)
 
 

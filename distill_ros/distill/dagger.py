@@ -143,6 +143,13 @@ def collect_episodes(task: str, teacher: Checkpoint, seeds: Sequence[int], write
     return stats
 
 
+def episode_returns(data: Dataset) -> np.ndarray:
+    """The return of each episode of `data`."""
+    if not len(data):
+        return np.full(1, np.nan)
+    return np.add.reduceat(np.asarray(data.arrays['reward'], dtype=np.float64), data.episode_starts)
+
+
 def dataset_spec(task: str) -> DatasetSpec:
     env = DistillEnv(task)
     try:
@@ -182,25 +189,42 @@ def run_dagger(task: str, teacher: Checkpoint, student: Checkpoint, base: Datase
     spec = base.spec
     parts = [base]
     rounds = []
-    for k in range(d.rounds):
-        beta = d.beta * d.beta_decay ** k
-        folder = out / 'dagger' / f'round{k + 1}'
+    scored: list[tuple[float, int, Checkpoint]] = []   # (mean return acting alone, round, student)
+
+    def collect(k: int, beta: float, who: Checkpoint, name: str) -> tuple[CollectStats, Dataset]:
+        folder = out / 'dagger' / name
         writer = DatasetWriter(folder, spec)
         start = DAGGER_SEED_BASE + 10_000 * cfg.train.seed + 1000 * k
         already = writer.episodes   # resume: a finished round is not collected twice
+        stats = CollectStats(episodes=0)
         if already < d.episodes_per_round:
             stats = collect_episodes(task, teacher, list(range(start + already, start + d.episodes_per_round)),
-                                     writer, student=student, beta=beta, envs=d.envs, mix_seed=start,
+                                     writer, student=who, beta=beta, envs=d.envs, mix_seed=start,
                                      max_episode_steps=d.max_episode_steps, progress=progress,
                                      meta={'source': 'dagger', 'round': k + 1})
-        else:
-            stats = CollectStats(episodes=0)
-        parts.append(load_dataset(folder))
+        collected = load_dataset(folder)
+        if beta == 0.0:   # the student acted alone: its round's returns score it (on training seeds)
+            scored.append((episode_returns(collected).mean(), k, who))
+        return stats, collected
+
+    for k in range(d.rounds):
+        beta = d.beta * d.beta_decay ** k
+        stats, collected = collect(k, beta, student, f'round{k + 1}')
+        parts.append(collected)
         data = concat_datasets(parts)
         rounds.append(DaggerRound(k + 1, beta, stats.episodes, len(parts[-1]), stats.student_steps,
-                                  stats.teacher_steps, stats.mean_return))
-        log(f'DAgger round {k + 1}: beta {beta:.3f}, {stats.episodes} episodes '
-            f'(student acted {stats.student_steps} steps, mean return {stats.mean_return:.1f}); '
+                                  stats.teacher_steps, float(episode_returns(collected).mean())))
+        log(f'DAgger round {k + 1}: beta {beta:.3f}, {len(collected.episode_starts)} episodes '
+            f'(student acted {stats.student_steps} steps, mean return {rounds[-1].collect_return:.1f}); '
             f'training on {len(data)} aggregated samples')
         student = train(data, student, k + 1)
+    if d.keep == 'best' and d.rounds:
+        # One more round scores the last student the same way; its episodes count in the budget.
+        stats, collected = collect(d.rounds, 0.0, student, 'final')
+        rounds.append(DaggerRound(d.rounds + 1, 0.0, stats.episodes, len(collected), stats.student_steps, 0,
+                                  float(episode_returns(collected).mean())))
+        best_return, best_round, student = max(scored, key=lambda s: s[0])
+        which = 'the offline student' if best_round == 0 else f'the student trained after round {best_round}'
+        log(f'DAgger keeps {which}: mean return {best_return:.1f} acting alone on its own round\'s episodes '
+            f'(scores {", ".join(f"{r:.0f}" for r, _, _ in scored)})')
     return student, rounds
