@@ -49,6 +49,7 @@ setup(
         'onnx>=1.15',
         'onnxruntime>=1.17',
         'onnxscript>=0.1',  # torch.onnx.export
+        'rsl-rl-lib>=5',   # PPO for `distill-ros finetune`; its Distillation is the baseline in bench/baselines.py
     ],
     extras_require={
         # colcon is here so CI can check the ROS 2 build path on a machine without ROS 2.
@@ -59,8 +60,6 @@ setup(
         # 8.4.2 and 9.0.3). 8.3.5 runs them: docs/testing.md.
         'test': ['pytest>=8,<8.4', 'pytest-timeout>=2', 'ruff>=0.4', 'colcon-core', 'colcon-ros',
                  'colcon-python-setup-py'],
-        # bench/baselines.py only (imitation lives in its own venv that the bench creates)
-        'bench': ['rsl-rl-lib>=5'],
     },
     zip_safe=True,
     maintainer='distill_ros developers',

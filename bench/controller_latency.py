@@ -207,26 +207,44 @@ class Driver:
                 'diagnostics': dict(self.diagnostics)}
 
 
-def inference_table(calls: int) -> None:
-    """Each backend on the shipped cartpole student, batch 1, one thread, in this process."""
+def inference_table(calls: int, students: list[str]) -> None:
+    """Each backend on each student (window MLP and recurrent alike), batch 1, one thread, in this
+    process. A recurrent student's call is one tick: one step row in, the state carried inside."""
     from rich.console import Console
     from rich.table import Table
 
-    from distill_ros.control.inference import BACKENDS, load_backend, time_backend
+    from distill_ros.control.inference import BACKENDS, BackendError, load_backend, time_backend
+    from distill_ros.distill.report import _memory
     from distill_ros.policies import checkpoint as ckpt_io
     from distill_ros.policies.export import example_input
+    from distill_ros.policies.mlp import parameter_count
     from distill_ros.policies.teachers import shipped_student
-    ckpt = ckpt_io.load(shipped_student('cartpole'))
-    window = np.ascontiguousarray(example_input(ckpt)[0].numpy())
-    table = Table(title=f'inference, shipped cartpole student ({type(ckpt.model).__name__} '
-                        f'{ckpt.history}x{ckpt.model.step_dim} -> {ckpt.model.hidden} -> 1), batch 1, 1 thread, '
-                        f'{calls} calls')
-    for col in ('backend', 'p50 us', 'p99 us', 'max us'):
-        table.add_column(col, justify='left' if col == 'backend' else 'right')
-    for kind in (b for b in BACKENDS if b != 'auto'):
-        t = time_backend(load_backend(ckpt, kind), window, calls) * 1e6
-        table.add_row(kind, f'{np.percentile(t, 50):.1f}', f'{np.percentile(t, 99):.1f}', f'{t.max():.0f}')
+    table = Table(title=f'inference per tick, batch 1, 1 thread, {calls} calls')
+    for col in ('student', 'input', 'parameters', 'backend', 'p50 us', 'p99 us', 'max us'):
+        table.add_column(col, justify='left' if col in ('student', 'input', 'backend') else 'right')
+    for name in students:
+        path = shipped_student(name) if '/' not in name else name
+        ckpt = ckpt_io.load(path)
+        window = np.ascontiguousarray(example_input(ckpt)[0].numpy())
+        for kind in (b for b in BACKENDS if b != 'auto'):
+            try:
+                backend = load_backend(ckpt, kind)
+            except BackendError:
+                continue   # e.g. numpy runs MLP students only
+            t = time_backend(backend, window, calls) * 1e6
+            table.add_row(name, _memory(ckpt), f'{parameter_count(ckpt.model):,}', kind, f'{np.percentile(t, 50):.1f}',
+                          f'{np.percentile(t, 99):.1f}', f'{t.max():.0f}')
     Console(width=200).print(table)
+
+
+def _available(student: str) -> bool:
+    from distill_ros.policies.teachers import shipped_student
+    try:
+        shipped_student(student) if '/' not in student else None
+        return True
+    except (FileNotFoundError, ValueError):
+        print(f'no shipped {student} student: left out of the inference table')
+        return False
 
 
 def main() -> None:
@@ -238,6 +256,11 @@ def main() -> None:
                         help='comma-separated subset of the runs')
     parser.add_argument('--inference-calls', type=int, default=20000,
                         help='policy calls per backend in the in-process inference table (0: skip it)')
+    parser.add_argument('--students', nargs='*', default=['cartpole', 'hopper'],
+                        help='students of the inference table: shipped names or checkpoint folders')
+    parser.add_argument('--checkpoint', default='cartpole',
+                        help='the controller\'s student in the runs over ROS 2 (a cartpole student: the driver '
+                             'publishes cartpole sensors)')
     parser.add_argument('--driver-normal', action='store_true',
                         help='keep this process (the driver) on the normal scheduler even where SCHED_FIFO is allowed')
     parser.add_argument('--echo', action='store_true', help=argparse.SUPPRESS)
@@ -271,13 +294,14 @@ def main() -> None:
         parser.error(f'unknown runs {unknown}; expected some of {list(runs)}')
     load_before = os.getloadavg()
     if args.inference_calls:
-        inference_table(args.inference_calls)
+        inference_table(args.inference_calls, [s for s in args.students if _available(s)])
     driver = Driver(fifo=not args.driver_normal)
     print(f'driver: {driver.fifo_message}', flush=True)
     rows = []
     for name in chosen:
         trigger, rate, extra = runs[name]
-        params = {'checkpoint': 'cartpole', 'backend': args.backend, 'trigger': trigger if trigger != ECHO else 'timer',
+        params = {'checkpoint': args.checkpoint, 'backend': args.backend,
+                  'trigger': trigger if trigger != ECHO else 'timer',
                   'control_rate_hz': rate, 'auto_activate': 'true', 'publish_joint_commands': 'true',
                   'sensor_timeout': 0.5, 'sensor_check_timeout': 30.0, 'diagnostics_period': 1.0,
                   'stats_window': int(rate * args.duration) + 1000, **extra}

@@ -60,8 +60,7 @@ def cmd_train_teacher(args: argparse.Namespace) -> int:
 
 def cmd_import_teacher(args: argparse.Namespace) -> int:
     """Convert an ONNX, TorchScript or stable-baselines3 PPO teacher into a checkpoint folder."""
-    import json
-
+    from distill_ros.paths import load_user_json, read_user_text
     from distill_ros.policies import checkpoint as ckpt_io
     from distill_ros.policies.importers import import_teacher
     from distill_ros.sim import DistillEnv
@@ -69,14 +68,20 @@ def cmd_import_teacher(args: argparse.Namespace) -> int:
     env = DistillEnv(args.task)
     names = None
     if args.input_names:
-        names = [line.strip() for line in open(args.input_names) if line.strip()]
+        names = [line.strip() for line in read_user_text(args.input_names, '--input-names file').splitlines()
+                 if line.strip()]
     kwargs: dict = {}
     if args.kind in ('onnx', 'torchscript'):
         kwargs['action_std'] = args.action_std
+        if args.kind == 'torchscript':
+            kwargs['trust_code'] = args.trust_code
     else:
         kwargs['activation'] = args.activation
         if args.normalization:
-            stats = json.loads(open(args.normalization).read())
+            stats = load_user_json(args.normalization, '--normalization file')
+            if not isinstance(stats, dict) or not {'mean', 'var'} <= set(stats):
+                raise ValueError(f'--normalization file {args.normalization}: expected '
+                                 f'{{"mean": [...], "var": [...]}}, got {str(stats)[:80]}')
             kwargs['obs_mean'], kwargs['obs_var'] = stats['mean'], stats['var']
     ckpt = import_teacher(args.kind, args.policy, env, names, **kwargs)
     ckpt_io.save(ckpt, args.out)
@@ -100,6 +105,15 @@ def cmd_bag2dataset(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_bag_reindex(args: argparse.Namespace) -> int:
+    """Recover an MCAP bag whose writer never finished into a new, complete bag."""
+    from distill_ros.data.reindex import reindex
+
+    report = reindex(args.bag, args.out)
+    print(report.summary())
+    return 0 if report.total else 1
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog='distill-ros', description='Sim-to-real policy distillation for ROS 2.')
     sub = parser.add_subparsers(dest='command', required=True)
@@ -115,7 +129,10 @@ def build_parser() -> argparse.ArgumentParser:
     teacher.add_argument('--resume', action='store_true', help='continue from OUT/resume')
     teacher.add_argument('--no-progress', action='store_true', help='no progress bar (for logs)')
     teacher.set_defaults(func=cmd_train_teacher)
-    imp = sub.add_parser('import-teacher', help='convert an outside teacher (ONNX, TorchScript, SB3 PPO zip)')
+    imp = sub.add_parser('import-teacher', help='convert an outside teacher (ONNX, TorchScript, SB3 PPO zip)',
+                         description='Convert an outside teacher into a checkpoint folder. ONNX files and SB3 zips '
+                         'are read as data (a policy.pth holding pickled code is refused). A TorchScript file is a '
+                         'program: importing it runs its code, so it is loaded only with --trust-code.')
     imp.add_argument('kind', choices=('onnx', 'torchscript', 'sb3'))
     imp.add_argument('policy', help='the exported policy file')
     imp.add_argument('--task', required=True)
@@ -125,6 +142,9 @@ def build_parser() -> argparse.ArgumentParser:
                      help='std of the Gaussian for logit matching (ONNX/TorchScript carry only the mean)')
     imp.add_argument('--activation', default='tanh', help='sb3: activation of the actor network')
     imp.add_argument('--normalization', help='sb3: JSON {"mean": [...], "var": [...]} of VecNormalize')
+    imp.add_argument('--trust-code', action='store_true',
+                     help='torchscript: load the file although loading it runs the code it holds (only for a file '
+                     'from a source you trust)')
     imp.set_defaults(func=cmd_import_teacher)
     b2d = sub.add_parser('bag2dataset', help='replay a rosbag2 bag (MCAP or sqlite3) into a dataset')
     b2d.add_argument('bag', help='bag folder (with metadata.yaml)')
@@ -135,9 +155,15 @@ def build_parser() -> argparse.ArgumentParser:
     b2d.add_argument('--tolerance', type=float, default=0.002, help='approximate pairing tolerance, seconds')
     b2d.add_argument('--no-teacher', action='store_true', help='the bag has no teacher topics')
     b2d.set_defaults(func=cmd_bag2dataset)
+    rix = sub.add_parser('bag-reindex', help='recover an MCAP bag whose recorder never finished (no metadata.yaml, '
+                         'no summary), as `ros2 bag reindex` does')
+    rix.add_argument('bag', help='bag folder (or its .mcap file)')
+    rix.add_argument('--out', help='folder for the recovered bag (default: BAG-reindexed)')
+    rix.set_defaults(func=cmd_bag_reindex)
     from distill_ros import demo
-    from distill_ros.distill import report, runner
+    from distill_ros.distill import finetune, report, runner
     runner.add_commands(sub)   # distill, collect
+    finetune.add_commands(sub)   # finetune
     report.add_commands(sub)   # eval, report, export
     demo.add_commands(sub)     # demo
     return parser

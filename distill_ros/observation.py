@@ -12,6 +12,7 @@ apart in term order, joint order or layout.
 """
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
@@ -126,6 +127,73 @@ XYZ = ('x', 'y', 'z')
 QUATERNION_XYZW = ('x', 'y', 'z', 'w')  # sensor_msgs/Imu order
 
 
+class SensorMessageError(ValueError):
+    """A sensor message that gives no observation: a bad sample, dropped and counted by its caller.
+    `stream` says which message it was: 'joints' (JointState) or 'imu'."""
+
+    def __init__(self, message: str, stream: str = 'joints'):
+        super().__init__(message)
+        self.stream = stream
+
+
+class MalformedMessage(SensorMessageError):
+    """The message contradicts itself: arrays whose lengths differ from `name[]`, duplicate names,
+    non-finite values, covariance arrays of the wrong size."""
+
+
+class SensorMismatch(SensorMessageError):
+    """A well-formed message that lacks what the observation reads (a joint, velocities, the IMU):
+    the robot or bag and the policy's task disagree."""
+
+
+def check_named_arrays(names: Sequence[str], arrays: Mapping[str, Sequence[float]], optional: Iterable[str] = (),
+                       what: str = 'message') -> None:
+    """Refuse a named-vector message whose arrays do not match `name[]` one to one.
+
+    Each array of `arrays` must hold exactly one value per name; those in `optional` may also be
+    empty (sensor_msgs/JointState allows empty velocity and effort). Names must be unique, or
+    mapping by name would be ambiguous."""
+    n = len(names)
+    optional = set(optional)
+    wrong = {key: len(values) for key, values in arrays.items()
+             if len(values) != n and not (key in optional and len(values) == 0)}
+    if wrong:
+        found = ', '.join(f'{key} {length}' for key, length in wrong.items())
+        may_be_empty = [key for key in arrays if key in optional]
+        expected = f'{n} each' + (f' ({" and ".join(may_be_empty)} may also be empty)' if may_be_empty else '')
+        raise MalformedMessage(f'malformed {what}: {n} names but {found} values; expected {expected}')
+    if len(set(names)) != n:
+        duplicates = sorted({x for x in names if list(names).count(x) > 1})
+        raise MalformedMessage(f'malformed {what}: duplicate names {duplicates}; expected unique names')
+
+
+def check_joint_state(msg) -> None:
+    """sensor_msgs/JointState's own rule: position, velocity and effort each hold one value per
+    name, or (velocity, effort) none."""
+    names = msg.name
+    n, effort = len(names), getattr(msg, 'effort', ())
+    if len(msg.position) == n and len(msg.velocity) in (0, n) and len(effort) in (0, n) and len(set(names)) == n:
+        return  # the common case, without building the report below
+    check_named_arrays(names, {'position': msg.position, 'velocity': msg.velocity, 'effort': effort},
+                       optional=('velocity', 'effort'), what='JointState')
+
+
+_IMU_COVARIANCES = ('orientation_covariance', 'angular_velocity_covariance', 'linear_acceleration_covariance')
+
+
+def check_imu(msg) -> None:
+    """The Imu fields an observation reads are finite; covariances, when present, hold 9 values."""
+    for field_name in _IMU_COVARIANCES:
+        cov = getattr(msg, field_name, None)
+        if cov is not None and len(cov) != 9:
+            raise MalformedMessage(f'malformed Imu: {field_name} has {len(cov)} values; expected 9')
+    o, g, a = msg.orientation, msg.angular_velocity, msg.linear_acceleration
+    values = (o.x, o.y, o.z, o.w, g.x, g.y, g.z, a.x, a.y, a.z)
+    if not all(math.isfinite(v) for v in values):
+        raise MalformedMessage(f'malformed Imu: NaN or Inf in orientation/angular_velocity/linear_acceleration '
+                               f'{[float(v) for v in values]}')
+
+
 @dataclass
 class SensorReading:
     """What a robot driver reports at one instant: joint encoders by name and one IMU.
@@ -187,7 +255,8 @@ class SensorObsBuilder:
             if self._vel is not None:
                 out[self._vel] = [reading.joint_velocity[j] for j in self.joints]
         except KeyError as exc:
-            raise KeyError(f'sensor reading lacks joint {exc.args[0]!r}; expected joints {list(self.joints)}') from None
+            raise SensorMismatch(f'sensor reading lacks joint {exc.args[0]!r}; expected joints {list(self.joints)}'
+                                 ) from None
         if self._imu is not None:
             s = self._imu.start
             out[s:s + 3] = reading.angular_velocity
@@ -195,36 +264,72 @@ class SensorObsBuilder:
             out[s + 6:s + 10] = reading.orientation
         return out
 
+    def _joint_order(self, joints) -> list[int] | None:
+        """Indices of the spec's joints in a well-formed JointState (None: already in spec order)."""
+        check_joint_state(joints)
+        names = joints.name
+        if self._vel is not None and len(joints.velocity) != len(names):
+            raise SensorMismatch(f'joint_states carries no velocity; expected velocities of {list(self.joints)}')
+        if tuple(names) == self.joints:
+            return None
+        index = {n: i for i, n in enumerate(names)}
+        missing = [j for j in self.joints if j not in index]
+        if missing:
+            raise SensorMismatch(f'sensor reading lacks joint {missing[0]!r} (missing {missing}); expected '
+                                 f'joints {list(self.joints)}, the message has {list(names)}')
+        return [index[j] for j in self.joints]
+
+    def check_message(self, joints=None, imu=None) -> None:
+        """Refuse, as `build_from_messages` would, a JointState and/or Imu that gives no observation
+        (so a recorder can drop a bad message when it arrives, before pairing it)."""
+        if joints is not None:
+            order = self._joint_order(joints)
+            arrays = {'position': joints.position, **({'velocity': joints.velocity} if self._vel is not None else {})}
+            for key, values in arrays.items():
+                values = np.asarray(values, dtype=np.float64)
+                if not np.isfinite(values if order is None else values[order]).all():
+                    raise MalformedMessage(f'sensor message with NaN or Inf in JointState {key} {values.tolist()}')
+        if imu is not None and self._imu is not None:
+            try:
+                check_imu(imu)
+            except MalformedMessage as exc:
+                exc.stream = 'imu'
+                raise
+
     def build_from_messages(self, joints, imu=None, out: np.ndarray | None = None) -> np.ndarray:
         """`build(sensor_reading(joints, imu))` without the intermediate reading: the hot path of
         the recorder, bag replay and the student controller. Joints still map by name; when a
-        driver publishes them in the spec's order, the arrays are copied as they are."""
+        driver publishes them in the spec's order, the arrays are copied as they are.
+
+        Every message is checked first (`check_joint_state`, `check_imu`): a malformed one raises
+        `MalformedMessage`, one that lacks what the spec reads raises `SensorMismatch`; neither
+        ever becomes a value of the observation."""
         if out is None:
             out = np.empty(self.spec.size, dtype=np.float64)
-        names = joints.name
-        if tuple(names) == self.joints:
+        order = self._joint_order(joints)
+        if order is None:
             out[self._pos] = joints.position
             if self._vel is not None:
-                if len(joints.velocity) != len(names):
-                    raise KeyError(f'joint_states carries no velocity; expected velocities of {list(self.joints)}')
                 out[self._vel] = joints.velocity
         else:
-            index = {n: i for i, n in enumerate(names)}
-            missing = [j for j in self.joints if j not in index]
-            if missing:
-                raise KeyError(f'sensor reading lacks joint {missing[0]!r}; expected joints {list(self.joints)}')
-            order = [index[j] for j in self.joints]
             out[self._pos] = [joints.position[i] for i in order]
             if self._vel is not None:
-                if len(joints.velocity) != len(names):
-                    raise KeyError(f'joint_states carries no velocity; expected velocities of {list(self.joints)}')
                 out[self._vel] = [joints.velocity[i] for i in order]
         if self._imu is not None:
             if imu is None:
-                raise KeyError('sensor reading lacks the IMU this observation needs')
+                raise SensorMismatch('sensor reading lacks the IMU this observation needs', 'imu')
+            try:
+                check_imu(imu)
+            except MalformedMessage as exc:
+                exc.stream = 'imu'
+                raise
             g, a, o = imu.angular_velocity, imu.linear_acceleration, imu.orientation
             s = self._imu.start
             out[s:s + 10] = (g.x, g.y, g.z, a.x, a.y, a.z, o.x, o.y, o.z, o.w)
+        if not np.isfinite(out).all():
+            bad = [name for name, v in zip(self.spec.element_names(), out) if not np.isfinite(v)]
+            raise MalformedMessage(f'sensor message with NaN or Inf in {bad}',
+                                   'joints' if bad[0].startswith('joint_') else 'imu')
         return out
 
     def reading(self, sensor_obs: np.ndarray) -> SensorReading:
@@ -245,8 +350,12 @@ def sensor_reading(joints, imu=None) -> SensorReading:
     """A `SensorReading` from a driver's sensor_msgs/JointState and sensor_msgs/Imu.
 
     Duck-typed on the field names, so it takes rclpy messages and the `rosbags` library's message
-    objects alike (the live recorder and bag replay share it). Joints are keyed by name.
+    objects alike (the live recorder and bag replay share it). Joints are keyed by name; a
+    malformed message raises `MalformedMessage`.
     """
+    check_joint_state(joints)
+    if imu is not None:
+        check_imu(imu)
     reading = SensorReading(joint_position=dict(zip(joints.name, (float(v) for v in joints.position))))
     if len(joints.velocity) == len(joints.name):
         reading.joint_velocity = dict(zip(joints.name, (float(v) for v in joints.velocity)))

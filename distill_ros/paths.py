@@ -4,6 +4,7 @@ from __future__ import annotations
 import os
 import sys
 from pathlib import Path
+from typing import Any
 
 PACKAGE = 'distill_ros'
 
@@ -43,3 +44,56 @@ def share_dir() -> Path:
 
 def config_path(*parts: str) -> Path:
     return share_dir().joinpath('config', *parts)
+
+
+class UserFileError(ValueError):
+    """A file the user named cannot be read as what it should be: the message names it."""
+
+
+def read_user_text(path: str | Path, what: str) -> str:
+    """The text of a file the user gave (`what` says which, e.g. 'topics YAML'), or a
+    `UserFileError` naming the file and the problem (missing, a folder, not UTF-8 text)."""
+    path = Path(path)
+    try:
+        return path.read_text(encoding='utf-8')
+    except FileNotFoundError:
+        raise UserFileError(f'{what} {path} does not exist') from None
+    except IsADirectoryError:
+        raise UserFileError(f'{what} {path} is a folder; expected a file') from None
+    except UnicodeDecodeError as exc:
+        raise UserFileError(f'{what} {path} is not UTF-8 text (byte {exc.object[exc.start]:#04x} at offset '
+                            f'{exc.start}); expected a text file') from None
+    except OSError as exc:
+        raise UserFileError(f'{what} {path}: cannot read: {exc.strerror}') from None
+
+
+def load_user_yaml(path: str | Path, what: str, mapping: bool = True) -> Any:
+    """A YAML file the user gave, parsed safely; with `mapping` (the default) it must be a mapping
+    (an empty file is an empty one). Problems raise `UserFileError` naming the file."""
+    import yaml
+
+    text = read_user_text(path, what)
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, 'problem_mark', None)
+        where = f' (line {mark.line + 1}, column {mark.column + 1})' if mark is not None else ''
+        problem = getattr(exc, 'problem', None) or str(exc).splitlines()[0]
+        raise UserFileError(f'{what} {path} is not valid YAML{where}: {problem}') from None
+    if mapping:
+        data = {} if data is None else data
+        if not isinstance(data, dict):
+            raise UserFileError(f'{what} {path} holds a {type(data).__name__}; expected a mapping (key: value)')
+    return data
+
+
+def load_user_json(path: str | Path, what: str) -> Any:
+    """A JSON file the user gave, or a `UserFileError` naming the file and the problem."""
+    import json
+
+    text = read_user_text(path, what)
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise UserFileError(f'{what} {path} is not valid JSON (line {exc.lineno}, column {exc.colno}): '
+                            f'{exc.msg}') from None

@@ -175,7 +175,7 @@ def test_backends_reproduce_the_torch_student(tmp_path, backend):
 
 
 def test_numpy_backend_refuses_what_it_cannot_run(tmp_path):
-    ckpt = random_student(tmp_path, 'gru', hidden_size=16)
+    ckpt = random_student(tmp_path, 'gru-window', hidden_size=16)
     with pytest.raises(BackendError, match='MLP policies only.*GRUPolicy'):
         load_backend(ckpt, 'numpy')
     assert load_backend(ckpt, 'onnxruntime')(np.zeros((4, ckpt.model.step_dim), np.float32)).shape == (1,)
@@ -183,6 +183,44 @@ def test_numpy_backend_refuses_what_it_cannot_run(tmp_path):
         load_backend(ckpt, 'tensorrt')
     assert load_backend(ckpt, 'auto').name == 'onnxruntime'  # auto: numpy only for MLPs
     assert load_backend(random_student(tmp_path, 'mlp'), 'auto').name == 'numpy'
+
+
+@pytest.mark.parametrize('cell', ['gru', 'lstm'])
+def test_recurrent_export_and_backends_carry_the_state_over_an_episode(tmp_path, cell):
+    """The exported ONNX (state in, state out) and every backend of a recurrent student give the
+    torch student's actions step by step over a whole episode, the state fed back; reset() starts
+    an episode afresh."""
+    import onnxruntime as ort
+
+    from distill_ros.policies.actor import Actor
+    from distill_ros.policies.export import STATE_IN, STATE_OUT, export_onnx
+    ckpt = random_student(tmp_path, cell, hidden_size=16, hidden=[8])
+    assert export_onnx(ckpt, tmp_path / 's.onnx') <= 1e-5
+    session = ort.InferenceSession(str(tmp_path / 's.onnx'), providers=['CPUExecutionProvider'])
+    assert [i.name for i in session.get_inputs()] == ['obs', STATE_IN]
+    assert [o.name for o in session.get_outputs()] == ['action_mean', STATE_OUT]
+    sequence = sensor_sequence(steps=150)
+    actor, buffer = Actor(ckpt), ckpt.history_buffer()
+    backends = {name: load_backend(ckpt, name) for name in ('onnxruntime', 'torch', 'torchscript')}
+    assert load_backend(ckpt, 'auto').name == 'onnxruntime'
+    state = np.zeros((1, 1, ckpt.model.state_size), np.float32)
+    rng = np.random.default_rng(0)
+    for t, obs in enumerate(sequence):
+        expected = actor.act(obs[None])[0]
+        step = buffer.push(obs)               # (1, step_dim): the observation and the previous action
+        mean, state = session.run(None, {'obs': step, STATE_IN: state})
+        np.testing.assert_allclose(mean[0], expected, atol=1e-5, err_msg=f'onnx step {t}')
+        for name, backend in backends.items():
+            np.testing.assert_allclose(backend(step), expected, atol=1e-4, err_msg=f'{name} step {t}')
+        action = rng.uniform(-1, 1, size=1)
+        actor.executed([0], action[None])
+        buffer.set_action(action)
+    first = buffer.push(sequence[0]) if buffer.reset() is None else None
+    fresh = Actor(ckpt).act(sequence[0][None])[0]
+    for name, backend in backends.items():
+        assert not np.allclose(backend(first), fresh, atol=1e-6), name   # still carries the episode
+        backend.reset()
+        np.testing.assert_allclose(backend(first), fresh, atol=1e-4, err_msg=name)
 
 
 # ---------------------------------------------------------------------- the controller's tick

@@ -56,8 +56,10 @@ def test_appending_another_task_is_refused(tmp_path):
         load_dataset(tmp_path / 'nothing')
 
 
-def write_bag(path, env: DistillEnv, teacher, seeds, joint_order=None, skip=(), types=None, storage='mcap'):
-    """A bag as any rosbag2 writer would record it, built with rosbags' own message classes."""
+def write_bag(path, env: DistillEnv, teacher, seeds, joint_order=None, skip=(), types=None, storage='mcap',
+              positions=None):
+    """A bag as any rosbag2 writer would record it, built with rosbags' own message classes.
+    `positions`: a driver that publishes only that many joint positions (a malformed message)."""
     from rosbags.rosbag2 import StoragePlugin, Writer
 
     store = typestore()
@@ -101,7 +103,10 @@ def write_bag(path, env: DistillEnv, teacher, seeds, joint_order=None, skip=(), 
         while not done:
             reading = builder.reading(obs[SENSOR])
             joints = joint_order or list(reading.joint_position)
-            put('joints', ns, vector(ns, joints, [reading.joint_position[j] for j in joints]))
+            joint_msg = vector(ns, joints, [reading.joint_position[j] for j in joints])
+            if positions is not None:
+                joint_msg.position = joint_msg.position[:positions]
+            put('joints', ns, joint_msg)
             o, g, a = reading.orientation, reading.angular_velocity, reading.linear_acceleration
             put('imu', ns, Imu(header=header(ns), orientation=Quaternion(x=o[0], y=o[1], z=o[2], w=o[3]),
                                orientation_covariance=np.zeros(9), angular_velocity=Vector3(x=g[0], y=g[1], z=g[2]),
@@ -177,3 +182,75 @@ def test_bag_errors_name_bag_topic_and_expectation(tmp_path, short_cartpole):
     with pytest.raises(BagError, match='nowhere: no such bag'):
         bag_to_dataset(tmp_path / 'nowhere', tmp_path / 'f', spec, has_imu=True)
     assert not (tmp_path / 'a').exists(), 'a refused bag creates no dataset'
+
+
+def test_bag_without_privileged_state_distils_from_the_recorded_teacher(tmp_path, short_cartpole, capsys):
+    """The README's claim, on a bag written by rosbags (not by our recorder) with no privileged
+    topic: bag2dataset and `distill --bag` label with the recorded teacher distribution; feature
+    matching, which needs privileged state, is refused with a message saying so."""
+    from distill_ros.cli import main
+
+    teacher = ckpt_io.load(shipped_teacher('cartpole'))
+    env = DistillEnv(short_cartpole)
+    write_bag(tmp_path / 'bag', env, teacher, seeds=[1, 2, 3, 4], skip={'privileged'})
+    stats = bag_to_dataset(tmp_path / 'bag', tmp_path / 'ds', DatasetSpec.for_env(env), has_imu=True)
+    assert stats.episodes == 4 and not stats.unpaired
+    ds = load_dataset(tmp_path / 'ds')
+    assert ds.spec.privileged.size == 0 and ds.arrays['privileged_obs'].shape == (120, 0)
+    obs, _ = env.reset(seed=1)
+    np.testing.assert_array_equal(ds.episode(0)['sensor_obs'][0], obs[SENSOR])
+    np.testing.assert_array_equal(ds.arrays['teacher_mean'][:, 0], ds.arrays['teacher_action'][:, 0])
+
+    tiny = ['--set', 'train.steps=40', '--set', 'train.eval_every=20', '--set', 'eval.episodes=1',
+            '--set', 'student.sizes={hidden: [16]}', '--no-progress']
+    args = ['distill', '--bag', str(tmp_path / 'bag'), '--teacher', str(shipped_teacher('cartpole')), *tiny]
+    with pytest.raises(SystemExit) as refused:
+        main([*args, '--out', str(tmp_path / 'refused'), '--set', 'losses.feature={weight: 0}'])
+    assert refused.value.code == 2
+    assert 'has no privileged state (a bag recorded without it), so DAgger rounds' in capsys.readouterr().err
+    args += ['--set', 'dagger.rounds=0']
+    with pytest.raises(SystemExit) as refused:
+        main([*args, '--out', str(tmp_path / 'refused')])
+    assert refused.value.code == 2
+    assert 'feature matching needs privileged observations' in capsys.readouterr().err
+    with pytest.raises(SystemExit) as done:
+        main([*args, '--out', str(tmp_path / 'run'), '--set', 'losses.feature={weight: 0}'])
+    assert done.value.code == 0, capsys.readouterr()
+    student = ckpt_io.load(tmp_path / 'run' / 'student')
+    assert student.obs_source == 'sensor' and student.action_names == ['slider']
+
+
+def test_bag_reindex_keeps_every_complete_message_of_a_torn_bag(tmp_path, capsys):
+    """An MCAP bag cut short (no summary, no footer, half a chunk) and without metadata.yaml, as a
+    killed writer leaves it: bag-reindex keeps every complete message, says how many, and the
+    recovered bag replays into the episodes of the intact bag."""
+    from distill_ros.cli import main
+    from distill_ros.data.reindex import ReindexError, reindex
+
+    teacher = ckpt_io.load(shipped_teacher('cartpole'))
+    env = DistillEnv('cartpole')
+    write_bag(tmp_path / 'bag', env, teacher, seeds=[1, 2, 3])   # about 2 MB: two 1 MB chunks and a tail
+    spec = DatasetSpec.for_env(env)
+    intact = bag_to_dataset(tmp_path / 'bag', tmp_path / 'intact', spec, has_imu=True)
+    mcap = next((tmp_path / 'bag').glob('*.mcap'))
+    data = mcap.read_bytes()
+    mcap.write_bytes(data[:int(len(data) * 0.75)])
+    (tmp_path / 'bag' / 'metadata.yaml').unlink()
+    with pytest.raises(BagError, match='without metadata.yaml .*bag-reindex'):
+        bag_to_dataset(tmp_path / 'bag', tmp_path / 'x', spec, has_imu=True)
+    with pytest.raises(SystemExit) as done:
+        main(['bag-reindex', str(tmp_path / 'bag'), '--out', str(tmp_path / 'fixed')])
+    out = capsys.readouterr().out
+    assert done.value.code == 0 and 'recovered ' in out and 'dropped an incomplete record' in out, out
+    recovered = bag_to_dataset(tmp_path / 'fixed', tmp_path / 'recovered', spec, has_imu=True)
+    assert 1 <= recovered.episodes < intact.episodes
+    a, b = load_dataset(tmp_path / 'intact'), load_dataset(tmp_path / 'recovered')
+    for i in range(recovered.episodes):
+        for name in ('sensor_obs', 'privileged_obs', 'teacher_mean', 'action'):
+            np.testing.assert_array_equal(b.episode(i)[name], a.episode(i)[name])
+    with pytest.raises(ReindexError, match='already exists'):
+        reindex(tmp_path / 'bag', tmp_path / 'fixed')
+    (tmp_path / 'notmcap').mkdir()
+    (tmp_path / 'notmcap' / 'x.mcap').write_bytes(b'hello')
+    with pytest.raises(ReindexError, match='not an MCAP file'):
+        reindex(tmp_path / 'notmcap')

@@ -24,6 +24,8 @@ from distill_ros.distill.runner import run_distill
 from distill_ros.distill.trainer import concat_datasets, policy_inputs, teacher_labels, train_student
 from distill_ros.observation import HistoryBuffer
 from distill_ros.policies import checkpoint as ckpt_io
+from distill_ros.policies.actor import Actor
+from distill_ros.policies.students import is_recurrent
 from distill_ros.policies.teachers import shipped_student, shipped_teacher
 from distill_ros.sim import DistillEnv
 
@@ -163,6 +165,23 @@ def test_trainer_fits_and_resume_continues_exactly(tmp_path, data, teacher):
     assert any(not torch.equal(continued.model.state_dict()[k], before[k]) for k in before)
 
 
+def test_estimator_head_regresses_the_privileged_state_and_resumes(tmp_path, data, teacher):
+    """losses.estimator: the student's latent also predicts the (standardized) privileged state
+    through a head that training drops; its weights travel with --resume."""
+    cfg = parse_config(tiny(train={'steps': 40, 'eval_every': 20}, losses={'estimator': {'weight': 1.0}}))
+    train_student(data, teacher, cfg, tmp_path / 'a', progress=False)
+    curve = [json.loads(line) for line in (tmp_path / 'a' / 'learning_curve.jsonl').read_text().splitlines()]
+    assert 'estimator' in curve[0]['losses'] and curve[-1]['losses']['estimator'] < curve[0]['losses']['estimator']
+    state = load_file(str(tmp_path / 'a' / 'runs' / 'offline' / 'trainer_state.safetensors'))
+    assert {'estimator.weight', 'estimator.bias'} <= set(state)
+    assert 'estimator.weight' not in ckpt_io.load(tmp_path / 'a' / 'runs' / 'offline' / 'best').model.state_dict()
+    cfg80 = parse_config(tiny(train={'steps': 80, 'eval_every': 20}, losses={'estimator': {'weight': 1.0}}))
+    straight = train_student(data, teacher, cfg80, tmp_path / 'b', progress=False)
+    resumed = train_student(data, teacher, cfg80, tmp_path / 'a', resume=True, progress=False)
+    for k, v in straight.model.state_dict().items():
+        torch.testing.assert_close(resumed.model.state_dict()[k], v, rtol=0, atol=1e-6)
+
+
 def test_early_stopping_on_validation(tmp_path, data, teacher):
     cfg = parse_config(tiny(train={'steps': 2000, 'eval_every': 5, 'patience': 2, 'lr': 1.0}))
     student = train_student(data, teacher, cfg, tmp_path, progress=False)   # lr 1.0 diverges: stops early
@@ -192,6 +211,78 @@ def test_torchrun_two_processes_match_one(tmp_path, data, teacher):
     curve = [json.loads(line) for line in (tmp_path / 'two' / 'learning_curve.jsonl').read_text().splitlines()]
     assert len(curve) == 3                                  # only rank 0 writes
     assert curve[-1]['val_loss'] < curve[0]['val_loss']     # and it did train
+
+
+# ---------------------------------------------------------------- recurrent students
+
+RECURRENT = {'sizes': {'hidden_size': 16, 'hidden': [16]}}
+TBPTT = {'sequence_length': 8, 'burn_in': 4}
+
+
+@pytest.mark.parametrize('cell', ['gru', 'lstm'])
+def test_recurrent_student_runs_as_it_was_trained(tmp_path, data, teacher, cell):
+    """Trained on TBPTT sequences, it is deployed tick by tick with its state carried from the
+    episode's start: both give the same actions over a whole episode."""
+    cfg = parse_config(tiny(student={'type': cell, **RECURRENT}, train={'steps': 40, 'eval_every': 20, **TBPTT}))
+    assert cfg.student.history == 1
+    train_student(data, teacher, cfg, tmp_path, progress=False)
+    student = ckpt_io.load(tmp_path / 'runs' / 'offline' / 'best')
+    assert is_recurrent(student.model) and student.history == 1 and student.past_actions
+    assert student.metrics['steps'] == 40
+    steps, _ = policy_inputs((1, True), data)
+    start, episode = int(data.episode_starts[1]), data.episode(1)
+    length = len(episode['action'])
+    with torch.no_grad():
+        sequence, _, _ = student.model.forward_sequence(steps[start:start + length][None])
+    actor = Actor(student)
+    for t in range(length):
+        mean = actor.act(episode['sensor_obs'][t][None])[0]
+        actor.executed([0], episode['action'][t][None])
+        np.testing.assert_allclose(mean, sequence[0, t].numpy(), atol=1e-5, err_msg=f'step {t}')
+    # the state is the memory: without a reset the first step of the episode comes out otherwise
+    first = actor.act(episode['sensor_obs'][0][None])[0]
+    assert not np.allclose(first, sequence[0, 0].numpy(), atol=1e-5)
+    actor.reset()
+    np.testing.assert_allclose(actor.act(episode['sensor_obs'][0][None])[0], sequence[0, 0].numpy(), atol=1e-5)
+    # as the teacher of a later stage it labels whole episodes the same way
+    labels = teacher_labels(student, data, 'memory')
+    np.testing.assert_allclose(labels['mean'][start:start + length].numpy(), sequence[0].numpy(), atol=1e-5)
+    assert labels['feature'].shape == (len(data), 16)
+
+
+def test_recurrent_student_resumes_exactly_and_refuses_a_window(tmp_path, data, teacher):
+    cfg = parse_config(tiny(student={'type': 'gru', **RECURRENT}, train={'steps': 40, 'eval_every': 20, **TBPTT}))
+    straight = train_student(data, teacher, cfg, tmp_path / 'b', progress=False)
+    short = parse_config(tiny(student={'type': 'gru', **RECURRENT}, train={'steps': 20, 'eval_every': 20, **TBPTT}))
+    train_student(data, teacher, short, tmp_path / 'a', progress=False)
+    resumed = train_student(data, teacher, cfg, tmp_path / 'a', resume=True, progress=False)
+    for k, v in straight.model.state_dict().items():
+        torch.testing.assert_close(resumed.model.state_dict()[k], v, rtol=0, atol=1e-6)
+    with pytest.raises(ConfigError, match=r'student.history is 8; expected 1 for a recurrent student'):
+        parse_config({'student': {'type': 'lstm', 'history': 8}})
+    with pytest.raises(ConfigError, match=r'train.sequence_length is 0; expected >= 1'):
+        parse_config({'train': {'sequence_length': 0}})
+
+
+def test_dagger_with_a_recurrent_student_acting_on_its_own_state(tmp_path, data, teacher):
+    """beta falls to 0 after the first round (as rsl_rl's distillation): the recurrent student then
+    executes every step, its state carried through each episode."""
+    cfg = parse_config(tiny(student={'type': 'gru', **RECURRENT}, train=TBPTT,
+                            dagger={'rounds': 2, 'episodes_per_round': 2, 'envs': 2, 'steps_per_round': 10,
+                                    'beta': 0.5, 'beta_decay': 0.0, 'max_episode_steps': 80}))
+    summary = run_distill(data, teacher, cfg, tmp_path, progress=False, log=lambda s: None)
+    first, second = summary['dagger']
+    assert first['beta'] == 0.5 and first['student_steps'] > 0 and first['teacher_steps'] > 0
+    assert second['beta'] == 0.0 and second['teacher_steps'] == 0 and second['student_steps'] == second['samples']
+    # what the student executed in round 2 is its own action, memory included
+    round1 = ckpt_io.load(tmp_path / 'runs' / 'dagger1' / 'best')
+    recorded = load_dataset(tmp_path / 'dagger' / 'round2')
+    for i in range(len(recorded.episode_starts)):
+        episode, actor = recorded.episode(i), Actor(round1)
+        for t in range(len(episode['action'])):
+            expected = np.clip(actor.act(episode['sensor_obs'][t][None])[0], round1.action_low, round1.action_high)
+            actor.executed([0], episode['action'][t][None])
+            np.testing.assert_allclose(episode['action'][t], expected, atol=1e-5, err_msg=f'episode {i} step {t}')
 
 
 # ---------------------------------------------------------------- DAgger
@@ -239,6 +330,27 @@ def test_dagger_aggregates_rounds_and_decays_beta(tmp_path, data, teacher):
     round2 = len(load_dataset(tmp_path / 'dagger' / 'round2'))
     assert seen == [len(data) + round1, len(data) + round1 + round2]   # data aggregates across rounds
     assert final.metrics['steps'] == 20
+
+
+def test_dagger_keeps_the_student_that_scored_best_acting_alone(tmp_path, data, teacher):
+    cfg = parse_config(tiny(dagger={'rounds': 2, 'episodes_per_round': 2, 'envs': 2, 'steps_per_round': 20,
+                                    'beta': 0.0, 'max_episode_steps': 60, 'keep': 'best'}))
+    student = train_student(data, teacher, cfg, tmp_path, progress=False)
+    logs = []
+
+    def retrain(aggregate, init, k):
+        return train_student(aggregate, teacher, cfg, tmp_path, run=f'dagger{k}', init=init, steps=20, progress=False)
+    kept, rounds = run_dagger('cartpole', teacher, student, data, cfg, tmp_path, retrain, progress=False,
+                              log=logs.append)
+    # three students scored on their own episodes: offline (round 1), dagger1 (round 2), dagger2 (final)
+    assert [r.round for r in rounds] == [1, 2, 3] and (tmp_path / 'dagger' / 'final' / 'manifest.json').is_file()
+    returns = [r.collect_return for r in rounds]
+    best = int(np.argmax(returns))
+    assert kept.path == [tmp_path / 'runs' / 'offline' / 'best', tmp_path / 'runs' / 'dagger1' / 'best',
+                         tmp_path / 'runs' / 'dagger2' / 'best'][best]
+    assert ('the offline student' if best == 0 else f'the student trained after round {best}') in logs[-1]
+    with pytest.raises(ConfigError, match="dagger.keep is 'first'"):
+        parse_config({'dagger': {'keep': 'first'}})
 
 
 # ---------------------------------------------------------------- the whole job

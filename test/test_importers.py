@@ -51,7 +51,10 @@ def test_torchscript(hopper, tmp_path):
     policy = outside_policy(size, 3, nn.Tanh)
     path = tmp_path / 'policy.pt'
     torch.jit.script(policy).save(str(path))
-    ckpt = import_teacher('torchscript', path, hopper)
+    with pytest.raises(CheckpointError, match='a TorchScript file is a program, and importing it runs its code; '
+                                              'pass --trust-code'):
+        import_teacher('torchscript', path, hopper)
+    ckpt = import_teacher('torchscript', path, hopper, trust_code=True)
     x = torch.randn(4, size)
     torch.testing.assert_close(ckpt.model(x), policy(x), atol=1e-5, rtol=1e-5)
 
@@ -61,14 +64,14 @@ def test_wrong_sizes_and_unknown_names_are_refused(hopper, tmp_path):
     path = tmp_path / 'small.pt'
     torch.jit.script(policy).save(str(path))
     with pytest.raises(CheckpointError, match='takes 5 inputs but the task.s privileged observation has 21'):
-        import_teacher('torchscript', path, hopper)
+        import_teacher('torchscript', path, hopper, trust_code=True)
     with pytest.raises(CheckpointError, match=r"input names \['base_height'\] are not privileged observation"):
         import_teacher('torchscript', path, hopper, ['qvel/rootx', 'qpos/rootz', 'base_height', 'qvel/rootz',
-                                                     'qpos/rooty'])
+                                                     'qpos/rooty'], trust_code=True)
     wide = outside_policy(21, 4)
     torch.jit.script(wide).save(str(tmp_path / 'wide.pt'))
     with pytest.raises(CheckpointError, match='outputs 4 actions; task hopper has 3'):
-        import_teacher('torchscript', tmp_path / 'wide.pt', hopper)
+        import_teacher('torchscript', tmp_path / 'wide.pt', hopper, trust_code=True)
 
 
 def test_sb3_ppo_zip_matches_sb3_prediction(tmp_path):

@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from distill_ros.observation import Field, ObsSpec, SensorObsBuilder, SensorReading
+from distill_ros.observation import Field, ObsSpec, SensorMismatch, SensorObsBuilder, SensorReading
 from distill_ros.sim import SENSOR, DistillEnv
 
 
@@ -39,7 +39,7 @@ def test_builder_maps_joints_by_name_not_order():
                              ordered.angular_velocity, ordered.linear_acceleration, ordered.orientation)
     np.testing.assert_array_equal(builder.build(ordered), builder.build(shuffled))
     np.testing.assert_array_equal(builder.build(ordered)[:6], [1, 2, 3, 4, 5, 6])
-    with pytest.raises(KeyError, match="lacks joint 'knee'"):
+    with pytest.raises(SensorMismatch, match="lacks joint 'knee'"):
         builder.build(SensorReading({'hip': 1.0, 'ankle': 3.0}, {'hip': 0.0, 'knee': 0.0, 'ankle': 0.0}))
     assert builder.missing_joints(['hip', 'ankle', 'wrist']) == ['knee']
     assert SensorObsBuilder.from_spec(builder.spec).spec == builder.spec
@@ -69,7 +69,7 @@ def test_build_from_messages_equals_build_of_reading():
     expected = builder.build(sensor_reading(ordered, imu))
     np.testing.assert_array_equal(builder.build_from_messages(ordered, imu), expected)
     np.testing.assert_array_equal(builder.build_from_messages(shuffled, imu), expected)
-    with pytest.raises(KeyError, match="lacks joint 'knee'"):
+    with pytest.raises(SensorMismatch, match="lacks joint 'knee'"):
         builder.build_from_messages(NS(name=['hip'], position=[1.0], velocity=[0.0]), imu)
-    with pytest.raises(KeyError, match='carries no velocity'):
+    with pytest.raises(SensorMismatch, match='carries no velocity'):
         builder.build_from_messages(NS(name=['hip', 'knee'], position=[1.0, 2.0], velocity=[]), imu)

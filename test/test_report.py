@@ -31,7 +31,7 @@ def test_flops_match_the_analytic_count(tmp_path):
     mlp = random_student(tmp_path / 'mlp', hidden=[32, 16])
     step = mlp.model.step_dim
     assert count_flops(mlp) == 2 * (4 * step * 32 + 32 * 16 + 16 * 1)      # 2 per multiply-add, per Linear
-    gru = random_student(tmp_path / 'gru', 'gru', hidden_size=8)
+    gru = random_student(tmp_path / 'gru', 'gru-window', hidden_size=8)
     assert count_flops(gru) >= 4 * 2 * 3 * 8 * (step + 8)                     # the recurrence is counted
     latency = measure_latency(mlp, runs=50)
     assert 0 < latency['p50_us'] <= latency['p99_us']

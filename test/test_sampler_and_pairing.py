@@ -8,7 +8,7 @@ import torch
 
 from distill_ros.data.assembler import EpisodeAssembler
 from distill_ros.data.dataset import DatasetSpec, DatasetWriter, load_dataset
-from distill_ros.data.sampler import HistorySampler
+from distill_ros.data.sampler import HistorySampler, episode_end_of, episode_rows, episode_start_of, sequence_rows
 from distill_ros.sim import DistillEnv
 
 
@@ -27,6 +27,30 @@ def test_windows_stay_inside_episodes_oldest_first(tmp_path):
     assert batch['obs_history'].shape == (64, 3, 12) and batch['action'].shape == (64, 1)
     newest = batch['obs_history'][:, -1, 0]
     assert torch.equal(newest, sampler.obs[batch['index'], 0])
+
+
+def test_tbptt_sequences_respect_episode_boundaries():
+    """Sequences for a recurrent student: burn-in before the loss steps but never before the
+    episode's start; past the episode's end only padding, which the mask excludes."""
+    starts = np.array([0, 10, 14])     # episodes of 10, 4 and 6 samples
+    n = 20
+    start_of, end_of = episode_start_of(starts, n), episode_end_of(starts, n)
+    assert end_of.tolist() == [10] * 10 + [14] * 4 + [20] * 6
+    t0 = torch.tensor([7, 3, 11, 18, 0])
+    rows, mask = sequence_rows(t0, start_of[t0], end_of[t0], burn_in=4, length=3)
+    assert rows.shape == mask.shape == (5, 7)
+    assert rows.tolist() == [[3, 4, 5, 6, 7, 8, 9],        # full burn-in; the episode ends at 9
+                             [0, 1, 2, 3, 4, 5, 6],        # burn-in cut at the episode's start
+                             [10, 11, 12, 13, 13, 13, 13],  # starts at its episode; padded with row 13
+                             [14, 15, 16, 17, 18, 19, 19],
+                             [0, 1, 2, 3, 4, 5, 6]]
+    assert [rows[i][mask[i]].tolist() for i in range(5)] == [[7, 8, 9], [3, 4, 5], [11, 12, 13], [18, 19], [0, 1, 2]]
+    # every row of a sequence lies in the episode of its first loss step
+    assert torch.all((rows >= start_of[t0][:, None]) & (rows < end_of[t0][:, None]))
+    # whole episodes for validation: padded with each one's last row, masked
+    rows, mask = episode_rows(starts, n, [1, 0])
+    assert rows.shape == (2, 10) and rows[0].tolist() == [10, 11, 12, 13] + [13] * 6
+    assert mask.sum(1).tolist() == [4, 10]
 
 
 def named(ns, names, values):

@@ -21,7 +21,7 @@ import numpy as np
 from distill_ros.control.inference import Backend
 from distill_ros.control.safety import EStop, SafetyFilter, Watchdog
 from distill_ros.control.timing import NS_PER_S, LoopStats
-from distill_ros.observation import SensorObsBuilder
+from distill_ros.observation import SensorMessageError, SensorObsBuilder
 from distill_ros.policies.checkpoint import Checkpoint
 
 # What a tick did, in `Tick.source`.
@@ -67,7 +67,8 @@ class StudentController:
     tickers (`tick`); a tick allocates only its small command vectors."""
 
     def __init__(self, ckpt: Checkpoint, backend: Backend, safety: SafetyFilter, watchdog: Watchdog,
-                 stats: LoopStats, period_s: float, command_joints: Sequence[str] | None = None):
+                 stats: LoopStats, period_s: float, command_joints: Sequence[str] | None = None,
+                 topics: dict[str, str] | None = None):
         self.builder = SensorObsBuilder.from_spec(ckpt.obs_spec)
         self.needs_imu = self.builder.has_imu
         self.history = ckpt.history_buffer()
@@ -81,8 +82,10 @@ class StudentController:
         self.obs = np.empty(self.builder.spec.size, dtype=np.float64)
         self._lock = threading.Lock()       # sensors vs tick
         self._tick_lock = threading.Lock()  # loop thread vs sensor-triggered ticks
-        self.bad_samples = 0                # samples dropped: non-finite or lacking a joint
-        self.last_error = ''
+        self.bad_samples = 0                # samples dropped: malformed, non-finite or lacking a joint
+        self.last_error = ''                # why the newest bad sample was dropped (topic: cause)
+        self.last_bad_ns: int | None = None  # its arrival
+        self.topics = {'joints': 'joint_states', 'imu': 'imu/data', **(topics or {})}
         self.activate(time.monotonic_ns())
 
     # ------------------------------------------------------------------ inputs
@@ -93,10 +96,12 @@ class StudentController:
             self._joints_ns = self._imu_ns = 0
             self._new_joints = self._new_imu = False
         self.last_good_ns: int | None = None
+        self.last_bad_ns = None
+        self._newest_bad = False
         self.activated_ns = now_ns
         self._resume = False
         self._last_header = None
-        self.history.reset()
+        self.forget()
         self.episode_start_ns: int | None = None   # newest episode start announced by a simulator
         self._pushed_ns: int | None = None          # stamp of the newest sample in the history
         self.safety.reset()
@@ -138,7 +143,7 @@ class StudentController:
                     oldest = min(self._joints_ns, self._imu_ns) if self.needs_imu else self._joints_ns
                     self._new_joints = self._new_imu = False
             if new:
-                new = self._observe(joints, imu)
+                new = self._observe(joints, imu, arrival)
                 if new:
                     self.last_good_ns = oldest
         if self.estop.latched:
@@ -156,7 +161,7 @@ class StudentController:
         if self._resume:
             # Data came back after a gap: the window would splice two moments; start it afresh.
             self._resume = False
-            self.history.reset()
+            self.forget()
             if not new:
                 return self.safe('stale')
         if not new:
@@ -173,6 +178,12 @@ class StudentController:
         self._last_header = getattr(joints, 'header', None)
         return Tick(command[self.order], POLICY, '', arrival, self._last_header)
 
+    def forget(self) -> None:
+        """Start the student's memory afresh: an empty history window and, for a recurrent
+        student, a zero hidden state (activation, a new episode, data back after a fault)."""
+        self.history.reset()
+        self.backend.reset()
+
     def episode_started(self, stamp_ns: int) -> None:
         """A simulator started an episode whose first observation carries `stamp_ns`: that
         sample starts a fresh history window, as at the start of every training episode."""
@@ -185,25 +196,37 @@ class StudentController:
             return
         stamp = int(stamp_msg.sec) * 1_000_000_000 + int(stamp_msg.nanosec)
         if stamp >= start and (self._pushed_ns is None or self._pushed_ns < start):
-            self.history.reset()
+            self.forget()
         self._pushed_ns = stamp
 
-    def _observe(self, joints, imu) -> bool:
+    def _observe(self, joints, imu, arrival_ns: int) -> bool:
+        """Build the observation; a bad sample (malformed, non-finite, lacking a joint) is counted
+        with its cause and treated like no sample at all: the watchdog is not refreshed."""
         try:
             self.builder.build_from_messages(joints, imu, out=self.obs)
-        except KeyError as exc:
+        except SensorMessageError as exc:
             self.bad_samples += 1
-            self.last_error = str(exc.args[0])
+            self.last_error = f'{self.topics[exc.stream]}: {exc}'
+            self.last_bad_ns = arrival_ns
+            self._newest_bad = True
             return False
-        except (ValueError, TypeError) as exc:  # wrong array lengths
-            self.bad_samples += 1
-            self.last_error = f'malformed sensor message: {exc}'
-            return False
-        if not np.all(np.isfinite(self.obs)):
-            self.bad_samples += 1
-            self.last_error = 'sensor message with NaN or Inf dropped'
-            return False
+        self._newest_bad = False
         return True
+
+    def fault(self, now_ns: int) -> str:
+        """The current cause of missing valid samples: a silent topic, or the newest sample's defect
+        ('' when the newest sample was good)."""
+        timeout = self.watchdog.timeout_ns
+        with self._lock:
+            arrivals = {'joints': self._joints_ns, **({'imu': self._imu_ns} if self.needs_imu else {})}
+        for stream, arrival in arrivals.items():
+            if now_ns - max(arrival, self.activated_ns) > timeout:
+                since = 'since activation' if arrival < self.activated_ns else \
+                    f'for {(now_ns - arrival) / NS_PER_S:.2f} s'
+                return f'no message on {self.topics[stream]} {since}'
+        if self._newest_bad:
+            return self.last_error
+        return ''
 
     def safe(self, reason: str) -> Tick:
         """The safe action as this tick's command (also for the node's final command and errors)."""

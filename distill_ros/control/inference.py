@@ -2,6 +2,9 @@
 
 Every backend maps the student's input (the (history, step_dim) window a `HistoryBuffer` holds, or
 a flat observation for flat policies) to the action mean, normalization included, before clipping.
+A recurrent student's backend is stateful: its window is the one newest step row, the hidden
+state lives in the backend (so in the node that owns it), and `reset()` zeroes it, as at an
+episode's start; stateless backends ignore `reset()`.
 `load_backend` builds one, checks it against the torch module on random inputs, and warms it up,
 so a controller never activates with a policy that is slow on its first calls or computes
 something else than training did.
@@ -20,7 +23,19 @@ import numpy as np
 import torch
 
 from distill_ros.policies.checkpoint import Checkpoint
-from distill_ros.policies.export import INPUT_NAME, OUTPUT_NAME, example_input, onnx_bytes, onnx_session
+from distill_ros.policies.export import (
+    INPUT_NAME,
+    OUTPUT_NAME,
+    STATE_IN,
+    STATE_OUT,
+    ExportError,
+    RecurrentStep,
+    check_episode,
+    example_input,
+    onnx_bytes,
+    onnx_session,
+)
+from distill_ros.policies.students import is_recurrent
 
 BACKENDS = ('auto', 'onnxruntime', 'numpy', 'torchscript', 'torch')
 TOLERANCE = 1e-4  # float32 through different kernels
@@ -34,9 +49,13 @@ class Backend:
     """`backend(window)` -> action mean (float64, action_dim). Not thread-safe: one caller."""
 
     name = ''
+    recurrent = False
 
     def __call__(self, window: np.ndarray) -> np.ndarray:
         raise NotImplementedError
+
+    def reset(self) -> None:
+        """Forget the episode so far (a recurrent student's state back to zero)."""
 
 
 class OnnxBackend(Backend):
@@ -44,9 +63,22 @@ class OnnxBackend(Backend):
 
     def __init__(self, ckpt: Checkpoint, threads: int = 1):
         self.session = onnx_session(onnx_bytes(ckpt), threads=threads)
-        self.outputs = [OUTPUT_NAME]
+        self.recurrent = is_recurrent(ckpt.model)
+        if self.recurrent:
+            self.zero = ckpt.model.initial_state(1).numpy()
+            self.outputs = [OUTPUT_NAME, STATE_OUT]
+            self.reset()
+        else:
+            self.outputs = [OUTPUT_NAME]
+
+    def reset(self) -> None:
+        if self.recurrent:
+            self.state = self.zero.copy()
 
     def __call__(self, window: np.ndarray) -> np.ndarray:
+        if self.recurrent:   # window: the newest step row, (1, step_dim)
+            mean, self.state = self.session.run(self.outputs, {INPUT_NAME: window, STATE_IN: self.state})
+            return mean[0].astype(np.float64)
         return self.session.run(self.outputs, {INPUT_NAME: window[None]})[0][0].astype(np.float64)
 
 
@@ -56,9 +88,21 @@ class TorchBackend(Backend):
     def __init__(self, ckpt: Checkpoint, threads: int = 1):
         torch.set_num_threads(threads)
         self.module = ckpt.model.eval()
+        self.recurrent = is_recurrent(ckpt.model)
+        if self.recurrent:
+            self.zero = ckpt.model.initial_state(1)
+            self.module = RecurrentStep(ckpt.model).eval()
+            self.reset()
+
+    def reset(self) -> None:
+        if self.recurrent:
+            self.state = self.zero.clone()
 
     def __call__(self, window: np.ndarray) -> np.ndarray:
         with torch.inference_mode():
+            if self.recurrent:
+                mean, self.state = self.module(torch.from_numpy(window), self.state)
+                return mean[0].numpy().astype(np.float64)
             return self.module(torch.from_numpy(window)[None])[0].numpy().astype(np.float64)
 
 
@@ -67,9 +111,11 @@ class TorchScriptBackend(TorchBackend):
 
     def __init__(self, ckpt: Checkpoint, threads: int = 1):
         super().__init__(ckpt, threads)
+        example = ((example_input(ckpt)[:, 0], ckpt.model.initial_state(1)) if self.recurrent
+                   else (example_input(ckpt),))
         with warnings.catch_warnings():
             warnings.simplefilter('ignore')
-            self.module = torch.jit.freeze(torch.jit.trace(ckpt.model.eval(), (example_input(ckpt),)).eval())
+            self.module = torch.jit.freeze(torch.jit.trace(self.module, example).eval())
 
 
 class NumpyMLPBackend(Backend):
@@ -140,8 +186,19 @@ _CLASSES: dict[str, type[Backend]] = {'onnxruntime': OnnxBackend, 'numpy': Numpy
                                       'torchscript': TorchScriptBackend, 'torch': TorchBackend}
 
 
-def verify(backend: Backend, ckpt: Checkpoint, trials: int = 4) -> float:
-    """Largest difference to the torch module over `trials` random inputs; BackendError past TOLERANCE."""
+def verify(backend: Backend, ckpt: Checkpoint, trials: int = 4, episode_steps: int = 200) -> float:
+    """Largest difference to the torch module over `trials` random inputs (for a recurrent student,
+    step by step over an episode with the state carried); BackendError past TOLERANCE."""
+    if backend.recurrent:
+        backend.reset()
+        try:
+            return check_episode(ckpt, lambda x, h: (backend(np.ascontiguousarray(x, dtype=np.float32))[None], None),
+                                 f'backend {backend.name} for {ckpt.path}', steps=episode_steps,
+                                 tolerance=TOLERANCE)
+        except ExportError as exc:
+            raise BackendError(str(exc)) from None
+        finally:
+            backend.reset()
     worst = 0.0
     for seed in range(trials):
         x = example_input(ckpt, batch=1, seed=seed)
@@ -176,6 +233,7 @@ def load_backend(ckpt: Checkpoint, kind: str = 'auto', threads: int = 1, warmup:
     window = np.ascontiguousarray(example_input(ckpt)[0].numpy(), dtype=np.float32)
     for _ in range(warmup):
         backend(window)
+    backend.reset()
     return backend
 
 

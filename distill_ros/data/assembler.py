@@ -28,7 +28,7 @@ from typing import Any
 import numpy as np
 
 from distill_ros.data.dataset import DatasetSpec, DatasetWriter
-from distill_ros.observation import SensorObsBuilder
+from distill_ros.observation import SensorMessageError, SensorMismatch, SensorObsBuilder, check_named_arrays
 
 PAIRING = ('exact', 'approximate')
 
@@ -40,10 +40,13 @@ class AssemblerStats:
     unpaired: Counter = field(default_factory=Counter)   # stream -> samples dropped for lack of it
     messages: Counter = field(default_factory=Counter)   # stream -> messages received
     dropped_episodes: int = 0                            # unfinished at shutdown
+    bad: Counter = field(default_factory=Counter)        # stream -> malformed messages dropped
+    last_bad: str = ''                                   # the newest one: topic, stamp, cause
 
     def as_dict(self) -> dict[str, Any]:
         return {'episodes': self.episodes, 'samples': self.samples, 'unpaired': dict(self.unpaired),
-                'messages': dict(self.messages), 'dropped_episodes': self.dropped_episodes}
+                'messages': dict(self.messages), 'dropped_episodes': self.dropped_episodes,
+                'bad': dict(self.bad), 'last_bad': self.last_bad}
 
 
 class _Stream:
@@ -83,7 +86,11 @@ class _Stream:
 
 class EpisodeAssembler:
     def __init__(self, spec: DatasetSpec, writer: DatasetWriter | None, pairing: str = 'exact',
-                 tolerance_ns: int = 0, has_imu: bool = True):
+                 tolerance_ns: int = 0, has_imu: bool = True, topics: dict[str, str] | None = None,
+                 strict: bool = False):
+        """`topics` (stream -> topic) names topics in the causes of bad messages. A malformed
+        message (see `SensorObsBuilder.check_message`, `check_named_arrays`) is dropped and counted,
+        or, with `strict`, raised as `SensorMessageError` naming its topic and stamp."""
         if pairing not in PAIRING:
             raise ValueError(f'unknown pairing {pairing!r}; expected one of {PAIRING}')
         self.spec, self.writer = spec, writer
@@ -94,7 +101,8 @@ class EpisodeAssembler:
         self.step_action_names = [f'action/{n}' for n in self.action_names]
         self.mean_names = [f'mean/{n}' for n in self.action_names]
         self.std_names = [f'std/{n}' for n in self.action_names]
-        required = ['joints', 'privileged', 'step'] + (['imu'] if has_imu else [])
+        # A dataset without privileged state (a bag from a robot) has an empty privileged layout.
+        required = ['joints', 'step'] + (['privileged'] if spec.privileged.size else []) + (['imu'] if has_imu else [])
         if spec.teacher:
             required += ['teacher_action', 'teacher_distribution']
         self.required = required
@@ -103,6 +111,8 @@ class EpisodeAssembler:
         self.steps_by_episode: dict[int, list[int]] = {}        # episode index -> step stamps
         self.ended: dict[int, int] = {}                         # episode index -> final step stamp
         self.stats = AssemblerStats()
+        self.topics = topics or {}
+        self.strict = strict
         self._index_cache: dict[tuple, tuple[list[str], list[int]]] = {}
 
     # ---------------------------------------------------------------- input
@@ -110,11 +120,25 @@ class EpisodeAssembler:
         """Add one message. Payloads: JointState/Imu-like objects for joints and imu; (names,
         values) pairs for named vectors and step reports; a dict for episode announcements."""
         self.stats.messages[stream] += 1
+        if stream not in self.streams and stream != 'episode':
+            return  # a stream this dataset does not record (e.g. imu on a robot without one)
+        try:
+            if stream == 'joints':
+                self.builder.check_message(joints=payload)
+            elif stream == 'imu':
+                self.builder.check_message(imu=payload)
+            elif isinstance(payload, tuple):
+                check_named_arrays(payload[0], {'position': payload[1]}, what=f'named vector ({stream})')
+                if stream == 'episode':
+                    payload = dict(zip(payload[0], (float(v) for v in payload[1])))
+                if stream in ('step', 'episode'):
+                    self._check_finite(stream, payload)
+        except SensorMessageError as exc:
+            self._reject(stream, stamp_ns, exc)
+            return
         if stream == 'episode':
             self.announcements[int(payload['episode'])] = dict(payload, stamp_ns=stamp_ns)
             return
-        if stream not in self.streams:
-            return  # a stream this dataset does not record (e.g. imu on a robot without one)
         self.streams[stream].add(stamp_ns, payload)
         if stream == 'step':
             names, values = payload
@@ -125,6 +149,26 @@ class EpisodeAssembler:
                 self.ended[episode] = stamp_ns
         self._flush_ready()
 
+    def _check_finite(self, stream: str, payload) -> None:
+        names, values = (list(payload), list(payload.values())) if isinstance(payload, dict) else payload
+        wanted = ('terminated', 'truncated', 'episode') if stream == 'step' else ('episode',)
+        have = dict(zip(names, values))
+        missing = [w for w in wanted if w not in have]
+        if missing:
+            raise SensorMessageError(f'{stream} message lacks {missing}; it has {list(names)}', stream)
+        if not all(np.isfinite(float(have[w])) for w in wanted):
+            raise SensorMessageError(f'{stream} message with NaN or Inf in {[f"{w}={have[w]}" for w in wanted]}',
+                                     stream)
+
+    def _reject(self, stream: str, stamp_ns: int, exc: SensorMessageError) -> None:
+        """Count a bad message with its cause; in strict mode refuse it."""
+        topic = self.topics.get(stream, stream)
+        cause = f'{topic}: message stamped {stamp_ns // 1_000_000_000}.{stamp_ns % 1_000_000_000:09d} s: {exc}'
+        self.stats.bad[stream] += 1
+        self.stats.last_bad = cause
+        if self.strict:
+            raise type(exc)(cause, stream) from None
+
     def _columns(self, stream: str, names, wanted) -> list[int]:
         """Positions of `wanted` in a named vector's `names` (cached: a stream's names rarely change)."""
         key = (stream, tuple(wanted))
@@ -134,7 +178,8 @@ class EpisodeAssembler:
         lookup = {n: i for i, n in enumerate(names)}
         missing = [w for w in wanted if w not in lookup]
         if missing:
-            raise KeyError(f'{stream}: message lacks {missing}; it has {list(names)}')
+            raise SensorMismatch(f'{self.topics.get(stream, stream)}: message lacks {missing}; it has {list(names)}',
+                                 stream)
         columns = [lookup[w] for w in wanted]
         self._index_cache[key] = (list(names), columns)
         return columns
@@ -204,7 +249,8 @@ class EpisodeAssembler:
         step = self._named_columns('step', found['step'], keep,
                                    ['reward', 'terminated', 'truncated', *self.step_action_names])
         arrays = {'sensor_obs': sensor,
-                  'privileged_obs': self._named_columns('privileged', found['privileged'], keep, self.privileged_names),
+                  'privileged_obs': (self._named_columns('privileged', found['privileged'], keep, self.privileged_names)
+                                     if 'privileged' in found else np.empty((len(keep), 0))),
                   'action': step[:, 3:], 'reward': step[:, 0], 'terminated': step[:, 1] != 0,
                   'truncated': step[:, 2] != 0, 'stamp_ns': stamps}
         if self.spec.teacher:

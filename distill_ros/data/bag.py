@@ -6,14 +6,15 @@ this package writes, and a bag recorded on a robot workstation replays here.
 """
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 from typing import Any
-
-import yaml
 
 from distill_ros.data import cdr
 from distill_ros.data.assembler import EpisodeAssembler
 from distill_ros.data.dataset import BackgroundWriter, DatasetSpec, DatasetWriter
+from distill_ros.observation import ObsSpec, SensorMessageError, SensorMismatch
+from distill_ros.paths import load_user_yaml
 
 JOINT_STATE = 'sensor_msgs/msg/JointState'
 IMU = 'sensor_msgs/msg/Imu'
@@ -74,8 +75,10 @@ def topic_map(path: str | Path | None) -> dict[str, str]:
     """stream -> topic, from a YAML `topics:` mapping over the defaults."""
     topics = {stream: topic for stream, (topic, _) in STREAMS.items()}
     if path:
-        data = yaml.safe_load(Path(path).read_text()) or {}
+        data = load_user_yaml(path, 'topics YAML')
         given = data.get('topics', data)
+        if not isinstance(given, dict):
+            raise BagError(f'{path}: topics is {given!r}; expected a mapping of streams to topic names')
         unknown = sorted(set(given) - set(STREAMS))
         if unknown:
             raise BagError(f'{path}: unknown streams {unknown}; expected some of {sorted(STREAMS)}')
@@ -84,7 +87,7 @@ def topic_map(path: str | Path | None) -> dict[str, str]:
 
 
 def deserialize(store, raw: bytes | memoryview, typename: str):
-    """CDR -> message, tolerating trailing bytes after the message.
+    """CDR -> message, tolerating trailing bytes after the message; bad bytes raise `cdr.CdrError`.
 
     JointState and Imu take the fast path of `distill_ros.data.cdr`; other types use `rosbags`.
     rclpy's `serialize_message` (and so rosbag2 recording from it) can leave a few bytes past the
@@ -92,13 +95,16 @@ def deserialize(store, raw: bytes | memoryview, typename: str):
     not, so decode with its message definition directly.
     """
     if len(raw) < 4 or raw[0] != 0 or raw[1] not in (0, 1):
-        raise BagError(f'invalid CDR encapsulation for {typename}')
+        raise cdr.CdrError(f'invalid CDR encapsulation for {typename}')
     fast = cdr.FAST.get(typename)
     if fast is not None and raw[1] == 1:
         return fast(raw)
     msgdef = store.get_msgdef(typename)
     decode = msgdef.deserialize_cdr_le if raw[1] == 1 else msgdef.deserialize_cdr_be
-    message, _ = decode(memoryview(raw)[4:], 0, msgdef.cls, store)
+    try:
+        message, _ = decode(memoryview(raw)[4:], 0, msgdef.cls, store)
+    except Exception as exc:  # noqa: BLE001 - rosbags' decoder raises struct, index and value errors alike
+        raise cdr.CdrError(f'malformed {typename} CDR ({len(raw)} bytes): {exc}') from None
     return message
 
 
@@ -108,10 +114,8 @@ def stamp_ns(msg) -> int:
 
 def payload(stream: str, msg) -> Any:
     """What the assembler takes for a message of `stream` (rclpy or rosbags message alike)."""
-    if stream in NAMED:
+    if stream in NAMED or stream == 'episode':
         return (msg.name, msg.position)
-    if stream == 'episode':
-        return dict(zip(msg.name, (float(v) for v in msg.position)))
     return msg
 
 
@@ -123,22 +127,31 @@ def bag_to_dataset(bag: str | Path, out: str | Path, spec: DatasetSpec, has_imu:
 
     bag = Path(bag)
     topics = topics or topic_map(None)
-    needed = ['joints', 'privileged', 'step', 'episode'] + (['imu'] if has_imu else [])
-    if spec.teacher:
-        needed += ['teacher_action', 'teacher_distribution']
     if not bag.exists():
         raise BagError(f'{bag}: no such bag')
     try:
         reader = Reader(bag)
         reader.open()
     except Exception as exc:  # rosbags raises its own errors for unreadable bags
+        if bag.is_dir() and any(bag.glob('*.mcap')) and not (bag / 'metadata.yaml').is_file():
+            raise BagError(f'{bag}: an MCAP bag without metadata.yaml (its recorder did not finish?); recover '
+                           f'every complete message with `distill-ros bag-reindex {bag}`, then use the recovered '
+                           f'bag') from None
         raise BagError(f'{bag}: cannot open as a rosbag2 bag (expected a folder with metadata.yaml and an MCAP '
                        f'or sqlite3 file): {exc}') from exc
     try:
+        by_topic = {c.topic: c for c in reader.connections}
+        needed = ['joints', 'privileged', 'step', 'episode'] + (['imu'] if has_imu else [])
+        if spec.teacher:
+            needed += ['teacher_action', 'teacher_distribution']
         if reader.message_count == 0:
             raise BagError(f'{bag}: the bag is empty (0 messages); expected topics '
                            f'{[topics[s] for s in needed]}')
-        by_topic = {c.topic: c for c in reader.connections}
+        if topics['privileged'] not in by_topic and spec.teacher:
+            # A bag without privileged state (recorded on a robot): the recorded teacher
+            # distribution is the label; the dataset's privileged layout is empty.
+            needed.remove('privileged')
+            spec = dataclasses.replace(spec, privileged=ObsSpec([]))
         for stream in needed:
             topic, msgtype = topics[stream], STREAMS[stream][1]
             if topic not in by_topic:
@@ -152,23 +165,33 @@ def bag_to_dataset(bag: str | Path, out: str | Path, spec: DatasetSpec, has_imu:
         store = typestore()
         # Shards are hashed and flushed on a worker thread while decoding goes on.
         writer = BackgroundWriter(DatasetWriter(out, spec))
-        assembler = EpisodeAssembler(spec, writer, pairing, tolerance_ns, has_imu)
+        assembler = EpisodeAssembler(spec, writer, pairing, tolerance_ns, has_imu, topics, strict=True)
         messages = reader.messages(connections=connections)
         if progress:
             from tqdm import tqdm
             messages = tqdm(messages, total=sum(c.msgcount for c in connections), unit='msg', desc=f'{bag.name}',
                             disable=None)
         try:
-            for connection, _, raw in messages:
+            for connection, logged_ns, raw in messages:  # noqa: B007 - named in the error
                 stream = stream_of[connection.topic]
                 msg = deserialize(store, raw, connection.msgtype)
                 assembler.add(stream, stamp_ns(msg), payload(stream, msg))
+            stats = assembler.finish()
         except BagError:
             raise
+        except SensorMismatch as exc:
+            writer.close()  # keep every episode finished before it
+            raise BagError(f'{bag}: the bag does not match task {spec.task!r}: {exc}') from None
+        except SensorMessageError as exc:
+            writer.close()
+            raise BagError(f'{bag}: malformed message: {exc}') from None
+        except cdr.CdrError as exc:
+            writer.close()
+            raise BagError(f'{bag}: damaged or unreadable message data on {connection.topic} (recorded at '
+                           f'{logged_ns} ns): {exc}') from None
         except Exception as exc:
             writer.close()  # keep every episode finished before the damage
             raise BagError(f'{bag}: damaged or unreadable message data: {exc}') from exc
-        stats = assembler.finish()
         writer.close()
         return stats
     finally:

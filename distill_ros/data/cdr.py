@@ -4,6 +4,8 @@
 rosbag2 stores) are decoded with `struct` and `numpy.frombuffer` into light objects with the same
 field names as rclpy and `rosbags` messages, several times faster than a generic decoder. Anything
 else (another type, big-endian data) goes to `rosbags`' decoder. A test checks both agree.
+
+Truncated or corrupt bytes raise `CdrError`, never a message with wrong fields.
 """
 from __future__ import annotations
 
@@ -15,6 +17,10 @@ _U32 = struct.Struct('<I')
 _TIME = struct.Struct('<iI')
 _F64x4 = struct.Struct('<4d')
 _F64x3 = struct.Struct('<3d')
+
+
+class CdrError(ValueError):
+    """Bytes that are not a valid CDR encoding of the expected message type."""
 
 
 class Stamp:
@@ -43,24 +49,32 @@ class ImuMsg:
     __slots__ = ('header', 'orientation', 'angular_velocity', 'linear_acceleration')
 
 
+def _string(buf, pos: int) -> tuple[str, int]:
+    """A CDR string at `pos` (already aligned): u32 length including the NUL, bytes, NUL."""
+    (n,) = _U32.unpack_from(buf, pos)
+    end = pos + 4 + n
+    if n == 0 or end > len(buf) or buf[end - 1] != 0:
+        raise CdrError(f'string at byte {pos}: length {n} does not fit the {len(buf)}-byte message or '
+                       f'lacks its terminating NUL')
+    return bytes(buf[pos + 4:end - 1]).decode(), end
+
+
 def _header(buf, pos: int) -> tuple[Header, int]:
     sec, nanosec = _TIME.unpack_from(buf, pos)
-    pos += 8
-    (n,) = _U32.unpack_from(buf, pos)
-    frame_id = bytes(buf[pos + 4:pos + 3 + n]).decode()
-    return Header(Stamp(sec, nanosec), frame_id), pos + 4 + n
+    frame_id, pos = _string(buf, pos + 8)
+    return Header(Stamp(sec, nanosec), frame_id), pos
 
 
 def _strings(buf, pos: int) -> tuple[list[str], int]:
     pos = (pos + 3) & ~3
     (count,) = _U32.unpack_from(buf, pos)
     pos += 4
+    if count > (len(buf) - pos) // 5:   # each string takes at least 5 bytes
+        raise CdrError(f'sequence of {count} strings does not fit the {len(buf)}-byte message')
     out = []
     for _ in range(count):
-        pos = (pos + 3) & ~3
-        (n,) = _U32.unpack_from(buf, pos)
-        out.append(bytes(buf[pos + 4:pos + 3 + n]).decode())
-        pos += 4 + n
+        text, pos = _string(buf, (pos + 3) & ~3)
+        out.append(text)
     return out, pos
 
 
@@ -95,6 +109,23 @@ def _layout(raw, buf) -> tuple[str, tuple[str, ...], int]:
     return header.frame_id, tuple(names_list), end
 
 
+def _decoder(decode):
+    """Turn every failure of a decoder on bad bytes into a `CdrError` naming the message type."""
+    name = decode.__name__
+
+    def wrapper(raw) -> object:
+        try:
+            return decode(raw)
+        except CdrError as exc:
+            raise CdrError(f'malformed {name} CDR: {exc}') from None
+        except (struct.error, ValueError, UnicodeDecodeError, IndexError) as exc:
+            raise CdrError(f'malformed {name} CDR ({len(raw)} bytes): {exc}') from None
+    wrapper.__name__ = wrapper.__qualname__ = name
+    wrapper.__doc__ = decode.__doc__
+    return wrapper
+
+
+@_decoder
 def joint_state(raw: bytes) -> JointStateMsg:
     buf = memoryview(raw)[4:]
     msg = JointStateMsg()
@@ -115,6 +146,7 @@ def _vec(values) -> Vec:
     return v
 
 
+@_decoder
 def imu(raw: bytes) -> ImuMsg:
     buf = memoryview(raw)[4:]
     msg = ImuMsg()

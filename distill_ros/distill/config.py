@@ -6,17 +6,19 @@ the key's full path (for example `losses.kl.direction`) and what was expected.
 from __future__ import annotations
 
 import dataclasses
+import inspect
 import types
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from distill_ros.distill.losses import BC_KINDS, KL_DIRECTIONS
+from distill_ros.paths import UserFileError, load_user_yaml
 from distill_ros.policies.mlp import ACTIVATIONS
-from distill_ros.policies.students import STUDENT_TYPES
+from distill_ros.policies.students import RNN_CELLS, STUDENT_TYPES
+
+RECURRENT_TYPES = tuple(RNN_CELLS)   # students whose memory is a hidden state (history 1)
 
 
 class ConfigError(ValueError):
@@ -25,8 +27,8 @@ class ConfigError(ValueError):
 
 @dataclass
 class StudentConfig:
-    type: str = 'mlp'                  # mlp | tcn | gru
-    history: int = 8                   # steps of sensor history the student sees
+    type: str = 'mlp'                  # mlp | tcn | gru-window (window students) | gru | lstm (recurrent)
+    history: int = 8                   # steps of sensor history the student sees (recurrent: 1)
     past_actions: bool = True          # each step also holds the previously executed action
     activation: str = 'tanh'
     log_std_init: float = -0.5
@@ -37,6 +39,7 @@ class StudentConfig:
 class BCConfig:
     weight: float = 1.0
     kind: str = 'mse'                  # mse | huber
+    clip_labels: bool = True           # regress the teacher's mean clipped to the action limits (what executes)
 
 
 @dataclass
@@ -52,10 +55,16 @@ class FeatureConfig:
 
 
 @dataclass
+class EstimatorConfig:
+    weight: float = 0.0                # regress the (standardized) privileged state from the student's latent
+
+
+@dataclass
 class LossConfig:
     bc: BCConfig = field(default_factory=BCConfig)
     kl: KLConfig = field(default_factory=KLConfig)
     feature: FeatureConfig = field(default_factory=FeatureConfig)
+    estimator: EstimatorConfig = field(default_factory=EstimatorConfig)
 
 
 @dataclass
@@ -70,6 +79,8 @@ class TrainConfig:
     patience: int = 8                  # evaluations without improvement before stopping
     seed: int = 0
     torch_threads: int = 1
+    sequence_length: int = 32          # recurrent students: loss steps per truncated-BPTT sequence
+    burn_in: int = 32                  # recurrent students: steps that warm the state up before them
 
 
 @dataclass
@@ -81,6 +92,8 @@ class DaggerConfig:
     beta: float = 0.5                  # probability the teacher's action is executed, round 1
     beta_decay: float = 0.5            # beta_k = beta * beta_decay ** k
     steps_per_round: int = 1000        # optimizer steps after each round (on all data so far)
+    keep: str = 'last'                 # last | best: the student that scored best acting alone (beta 0)
+                                       # in its own collection round (the last one measured by one more)
 
 
 @dataclass
@@ -109,6 +122,8 @@ class DistillConfig:
         stages = []
         for i, partial in enumerate(self.progressive.stages):
             merged = {**dataclasses.asdict(self.student), **partial}
+            if partial.get('type') in RECURRENT_TYPES and 'history' not in partial:
+                merged['history'] = 1
             stages.append(_build(StudentConfig, merged, f'progressive.stages[{i}]'))
         return stages + [self.student]
 
@@ -166,6 +181,31 @@ def _build(cls, data: Any, where: str):
     return cls(**values)
 
 
+def _size_options(kind: str) -> dict[str, Any]:
+    """The size options a student type takes (its constructor's keywords after the shared
+    ones), with their defaults: a sequence default means a list of widths, an int one width."""
+    shared = {'self', 'step_dim', 'action_dim', 'history'}
+    return {name: p.default for name, p in inspect.signature(STUDENT_TYPES[kind].__init__).parameters.items()
+            if name not in shared and p.kind is p.POSITIONAL_OR_KEYWORD}
+
+
+def _check_sizes(kind: str, sizes: dict[str, Any], where: str) -> None:
+    """Refuse unknown size keys and widths that are not positive integers, before any model is built."""
+    options = _size_options(kind)
+    unknown = sorted(set(sizes) - set(options))
+    if unknown:
+        raise ConfigError(f'unknown key {where}.{unknown[0]} for a {kind!r} student; expected some of '
+                          f'{sorted(options)}')
+    for name, value in sizes.items():
+        def positive(v: Any) -> bool:
+            return isinstance(v, int) and not isinstance(v, bool) and v >= 1
+        if isinstance(options[name], (list, tuple)):
+            if not isinstance(value, list) or not all(positive(v) for v in value):
+                raise ConfigError(f'{where}.{name} is {value!r}; expected a list of positive integers (layer widths)')
+        elif not positive(value):
+            raise ConfigError(f'{where}.{name} is {value!r}; expected a positive integer')
+
+
 def _validate(cfg: DistillConfig) -> None:
     def need(ok: bool, where: str, expected: str, value: Any) -> None:
         if not ok:
@@ -174,17 +214,21 @@ def _validate(cfg: DistillConfig) -> None:
         where = 'student' if i == len(cfg.progressive.stages) else f'progressive.stages[{i}]'
         need(s.type in STUDENT_TYPES, f'{where}.type', f'one of {sorted(STUDENT_TYPES)}', s.type)
         need(s.history >= 1, f'{where}.history', '>= 1', s.history)
+        need(s.type not in RECURRENT_TYPES or s.history == 1, f'{where}.history',
+             f'1 for a recurrent student ({s.type} carries its memory in its state)', s.history)
         need(s.activation in ACTIVATIONS, f'{where}.activation', f'one of {sorted(ACTIVATIONS)}', s.activation)
+        _check_sizes(s.type, s.sizes, f'{where}.sizes')
     loss = cfg.losses
     need(loss.bc.kind in BC_KINDS, 'losses.bc.kind', f'one of {BC_KINDS}', loss.bc.kind)
     need(loss.kl.direction in KL_DIRECTIONS, 'losses.kl.direction', f'one of {KL_DIRECTIONS}', loss.kl.direction)
-    for name in ('bc', 'kl', 'feature'):
+    for name in ('bc', 'kl', 'feature', 'estimator'):
         w = getattr(loss, name).weight
         need(w >= 0, f'losses.{name}.weight', '>= 0', w)
     need(loss.bc.weight + loss.kl.weight > 0, 'losses.bc.weight + losses.kl.weight', '> 0 (something must fit the '
          'teacher\'s actions)', loss.bc.weight + loss.kl.weight)
     t = cfg.train
-    for name in ('steps', 'batch_size', 'eval_every', 'patience', 'torch_threads'):
+    need(t.burn_in >= 0, 'train.burn_in', '>= 0', t.burn_in)
+    for name in ('steps', 'batch_size', 'eval_every', 'patience', 'torch_threads', 'sequence_length'):
         need(getattr(t, name) >= 1, f'train.{name}', '>= 1', getattr(t, name))
     need(t.lr > 0, 'train.lr', '> 0', t.lr)
     need(0 <= t.val_fraction < 1, 'train.val_fraction', 'in [0, 1)', t.val_fraction)
@@ -194,10 +238,20 @@ def _validate(cfg: DistillConfig) -> None:
     need(0 <= d.beta_decay <= 1, 'dagger.beta_decay', 'in [0, 1]', d.beta_decay)
     for name in ('envs', 'episodes_per_round', 'steps_per_round'):
         need(getattr(d, name) >= 1, f'dagger.{name}', '>= 1', getattr(d, name))
+    need(d.keep in ('last', 'best'), 'dagger.keep', "'last' or 'best'", d.keep)
     need(cfg.eval.episodes >= 0, 'eval.episodes', '>= 0', cfg.eval.episodes)
 
 
+def _recurrent_history(student: Any) -> Any:
+    """A recurrent student section without `history` reads one step at a time."""
+    if isinstance(student, dict) and student.get('type') in RECURRENT_TYPES and 'history' not in student:
+        return {**student, 'history': 1}
+    return student
+
+
 def parse_config(data: Any, where: str = '') -> DistillConfig:
+    if isinstance(data, dict) and 'student' in data:
+        data = {**data, 'student': _recurrent_history(data['student'])}
     cfg = _build(DistillConfig, data, '')
     try:
         _validate(cfg)
@@ -206,19 +260,25 @@ def parse_config(data: Any, where: str = '') -> DistillConfig:
     return cfg
 
 
+def read_sections(path: str | Path | None, default: str, what: str,
+                  overrides: dict[str, Any] | None = None) -> tuple[Path, dict[str, Any]]:
+    """The mapping of sections in a config YAML (default: config/`default`), `overrides` merged per
+    section; a missing file, invalid YAML or a non-mapping is refused naming the file."""
+    from distill_ros.paths import config_path
+    path = Path(path) if path else config_path(default)
+    try:
+        data = load_user_yaml(path, f'{what} config')
+    except UserFileError as exc:
+        raise ConfigError(str(exc)) from None
+    for section, values in (overrides or {}).items():
+        current = data.get(section) or {}
+        data[section] = {**current, **values} if isinstance(values, dict) and isinstance(current, dict) else values
+    return path, data
+
+
 def load_config(path: str | Path | None = None, overrides: dict[str, Any] | None = None) -> DistillConfig:
     """Read a distillation YAML (default: config/distill/default.yaml); `overrides` is merged per section."""
-    from distill_ros.paths import config_path
-    path = Path(path) if path else config_path('distill/default.yaml')
-    if not path.is_file():
-        raise FileNotFoundError(f'distillation config {path} does not exist')
-    try:
-        data = yaml.safe_load(path.read_text()) or {}
-    except yaml.YAMLError as exc:
-        raise ConfigError(f'{path}: not valid YAML: {exc}') from exc
-    for section, values in (overrides or {}).items():
-        data.setdefault(section, {})
-        data[section] = {**(data[section] or {}), **values} if isinstance(values, dict) else values
+    path, data = read_sections(path, 'distill/default.yaml', 'distillation', overrides)
     try:
         return parse_config(data)
     except ConfigError as exc:

@@ -17,11 +17,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-import torch
 
 from distill_ros.data.dataset import Dataset, DatasetSpec, DatasetWriter, load_dataset
 from distill_ros.distill.config import DistillConfig
 from distill_ros.distill.evaluate import EpisodeResult
+from distill_ros.policies.actor import Actor
 from distill_ros.policies.checkpoint import Checkpoint
 from distill_ros.sim import PRIVILEGED, SENSOR, DistillEnv
 
@@ -67,8 +67,9 @@ def collect_episodes(task: str, teacher: Checkpoint, seeds: Sequence[int], write
         bar = tqdm(total=len(queue), desc=f'collecting {task} (beta {beta:.2f})', unit='episode', leave=False,
                    disable=None)
     slots: list[dict | None] = [None] * len(pool)
-    buffers = [student.history_buffer() if student is not None else None for _ in pool]
-    teacher_buffers = [teacher.history_buffer() for _ in pool]
+    teacher_actor = Actor(teacher, len(pool))
+    student_actor = Actor(student, len(pool)) if student is not None and beta < 1.0 else None
+    t_key = PRIVILEGED if teacher.obs_source == 'privileged' else SENSOR
 
     def start(i: int) -> None:
         if not queue:
@@ -76,9 +77,9 @@ def collect_episodes(task: str, teacher: Checkpoint, seeds: Sequence[int], write
             return
         seed = int(queue.pop(0))
         obs, info = pool[i].reset(seed=seed)
-        if buffers[i] is not None:
-            buffers[i].reset()
-        teacher_buffers[i].reset()
+        teacher_actor.reset(i)
+        if student_actor is not None:
+            student_actor.reset(i)  # the student's memory (window or state) starts with the episode
         slots[i] = {'seed': seed, 'obs': obs, 'info': info, 'rows': {k: [] for k in
                     ('sensor_obs', 'privileged_obs', 'action', 'reward', 'terminated', 'truncated', 'stamp_ns',
                      'teacher_action', 'teacher_mean', 'teacher_std')}, 'ret': 0.0, 't': 0}
@@ -87,22 +88,16 @@ def collect_episodes(task: str, teacher: Checkpoint, seeds: Sequence[int], write
         start(i)
     while any(s is not None for s in slots):
         active = [i for i, s in enumerate(slots) if s is not None]
-        with torch.no_grad():
-            if teacher.obs_source == 'privileged':
-                t_in = torch.as_tensor(np.stack([slots[i]['obs'][PRIVILEGED] for i in active]), dtype=torch.float32)
-            else:
-                t_in = torch.as_tensor(np.stack([teacher_buffers[i].push(slots[i]['obs'][SENSOR]) for i in active]),
-                                       dtype=torch.float32)
-            t_mean = teacher.model(t_in).numpy().astype(np.float64)
-            t_std = np.broadcast_to(teacher.model.log_std.exp().numpy(), t_mean.shape)
-            t_act = t_mean + teacher_noise * t_std * rng.standard_normal(t_mean.shape) if teacher_noise else t_mean
-            t_act = np.clip(t_act, teacher.action_low, teacher.action_high)
-            if student is not None and beta < 1.0:
-                windows = np.stack([buffers[i].push(slots[i]['obs'][SENSOR]) for i in active])
-                s_act = np.clip(student.model(torch.as_tensor(windows)).numpy().astype(np.float64),
-                                student.action_low, student.action_high)
-            else:
-                s_act = None
+        t_mean = teacher_actor.act(np.stack([slots[i]['obs'][t_key] for i in active]), active)
+        t_std = np.broadcast_to(teacher.model.log_std.detach().exp().numpy(), t_mean.shape)
+        t_act = t_mean + teacher_noise * t_std * rng.standard_normal(t_mean.shape) if teacher_noise else t_mean
+        t_act = np.clip(t_act, teacher.action_low, teacher.action_high)
+        s_act = None
+        if student_actor is not None:
+            # The student runs every step, also when the teacher's action is executed, so its
+            # memory follows the episode as it would if it acted alone.
+            s_act = np.clip(student_actor.act(np.stack([slots[i]['obs'][SENSOR] for i in active]), active),
+                            student.action_low, student.action_high)
         for j, i in enumerate(active):
             slot, env = slots[i], pool[i]
             use_teacher = s_act is None or rng.random() < beta
@@ -111,10 +106,9 @@ def collect_episodes(task: str, teacher: Checkpoint, seeds: Sequence[int], write
                 stats.teacher_steps += 1
             else:
                 stats.student_steps += 1
-            if buffers[i] is not None:
-                buffers[i].set_action(action)
-            if teacher.past_actions:
-                teacher_buffers[i].set_action(action)
+            teacher_actor.executed((i,), action[None])
+            if student_actor is not None:
+                student_actor.executed((i,), action[None])
             rows = slot['rows']
             rows['sensor_obs'].append(slot['obs'][SENSOR])
             rows['privileged_obs'].append(slot['obs'][PRIVILEGED])
@@ -147,6 +141,13 @@ def collect_episodes(task: str, teacher: Checkpoint, seeds: Sequence[int], write
     for env in pool:
         env.close()
     return stats
+
+
+def episode_returns(data: Dataset) -> np.ndarray:
+    """The return of each episode of `data`."""
+    if not len(data):
+        return np.full(1, np.nan)
+    return np.add.reduceat(np.asarray(data.arrays['reward'], dtype=np.float64), data.episode_starts)
 
 
 def dataset_spec(task: str) -> DatasetSpec:
@@ -188,25 +189,42 @@ def run_dagger(task: str, teacher: Checkpoint, student: Checkpoint, base: Datase
     spec = base.spec
     parts = [base]
     rounds = []
-    for k in range(d.rounds):
-        beta = d.beta * d.beta_decay ** k
-        folder = out / 'dagger' / f'round{k + 1}'
+    scored: list[tuple[float, int, Checkpoint]] = []   # (mean return acting alone, round, student)
+
+    def collect(k: int, beta: float, who: Checkpoint, name: str) -> tuple[CollectStats, Dataset]:
+        folder = out / 'dagger' / name
         writer = DatasetWriter(folder, spec)
         start = DAGGER_SEED_BASE + 10_000 * cfg.train.seed + 1000 * k
         already = writer.episodes   # resume: a finished round is not collected twice
+        stats = CollectStats(episodes=0)
         if already < d.episodes_per_round:
             stats = collect_episodes(task, teacher, list(range(start + already, start + d.episodes_per_round)),
-                                     writer, student=student, beta=beta, envs=d.envs, mix_seed=start,
+                                     writer, student=who, beta=beta, envs=d.envs, mix_seed=start,
                                      max_episode_steps=d.max_episode_steps, progress=progress,
                                      meta={'source': 'dagger', 'round': k + 1})
-        else:
-            stats = CollectStats(episodes=0)
-        parts.append(load_dataset(folder))
+        collected = load_dataset(folder)
+        if beta == 0.0:   # the student acted alone: its round's returns score it (on training seeds)
+            scored.append((episode_returns(collected).mean(), k, who))
+        return stats, collected
+
+    for k in range(d.rounds):
+        beta = d.beta * d.beta_decay ** k
+        stats, collected = collect(k, beta, student, f'round{k + 1}')
+        parts.append(collected)
         data = concat_datasets(parts)
         rounds.append(DaggerRound(k + 1, beta, stats.episodes, len(parts[-1]), stats.student_steps,
-                                  stats.teacher_steps, stats.mean_return))
-        log(f'DAgger round {k + 1}: beta {beta:.3f}, {stats.episodes} episodes '
-            f'(student acted {stats.student_steps} steps, mean return {stats.mean_return:.1f}); '
+                                  stats.teacher_steps, float(episode_returns(collected).mean())))
+        log(f'DAgger round {k + 1}: beta {beta:.3f}, {len(collected.episode_starts)} episodes '
+            f'(student acted {stats.student_steps} steps, mean return {rounds[-1].collect_return:.1f}); '
             f'training on {len(data)} aggregated samples')
         student = train(data, student, k + 1)
+    if d.keep == 'best' and d.rounds:
+        # One more round scores the last student the same way; its episodes count in the budget.
+        stats, collected = collect(d.rounds, 0.0, student, 'final')
+        rounds.append(DaggerRound(d.rounds + 1, 0.0, stats.episodes, len(collected), stats.student_steps, 0,
+                                  float(episode_returns(collected).mean())))
+        best_return, best_round, student = max(scored, key=lambda s: s[0])
+        which = 'the offline student' if best_round == 0 else f'the student trained after round {best_round}'
+        log(f'DAgger keeps {which}: mean return {best_return:.1f} acting alone on its own round\'s episodes '
+            f'(scores {", ".join(f"{r:.0f}" for r, _, _ in scored)})')
     return student, rounds

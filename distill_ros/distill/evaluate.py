@@ -49,32 +49,25 @@ def privileged_actor(checkpoint) -> Callable[[dict[str, np.ndarray]], np.ndarray
     return lambda obs: checkpoint.act(obs[PRIVILEGED])
 
 
-def sensor_actor(checkpoint) -> Callable[[dict[str, np.ndarray]], np.ndarray]:
-    return lambda obs: checkpoint.act(obs[SENSOR])
-
-
 class PolicyActor:
     """Runs any checkpoint in `run_episodes`: a privileged teacher on `privileged_obs`; a sensor
-    policy through the same `HistoryBuffer` the student controller uses (previous actions
-    included when the student was trained with them). Pass `actor` as `act` and `actor.reset` as
-    `reset_policy`."""
+    policy with its memory (the `HistoryBuffer` the student controller uses, or a recurrent
+    student's state), previous actions included when the student was trained with them. Pass
+    `actor` as `act` and `actor.reset` as `reset_policy`."""
 
     def __init__(self, checkpoint):
+        from distill_ros.policies.actor import Actor
         self.checkpoint = checkpoint
-        self.privileged = checkpoint.obs_source == 'privileged'
-        self.buffer = checkpoint.history_buffer()
-        self.flat = checkpoint.history is None
+        self.key = PRIVILEGED if checkpoint.obs_source == 'privileged' else SENSOR
+        self.actor = Actor(checkpoint)
 
     def reset(self) -> None:
-        self.buffer.reset()
+        self.actor.reset()
 
     def __call__(self, obs: dict[str, np.ndarray]) -> np.ndarray:
-        if self.privileged:
-            return self.checkpoint.act(obs[PRIVILEGED])
-        if self.flat:
-            return self.checkpoint.act(obs[SENSOR])
-        action = self.checkpoint.act(self.buffer.push(obs[SENSOR]))
-        self.buffer.set_action(action)
+        ckpt = self.checkpoint
+        action = np.clip(self.actor.act(obs[self.key][None])[0], ckpt.action_low, ckpt.action_high)
+        self.actor.executed((0,), action[None])
         return action
 
 

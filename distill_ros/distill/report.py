@@ -19,6 +19,7 @@ import numpy as np
 import torch
 
 from distill_ros.distill.evaluate import eval_seeds, evaluate_checkpoint, summarize
+from distill_ros.paths import load_user_json, read_user_text
 from distill_ros.policies import checkpoint as ckpt_io
 from distill_ros.policies.checkpoint import Checkpoint
 from distill_ros.policies.mlp import parameter_count
@@ -32,19 +33,21 @@ def example(ckpt: Checkpoint) -> torch.Tensor:
 def count_flops(ckpt: Checkpoint) -> int:
     """Floating-point operations of one decision at batch 1 (a multiply-add counts 2), as
     `torch.utils.flop_counter` counts the matrix products and convolutions. Its counter has no
-    rule for the fused GRU kernel, so a GRU adds its analytic count: per step and layer
-    2·3·h·(in + h) for the gate products."""
+    rule for the fused GRU/LSTM kernels, so they add their analytic count: per step and layer
+    2·g·h·(in + h) for the gate products (g = 3 for a GRU, 4 for an LSTM). A recurrent student
+    makes one step per decision."""
     from torch.utils.flop_counter import FlopCounterMode
     model = ckpt.model.eval()
     with FlopCounterMode(display=False) as counter, torch.no_grad():
         model(example(ckpt))
     flops = int(counter.get_total_flops())
-    gru = getattr(model, 'gru', None)
-    if isinstance(gru, torch.nn.GRU):
-        width = gru.input_size
-        for _ in range(gru.num_layers):
-            flops += model.history * 2 * 3 * gru.hidden_size * (width + gru.hidden_size)
-            width = gru.hidden_size
+    rnn = getattr(model, 'gru', None) or getattr(model, 'rnn', None)
+    if isinstance(rnn, (torch.nn.GRU, torch.nn.LSTM)):
+        gates = 3 if isinstance(rnn, torch.nn.GRU) else 4
+        width = rnn.input_size
+        for _ in range(rnn.num_layers):
+            flops += model.history * 2 * gates * rnn.hidden_size * (width + rnn.hidden_size)
+            width = rnn.hidden_size
     return flops
 
 
@@ -55,12 +58,11 @@ def measure_latency(ckpt: Checkpoint, runs: int = 2000, backend: str = 'torch') 
     torch.set_num_threads(1)
     try:
         if backend == 'onnx':
-            from distill_ros.policies.export import INPUT_NAME, onnx_bytes, onnx_session
-            session = onnx_session(onnx_bytes(ckpt))
-            feed = {INPUT_NAME: x.numpy()}
+            from distill_ros.control.inference import load_backend
+            runtime, window = load_backend(ckpt, 'onnxruntime'), x[0].numpy()
 
             def call():
-                session.run(None, feed)
+                runtime(window)
         elif backend == 'torch':
             model = ckpt.model.eval()
 
@@ -81,6 +83,16 @@ def measure_latency(ckpt: Checkpoint, runs: int = 2000, backend: str = 'torch') 
     return {'p50_us': float(np.percentile(times, 50) / 1e3), 'p99_us': float(np.percentile(times, 99) / 1e3)}
 
 
+def _memory(ckpt: Checkpoint) -> str:
+    """What a sensor policy remembers, for the table's input column."""
+    model = ckpt.model
+    if ckpt.obs_source == 'privileged':
+        return 'privileged'
+    if getattr(model, 'recurrent', False):
+        return f'sensors, {model.cell.upper()} state'
+    return f'sensors × {ckpt.history or 1}'
+
+
 def evaluate_policies(task: str, teacher: Checkpoint, students: dict[str, Checkpoint], episodes: int,
                       progress: bool = True, latency_runs: int = 2000) -> list[dict[str, Any]]:
     """Teacher and every student on the same held-out seeds; one row each, teacher first."""
@@ -98,6 +110,7 @@ def evaluate_policies(task: str, teacher: Checkpoint, students: dict[str, Checkp
                 'name': name, 'role': ckpt.role, 'checkpoint': str(ckpt.path or ''),
                 'params': parameter_count(ckpt.model), 'flops': count_flops(ckpt),
                 'privileged_input': ckpt.obs_source == 'privileged', 'history': ckpt.history or 1,
+                'memory': _memory(ckpt),
                 'episodes': summary['episodes'], 'mean_return': summary['mean_return'], 'ci95': summary['ci95'],
                 'std_return': summary['std_return'], 'fall_rate': summary['fall_rate'],
                 'mean_length': summary['mean_length'],
@@ -121,7 +134,7 @@ def _cells(row: dict[str, Any]) -> list[str]:
     out = []
     for _, key, fmt in COLUMNS:
         if key == 'privileged_input':
-            out.append('privileged' if row[key] else f'sensors × {row.get("history", 1)}')
+            out.append('privileged' if row[key] else row.get('memory') or f'sensors × {row.get("history", 1)}')
         elif key is None and _ == 'mean return ± 95% CI':
             out.append(f"{row['mean_return']:.1f} ± {row['ci95']:.1f}")
         elif key is None:
@@ -155,7 +168,7 @@ def read_curves(paths: Sequence[Path]) -> dict[str, list[tuple[int, float]]]:
         if not path.is_file():
             continue
         prefix = f'{path.parent.name}/' if len(paths) > 1 else ''
-        for line in path.read_text().splitlines():
+        for line in read_user_text(path, 'learning curve').splitlines():
             try:
                 record = json.loads(line)
                 curves.setdefault(prefix + record['run'], []).append((int(record['step']), float(record['val_loss'])))
@@ -276,7 +289,9 @@ def cmd_report(args: argparse.Namespace) -> int:
     source = folder / 'eval.json'
     if not source.is_file():
         raise FileNotFoundError(f'{source} does not exist; run `distill-ros eval ... --out {folder}` first')
-    data = json.loads(source.read_text())
+    data = load_user_json(source, 'evaluation results')
+    if not isinstance(data, dict) or not isinstance(data.get('rows'), list):
+        raise ValueError(f'{source}: expected {{"rows": [...], "title": ...}} as `distill-ros eval` writes it')
     rows = data['rows']
     print_table(rows, data.get('title', ''))
     path = write_report(rows, folder, args.curves or [], title=data.get('title', 'distill_ros report'))
@@ -288,13 +303,17 @@ def cmd_export(args: argparse.Namespace) -> int:
     from distill_ros.policies.export import export_onnx, export_torchscript
     if not args.onnx and not args.torchscript:
         raise ValueError('nothing to export: give --onnx PATH and/or --torchscript PATH')
+    from distill_ros.policies.export import EPISODE_STEPS, STATE_IN, STATE_OUT
+    from distill_ros.policies.students import is_recurrent
     ckpt = ckpt_io.load(args.checkpoint)
+    how = (f' step by step over a {EPISODE_STEPS}-step episode, state fed back ({STATE_IN} -> {STATE_OUT})'
+           if is_recurrent(ckpt.model) else '')
     if args.onnx:
         worst = export_onnx(ckpt, args.onnx)
-        print(f'{args.onnx}: ONNX matches torch to {worst:.2g} (tolerance 1e-5)')
+        print(f'{args.onnx}: ONNX matches torch to {worst:.2g}{how} (tolerance 1e-5)')
     if args.torchscript:
         worst = export_torchscript(ckpt, args.torchscript)
-        print(f'{args.torchscript}: TorchScript matches torch to {worst:.2g} (tolerance 1e-5)')
+        print(f'{args.torchscript}: TorchScript matches torch to {worst:.2g}{how} (tolerance 1e-5)')
     return 0
 
 

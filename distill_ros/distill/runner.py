@@ -83,6 +83,10 @@ def run_distill(data: Dataset, teacher: Checkpoint, cfg: DistillConfig, out: str
                          'offline stages); set dagger.rounds: 0 or drop torchrun')
     if teacher.task and teacher.task != task:
         raise ValueError(f'teacher {teacher.path} was trained on task {teacher.task!r} but the data is of {task!r}')
+    if cfg.dagger.rounds and not data.spec.privileged.size:
+        raise ValueError(f'{data.folder} has no privileged state (a bag recorded without it), so DAgger rounds, '
+                         f'which add simulator rollouts with privileged state to it, cannot aggregate onto it; '
+                         f'set dagger.rounds: 0')
     stages = cfg.stage_students()
     summary: dict[str, Any] = {'task': task, 'teacher': str(teacher.path),
                                'teacher_params': parameter_count(teacher.model), 'dataset': str(data.folder),
@@ -133,17 +137,32 @@ def run_distill(data: Dataset, teacher: Checkpoint, cfg: DistillConfig, out: str
     return summary
 
 
-def cmd_distill(args: argparse.Namespace) -> int:
-    import torch.distributed as dist
+def parse_overrides(items: list[str] | None) -> dict[str, dict[str, Any]]:
+    """`--set SECTION.KEY=VALUE` options as {section: {key: value}} (values parsed as YAML)."""
+    import yaml
     overrides: dict[str, dict[str, Any]] = {}
-    for item in args.set or []:
+    for item in items or []:
         key, sep, value = item.partition('=')
         section, dot, name = key.partition('.')
         if not sep or not dot:
             raise ValueError(f'--set {item!r}: expected SECTION.KEY=VALUE, e.g. train.steps=500')
-        import yaml
-        overrides.setdefault(section, {})[name] = yaml.safe_load(value)
-    cfg = load_config(args.config, overrides)
+        try:
+            parsed = yaml.safe_load(value)
+        except yaml.YAMLError:
+            raise ValueError(f'--set {item!r}: the value {value!r} is not valid YAML; expected e.g. train.steps=500 '
+                             f'or student.sizes={{hidden: [32, 32]}}') from None
+        if isinstance(parsed, str):   # YAML 1.1 reads 1e-4 as a string; a number is meant
+            try:
+                parsed = float(parsed)
+            except ValueError:
+                pass
+        overrides.setdefault(section, {})[name] = parsed
+    return overrides
+
+
+def cmd_distill(args: argparse.Namespace) -> int:
+    import torch.distributed as dist
+    cfg = load_config(args.config, parse_overrides(args.set))
     if int(os.environ.get('WORLD_SIZE', '1')) > 1 and not dist.is_initialized():
         import torch
         dist.init_process_group('nccl' if torch.cuda.is_available() else 'gloo')

@@ -17,10 +17,9 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 import torch
-import yaml
 
 from distill_ros.distill.evaluate import eval_seeds, privileged_actor, run_episodes, summarize
-from distill_ros.paths import config_path
+from distill_ros.paths import config_path, load_user_yaml
 from distill_ros.policies import checkpoint as ckpt_io
 from distill_ros.policies.mlp import GaussianMLP
 from distill_ros.sim import PRIVILEGED, DistillEnv, load_task
@@ -53,8 +52,12 @@ class TeacherConfig:
 def load_config(task: str, path: str | Path | None = None, overrides: dict[str, Any] | None = None) -> TeacherConfig:
     """`defaults` of config/train_teacher.yaml, then its section for `task`, then `overrides`."""
     path = Path(path) if path else config_path('train_teacher.yaml')
-    data = yaml.safe_load(path.read_text()) or {}
-    merged = {**data.get('defaults', {}), **data.get(task, {}), **(overrides or {})}
+    data = load_user_yaml(path, 'teacher training config')
+    sections = {key: data.get(key) or {} for key in ('defaults', task)}
+    for key, section in sections.items():
+        if not isinstance(section, dict):
+            raise ValueError(f'{path}: section {key!r} is {section!r}; expected a mapping of training keys')
+    merged = {**sections['defaults'], **sections[task], **(overrides or {})}
     known = {f.name for f in fields(TeacherConfig)}
     unknown = sorted(set(merged) - known)
     if unknown:

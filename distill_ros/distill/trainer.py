@@ -27,13 +27,13 @@ from torch import distributed as dist
 from torch import nn
 
 from distill_ros.data.dataset import Dataset, DatasetError
-from distill_ros.data.sampler import episode_start_of, window_rows
-from distill_ros.distill.config import DistillConfig, StudentConfig
+from distill_ros.data.sampler import episode_end_of, episode_rows, episode_start_of, sequence_rows, window_rows
+from distill_ros.distill.config import RECURRENT_TYPES, DistillConfig, StudentConfig
 from distill_ros.distill.losses import bc_loss, feature_loss, logit_loss
 from distill_ros.observation import history_steps
 from distill_ros.policies import checkpoint as ckpt_io
 from distill_ros.policies.checkpoint import Checkpoint
-from distill_ros.policies.students import HistoryPolicy, make_student
+from distill_ros.policies.students import HistoryPolicy, is_recurrent, make_student
 
 CURVE = 'learning_curve.jsonl'
 
@@ -87,6 +87,8 @@ def teacher_labels(teacher: Checkpoint, data: Dataset, feature: str | None = Non
     else:
         teacher.obs_spec.check_matches(data.spec.sensor, f'teacher {teacher.path} vs dataset {data.folder}')
         steps, index = policy_inputs(teacher, data)
+        if is_recurrent(model):   # a recurrent stage teacher: run over whole episodes from a zero state
+            return recurrent_outputs(model, steps, data.episode_starts, feature)
 
         def inputs(sl):
             return steps[index[sl]]
@@ -106,6 +108,26 @@ def teacher_labels(teacher: Checkpoint, data: Dataset, feature: str | None = Non
     return out
 
 
+@torch.no_grad()
+def recurrent_outputs(model: HistoryPolicy, steps: torch.Tensor, episode_starts: np.ndarray,
+                      feature: str | None = None, chunk: int = 16) -> dict[str, torch.Tensor]:
+    """Action mean and std (and `feature`) of a recurrent policy at every row of `steps`, each
+    episode run from its start with a zero state, as deployed."""
+    n = len(steps)
+    out = {'mean': torch.empty(n, model.action_dim)}
+    for e0 in range(0, len(episode_starts), chunk):
+        rows, mask = episode_rows(episode_starts, n, range(e0, min(len(episode_starts), e0 + chunk)))
+        mean, features, _ = model.forward_sequence(steps[rows])
+        out['mean'][rows[mask]] = mean[mask]
+        if feature:
+            if feature not in features:
+                raise ValueError(f'teacher has no feature {feature!r}; it has {sorted(features)}')
+            value = features[feature][mask]
+            out.setdefault('feature', torch.empty(n, value.shape[-1]))[rows[mask]] = value
+    out['std'] = model.log_std.exp().expand(n, -1).clone()
+    return out
+
+
 def recorded_labels(data: Dataset) -> dict[str, torch.Tensor]:
     if 'teacher_mean' not in data.arrays:
         raise DatasetError(f'{data.folder} holds no teacher actions and no privileged observations to label')
@@ -114,26 +136,36 @@ def recorded_labels(data: Dataset) -> dict[str, torch.Tensor]:
 
 
 class Objective(nn.Module):
-    """The student plus the feature projection; one module so DDP syncs both."""
+    """The student plus the feature projection and the state estimator head (both dropped after
+    training); one module so DDP syncs them all."""
 
-    def __init__(self, student: HistoryPolicy, feature_dim: int | None):
+    def __init__(self, student: HistoryPolicy, feature_dim: int | None, state_dim: int | None = None):
         super().__init__()
         self.student = student
         self.projection = nn.Linear(student.latent_dim, feature_dim) if feature_dim else None
+        self.estimator = nn.Linear(student.latent_dim, state_dim) if state_dim else None
 
-    def forward(self, window: torch.Tensor):
-        mean, features = self.student.forward_features(window)
+    def forward(self, inputs: torch.Tensor, mask: torch.Tensor | None = None):
+        """Windows (batch, history, step_dim); or, for a recurrent student, step sequences
+        (batch, T, step_dim) from a zero state with the `mask` of the steps that count."""
+        if mask is None:
+            mean, features = self.student.forward_features(inputs)
+        else:
+            mean, features, _ = self.student.forward_sequence(inputs)
+            mean, features = mean[mask], {'latent': features['latent'][mask]}
         std = self.student.log_std.exp().expand_as(mean)
         projected = self.projection(features['latent']) if self.projection is not None else None
-        return mean, std, projected
+        state = self.estimator(features['latent']) if self.estimator is not None else None
+        return mean, std, projected, state
 
 
-def compute_losses(objective: nn.Module, window, labels: dict[str, torch.Tensor], cfg: DistillConfig):
-    mean, std, projected = objective(window)
+def compute_losses(objective: nn.Module, inputs, labels: dict[str, torch.Tensor], cfg: DistillConfig,
+                   mask: torch.Tensor | None = None):
+    mean, std, projected, state = objective(inputs, mask)
     losses, total = {}, 0.0
     lc = cfg.losses
     if lc.bc.weight > 0:
-        losses['bc'] = bc_loss(mean, labels['mean'], lc.bc.kind)
+        losses['bc'] = bc_loss(mean, labels.get('action', labels['mean']), lc.bc.kind)
         total = total + lc.bc.weight * losses['bc']
     if lc.kl.weight > 0:
         losses['kl'] = logit_loss(mean, std, labels['mean'], labels['std'], lc.kl.direction)
@@ -141,6 +173,9 @@ def compute_losses(objective: nn.Module, window, labels: dict[str, torch.Tensor]
     if lc.feature.weight > 0:
         losses['feature'] = feature_loss(projected, labels['feature'])
         total = total + lc.feature.weight * losses['feature']
+    if lc.estimator.weight > 0:
+        losses['estimator'] = feature_loss(state, labels['state'])
+        total = total + lc.estimator.weight * losses['estimator']
     return total, losses
 
 
@@ -218,8 +253,15 @@ def train_student(data: Dataset, teacher: Checkpoint, cfg: DistillConfig, out: s
             raise ValueError('feature matching needs privileged observations to run the teacher on; '
                              f'{data.folder} has none (set losses.feature.weight: 0)')
         labels = recorded_labels(data)
+    if cfg.losses.bc.clip_labels:
+        # The teacher's mean beyond the action limits executes as the limit: an error there costs
+        # nothing, so BC regresses the clipped mean (KL keeps the unclipped distribution).
+        low, high = (torch.as_tensor(np.asarray(v), dtype=torch.float32) for v in (teacher.action_low,
+                                                                                   teacher.action_high))
+        labels['action'] = torch.maximum(torch.minimum(labels['mean'], high), low)
     action_dim = len(data.spec.action_names)
-    step_rows, index = policy_inputs((scfg.history, scfg.past_actions), data)
+    recurrent = scfg.type in RECURRENT_TYPES if init is None else is_recurrent(init.model)
+    step_rows, index = policy_inputs((1 if recurrent else scfg.history, scfg.past_actions), data)
     train_idx, val_idx = split_episodes(data, tc.val_fraction, tc.seed)
     if len(train_idx) == 0:
         raise ValueError(f'{data.folder}: no training samples')
@@ -236,7 +278,17 @@ def train_student(data: Dataset, teacher: Checkpoint, cfg: DistillConfig, out: s
         with torch.no_grad():
             student.obs_mean.copy_(rows.mean(0))
             student.obs_var.copy_(rows.var(0, unbiased=False).clamp_min(1e-6))
-    objective = Objective(student, labels['feature'].shape[1] if feature_name else None)
+    if cfg.losses.estimator.weight > 0:
+        # An estimator head: the latent must also carry the privileged state (standardized per
+        # element on the training rows), as the concurrent state estimators of legged robots do.
+        if 'privileged_obs' not in data.arrays or not data.spec.privileged.size:
+            raise ValueError(f'losses.estimator needs privileged observations; {data.folder} has none '
+                             '(set losses.estimator.weight: 0)')
+        state = torch.from_numpy(np.ascontiguousarray(data.arrays['privileged_obs'], dtype=np.float32))
+        rows = state[torch.from_numpy(train_idx)]
+        labels['state'] = (state - rows.mean(0)) / (rows.std(0) + 1e-6)
+    objective = Objective(student, labels['feature'].shape[1] if feature_name else None,
+                          labels['state'].shape[1] if 'state' in labels else None)
     model = objective
     if world_size > 1:
         model = nn.parallel.DistributedDataParallel(objective)
@@ -249,9 +301,10 @@ def train_student(data: Dataset, teacher: Checkpoint, cfg: DistillConfig, out: s
         last = ckpt_io.load(run_dir / 'last')
         objective.student.load_state_dict(last.model.state_dict())
         tensors = load_file(str(run_dir / 'trainer_state.safetensors'))
-        if objective.projection is not None:
-            objective.projection.load_state_dict({k[len('projection.'):]: v for k, v in tensors.items()
-                                                  if k.startswith('projection.')})
+        for name in ('projection', 'estimator'):
+            head = getattr(objective, name)
+            if head is not None:
+                head.load_state_dict({k[len(name) + 1:]: v for k, v in tensors.items() if k.startswith(name + '.')})
         _load_optimizer(optimizer, {k[len('opt.'):]: v for k, v in tensors.items() if k.startswith('opt.')},
                         state['optimizer'])
         generator.set_state(tensors['generator'])
@@ -259,7 +312,36 @@ def train_student(data: Dataset, teacher: Checkpoint, cfg: DistillConfig, out: s
             best_state = ckpt_io.load(run_dir / 'best').model.state_dict()
     train_t = torch.from_numpy(train_idx)
     val_t = torch.from_numpy(val_idx if len(val_idx) else train_idx[:min(len(train_idx), 4096)])
-    share = tc.batch_size // world_size
+    if recurrent:
+        # Truncated BPTT: batch_size counts loss steps, so a batch holds batch_size / sequence_length
+        # sequences; validation runs whole episodes from a zero state, as deployed.
+        n_pick = max(world_size, tc.batch_size // tc.sequence_length)
+        n_pick -= n_pick % world_size
+        start_of, end_of = episode_start_of(data.episode_starts, len(data)), episode_end_of(data.episode_starts,
+                                                                                            len(data))
+        val_episodes = np.nonzero(np.isin(data.episode_starts, val_t.numpy()))[0]
+        if len(val_episodes) == 0:
+            val_episodes = np.nonzero(np.isin(data.episode_starts, train_idx))[0][:8]
+    else:
+        n_pick = tc.batch_size
+    share = n_pick // world_size
+
+    def batch(pick: torch.Tensor):
+        """(inputs, labels, mask) of the samples `pick`: windows, or sequences whose loss starts there."""
+        if not recurrent:
+            return step_rows[index[pick]], labels_at(pick), None
+        rows, mask = sequence_rows(pick, start_of[pick], end_of[pick], tc.burn_in, tc.sequence_length)
+        return step_rows[rows], labels_at(rows[mask]), mask
+
+    def validation_batches():
+        if not recurrent:
+            for s in range(0, len(val_t), 8192):
+                idx = val_t[s:s + 8192]
+                yield step_rows[index[idx]], labels_at(idx), None, len(idx)
+            return
+        for e0 in range(0, len(val_episodes), 16):
+            rows, mask = episode_rows(data.episode_starts, len(data), val_episodes[e0:e0 + 16])
+            yield step_rows[rows], labels_at(rows[mask]), mask, int(mask.sum())
     writer = None
     if rank == 0:
         run_dir.mkdir(parents=True, exist_ok=True)
@@ -276,13 +358,12 @@ def train_student(data: Dataset, teacher: Checkpoint, cfg: DistillConfig, out: s
     def validate() -> tuple[float, dict[str, float]]:
         objective.eval()
         totals, parts, count = 0.0, {}, 0
-        for s in range(0, len(val_t), 8192):
-            idx = val_t[s:s + 8192]
-            total, losses = compute_losses(objective, step_rows[index[idx]], labels_at(idx), cfg)
-            totals += float(total) * len(idx)
+        for inputs, targets, mask, size in validation_batches():
+            total, losses = compute_losses(objective, inputs, targets, cfg, mask)
+            totals += float(total) * size
             for k, v in losses.items():
-                parts[k] = parts.get(k, 0.0) + float(v) * len(idx)
-            count += len(idx)
+                parts[k] = parts.get(k, 0.0) + float(v) * size
+            count += size
         objective.train()
         return totals / count, {k: v / count for k, v in parts.items()}
 
@@ -295,9 +376,9 @@ def train_student(data: Dataset, teacher: Checkpoint, cfg: DistillConfig, out: s
     running = 0.0
     objective.train()
     while state['step'] < steps and not state['stopped']:
-        pick = train_t[torch.randint(len(train_t), (tc.batch_size,), generator=generator)]
-        mine = pick[rank * share:(rank + 1) * share]
-        total, _ = compute_losses(model, step_rows[index[mine]], labels_at(mine), cfg)
+        pick = train_t[torch.randint(len(train_t), (n_pick,), generator=generator)]
+        inputs, targets, mask = batch(pick[rank * share:(rank + 1) * share])
+        total, _ = compute_losses(model, inputs, targets, cfg, mask)
         optimizer.zero_grad(set_to_none=True)
         total.backward()
         if tc.grad_clip > 0:
@@ -339,9 +420,10 @@ def train_student(data: Dataset, teacher: Checkpoint, cfg: DistillConfig, out: s
                 objective.student.train()
                 tensors, meta = _optimizer_tensors(optimizer)
                 tensors = {f'opt.{k}': v for k, v in tensors.items()}
-                if objective.projection is not None:
-                    tensors.update({f'projection.{k}': v.contiguous()
-                                    for k, v in objective.projection.state_dict().items()})
+                for name in ('projection', 'estimator'):
+                    head = getattr(objective, name)
+                    if head is not None:
+                        tensors.update({f'{name}.{k}': v.contiguous() for k, v in head.state_dict().items()})
                 tensors['generator'] = generator.get_state()
                 save_file(tensors, str(run_dir / 'trainer_state.safetensors.tmp'))
                 os.replace(run_dir / 'trainer_state.safetensors.tmp', run_dir / 'trainer_state.safetensors')

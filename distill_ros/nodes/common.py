@@ -4,14 +4,13 @@ from __future__ import annotations
 import os
 import signal
 import sys
-import threading
 import time
 import traceback
 from collections.abc import Callable
 
 import rclpy
+from rclpy._rclpy_pybind11 import RCLError
 from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
-from rclpy.impl.implementation_singleton import rclpy_implementation as _rclpy
 from rclpy.node import Node
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
 from rclpy.task import Future
@@ -30,22 +29,10 @@ LATCHED = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE, history=H
                      durability=DurabilityPolicy.TRANSIENT_LOCAL)
 SENSOR_DATA = qos_profile_sensor_data
 
-RCLError = _rclpy.RCLError
-
 # One Ctrl-C in a terminal reaches a node under `ros2 launch` twice: the terminal sends SIGINT to
 # the whole process group, then launch sends its own on shutdown. A repeat this soon after the first
 # is that same Ctrl-C; a later one means the user insists.
 REPEATED_SIGINT_S = 2.0
-
-
-def ignore_repeated_sigint(since: float) -> None:
-    """From now on, a SIGINT within REPEATED_SIGINT_S of `since` is ignored (clean-up goes on); a
-    later one still raises KeyboardInterrupt."""
-    def on_sigint(signum, frame) -> None:
-        if time.monotonic() - since > REPEATED_SIGINT_S:
-            raise KeyboardInterrupt
-    if threading.current_thread() is threading.main_thread():
-        signal.signal(signal.SIGINT, on_sigint)
 
 
 class SubscriptionGate:
@@ -95,13 +82,31 @@ class FinishingNode(Node):
         return wrapper
 
 
+def _stopping(signum: int, frame) -> None:
+    """Beneath rclpy's handler, which has already begun the shutdown."""
+
+
+def _ignore_signals() -> None:
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, signal.SIG_IGN)
+
+
 def run(make_node: Callable[[], Node], args: list[str] | None = None) -> int:
     """Create the node, spin it until shutdown or until it calls `finish`, and return the status.
 
     Configuration errors (a refused parameter, an invalid task file) are logged with their
     message and give status 2, before the node does anything.
     """
-    rclpy.init(args=args)
+    # rclpy's handlers stop the spin on the first SIGINT/SIGTERM and then call the Python-level
+    # handler beneath them: a no-op here, not KeyboardInterrupt at some random line.
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, _stopping)
+    try:
+        rclpy.init(args=args)
+    except RCLError as exc:  # e.g. a --params-file that is not valid parameter YAML
+        reason = str(exc).split(', at /')[0].replace('\n', ' ')
+        print(f'[{os.path.basename(sys.argv[0])}] configuration error: {reason}', file=sys.stderr, flush=True)
+        return 2
     node: Node | None = None
     status = 0
     try:
@@ -120,13 +125,16 @@ def run(make_node: Callable[[], Node], args: list[str] | None = None) -> int:
         status = 2
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
-    except RCLError:
+    except Exception:
         if rclpy.ok():
             raise
-        # A callback in flight when Ctrl-C shut the context down ("publisher's context is
-        # invalid"): part of the stop, not a failure.
+        # The signal shut the context down in the middle of a callback (a publish on an invalid
+        # context fails): that is the shutdown asked for, not an error.
     finally:
-        ignore_repeated_sigint(time.monotonic())  # the same Ctrl-C again must not abort the clean-up
+        # Later signals (a terminal's Ctrl-C reaches every process of the group and `ros2 launch`
+        # forwards another) must not cut the final work short, nor kill the process while Python
+        # finalizes (it restores SIG_DFL for handled signals, not for ignored ones).
+        _ignore_signals()
         if node is not None:
             close = getattr(node, 'close', None)
             if close is not None:
@@ -134,8 +142,5 @@ def run(make_node: Callable[[], Node], args: list[str] | None = None) -> int:
             node.destroy_node()
         if rclpy.ok():
             rclpy.shutdown()
-        # Done and about to exit: a late repeat of the same Ctrl-C must not turn a clean exit into
-        # 'died from SIGINT' (Python restores the default handler while it finalizes).
-        if threading.current_thread() is threading.main_thread():
-            signal.signal(signal.SIGINT, signal.SIG_IGN)
+        _ignore_signals()  # rclpy.shutdown restored the handlers it had replaced
     return status

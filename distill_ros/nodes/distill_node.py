@@ -38,6 +38,10 @@ PARAMS = (
 class DistillNode(FinishingNode):
     def __init__(self):
         super().__init__('distill_node')
+        # The worker is a daemon thread that cannot be stopped mid-step: once the node closes (Ctrl-C),
+        # it must touch ROS no more, or it calls into a destroyed node while the process exits.
+        self._ros_lock = threading.Lock()
+        self.closed = False
         p = declare(self, PARAMS)
         self.params = p
         if not p['out']:
@@ -60,7 +64,7 @@ class DistillNode(FinishingNode):
         self.out = Path(p['out'])
         try:
             self.data = load_data(p['dataset'] or None, p['bag'] or None, self.out, p['task'],
-                                  log=self.get_logger().info)
+                                  log=self.log)
         except (ValueError, FileNotFoundError) as exc:
             raise ParameterError(f"parameter '{'dataset' if p['dataset'] else 'bag'}': {exc}") from exc
         self.started = time.monotonic()
@@ -76,22 +80,37 @@ class DistillNode(FinishingNode):
     def work(self) -> None:
         try:
             summary = run_distill(self.data, self.teacher, self.cfg, self.out, resume=self.params['resume'],
-                                  progress=False, log=self.get_logger().info, on_eval=self.on_eval)
+                                  progress=False, log=self.log, on_eval=self.on_eval)
             self.state.update(phase='done', student=str(self.out / 'student'))
             if 'eval' in summary:
                 self.state['student_return'] = summary['eval'].get('student', summary['eval'].get('offline', {})).get(
                     'mean_return', float('nan'))
             self.publish_diagnostics()
-            self.get_logger().info(f'student written to {self.out / "student"}')
+            self.log(f'student written to {self.out / "student"}')
             self.finish(0)
         except Exception as exc:  # noqa: BLE001 - reported on /diagnostics and as the exit status
             self.level = DiagnosticStatus.ERROR
             self.state.update(phase='failed', error=str(exc))
             self.publish_diagnostics()
-            self.get_logger().error(f'distillation failed: {exc}\n{traceback.format_exc()}')
+            self.log(f'distillation failed: {exc}\n{traceback.format_exc()}', error=True)
             self.finish(1)
 
+    def log(self, text: str, error: bool = False) -> None:
+        with self._ros_lock:
+            if not self.closed:
+                (self.get_logger().error if error else self.get_logger().info)(text)
+
+    def close(self) -> None:
+        """Called by `run` before the node is destroyed."""
+        with self._ros_lock:
+            self.closed = True
+
     def publish_diagnostics(self) -> None:
+        with self._ros_lock:
+            if not self.closed:
+                self._publish_diagnostics()
+
+    def _publish_diagnostics(self) -> None:
         status = DiagnosticStatus(name=f'{self.get_name()}: distillation', hardware_id=self.data.spec.task,
                                   level=self.level, message=str(self.state['phase']))
         values = {**self.state, 'elapsed_s': round(time.monotonic() - self.started, 1)}
@@ -105,11 +124,12 @@ def main(args=None) -> None:
     status = run(DistillNode, args)
     worker = next((t for t in threading.enumerate() if t.name == 'distill'), None)
     if worker is not None:
-        worker.join(timeout=2.0)  # finished: it is only returning from `work`
+        worker.join(timeout=2.0)  # a worker that has finished its job ends within milliseconds
     if worker is not None and worker.is_alive():
-        # Stopped (Ctrl-C) while training: ending the interpreter under the worker thread, which is
-        # inside torch, crashes it (SIGSEGV); the node is already shut down, so leave at once. The
-        # trainer's state of its last evaluation is on disk: resume:=true continues from it.
+        # Stopped (Ctrl-C) mid-training: Python's finalization would end the worker, a daemon thread
+        # inside torch, with pthread_exit through C++ frames, which aborts the process. What it writes
+        # (checkpoints, resume state) is written atomically, so end the process here; `--resume`
+        # (parameter resume) continues the job.
         sys.stdout.flush()
         sys.stderr.flush()
         os._exit(status)

@@ -13,7 +13,7 @@ import numpy as np
 from builtin_interfaces.msg import Time
 from sensor_msgs.msg import Imu, JointState
 
-from distill_ros.observation import SensorReading
+from distill_ros.observation import MalformedMessage, SensorMismatch, SensorReading, check_named_arrays
 
 NS_PER_S = 1_000_000_000
 
@@ -37,15 +37,25 @@ def named_vector(names: Sequence[str], values: Sequence[float] | np.ndarray, ns:
 
 
 def read_named_vector(msg: JointState, names: Sequence[str], topic: str) -> np.ndarray:
-    """Values of `msg` in the order of `names` (matched by name); a missing name is an error."""
+    """Values of `msg` in the order of `names` (matched by name). A malformed message (position
+    not one value per name, duplicate names, NaN or Inf) raises `MalformedMessage`, a missing
+    name `SensorMismatch`, each naming the topic."""
+    try:
+        check_named_arrays(msg.name, {'position': msg.position}, what='named vector')
+    except MalformedMessage as exc:
+        raise MalformedMessage(f'{topic}: {exc}') from None
     if list(msg.name) == list(names):
-        return np.asarray(msg.position, dtype=np.float64)
-    index = {n: i for i, n in enumerate(msg.name)}
-    missing = [n for n in names if n not in index]
-    if missing:
-        raise KeyError(f'{topic}: message lacks {missing}; expected names {list(names)}')
-    position = msg.position
-    return np.array([position[index[n]] for n in names], dtype=np.float64)
+        values = np.asarray(msg.position, dtype=np.float64)
+    else:
+        index = {n: i for i, n in enumerate(msg.name)}
+        missing = [n for n in names if n not in index]
+        if missing:
+            raise SensorMismatch(f'{topic}: message lacks {missing}; expected names {list(names)}')
+        position = msg.position
+        values = np.array([position[index[n]] for n in names], dtype=np.float64)
+    if not np.isfinite(values).all():
+        raise MalformedMessage(f'{topic}: NaN or Inf in {[n for n, v in zip(names, values) if not np.isfinite(v)]}')
+    return values
 
 
 def joint_state(reading: SensorReading, ns: int, frame_id: str = '') -> JointState:

@@ -18,10 +18,12 @@ from sensor_msgs.msg import Imu, JointState
 
 from distill_ros.data.assembler import PAIRING, EpisodeAssembler
 from distill_ros.data.bag import IMU, JOINT_STATE, STORAGE, BagWriter, deserialize, payload, typestore
+from distill_ros.data.cdr import CdrError
 from distill_ros.data.dataset import BackgroundWriter, DatasetSpec, DatasetWriter
 from distill_ros.nodes import messages as m
 from distill_ros.nodes.common import LATCHED, RELIABLE, RELIABLE_DEEP, FinishingNode, run
 from distill_ros.nodes.params import Param, ParameterError, declare
+from distill_ros.observation import SensorMismatch
 from distill_ros.sim import DistillEnv
 
 # Best effort with a deep queue: matches a best-effort or a reliable sensor publisher alike.
@@ -54,7 +56,11 @@ class RecorderNode(FinishingNode):
         env.close()
         # Shards are written on a worker thread so a slow disk flush never stalls the subscriptions.
         self.writer = BackgroundWriter(DatasetWriter(p['dataset'], spec)) if p['dataset'] else None
-        self.assembler = EpisodeAssembler(spec, self.writer, p['pairing'], int(p['tolerance'] * 1e9), has_imu)
+        topics = {'joints': 'joint_states', 'imu': 'imu/data', 'privileged': 'privileged/state', 'step': 'sim/step',
+                  'episode': 'sim/episode', 'teacher_action': 'teacher/action',
+                  'teacher_distribution': 'teacher/distribution'}
+        self.assembler = EpisodeAssembler(spec, self.writer, p['pairing'], int(p['tolerance'] * 1e9), has_imu,
+                                          {k: self.resolve_topic_name(v) for k, v in topics.items()})
         self.bag = BagWriter(p['bag'], p['storage']) if p['bag'] else None
         self.closed = False
         self.store = typestore()
@@ -69,8 +75,19 @@ class RecorderNode(FinishingNode):
                 self.last_message = time.monotonic()
                 if self.bag is not None:
                     self.bag.write(resolved, bag_type, time.time_ns(), raw)
-                msg = deserialize(self.store, raw, bag_type)
-                self.assembler.add(stream, m.stamp_ns(msg.header.stamp), payload(stream, msg))
+                try:
+                    msg = deserialize(self.store, raw, bag_type)
+                except CdrError as exc:  # undecodable bytes: a bad sample like a malformed message
+                    self.assembler.stats.bad[stream] += 1
+                    self.assembler.stats.last_bad = f'{resolved}: {exc}'
+                    return
+                try:
+                    self.assembler.add(stream, m.stamp_ns(msg.header.stamp), payload(stream, msg))
+                except SensorMismatch as exc:  # well-formed messages of another task: a setup error
+                    self.get_logger().error(f"{exc}; is the simulator or robot running task {p['task']}, the "
+                                            f"recorder's? exiting with status 2")
+                    self.finish(2)
+                    return
                 self.check_done()
             self.create_subscription(msg_type, topic, self.guarded(callback), qos, raw=True)
 
@@ -105,11 +122,13 @@ class RecorderNode(FinishingNode):
     def publish_diagnostics(self) -> None:
         stats = self.assembler.stats
         status = DiagnosticStatus(name=f'{self.get_name()}: recording', hardware_id=self.params['task'])
-        unpaired = sum(stats.unpaired.values())
-        status.level = DiagnosticStatus.WARN if unpaired else DiagnosticStatus.OK
+        unpaired, bad = sum(stats.unpaired.values()), sum(stats.bad.values())
+        status.level = DiagnosticStatus.WARN if unpaired or bad else DiagnosticStatus.OK
         status.message = f'{stats.episodes} episodes, {stats.samples} samples, {unpaired} unpaired'
+        if bad:
+            status.message += f', {bad} bad messages dropped (newest: {stats.last_bad})'
         values = {'episodes': stats.episodes, 'samples': stats.samples, 'unpaired': unpaired,
-                  'bag_messages': self.bag.count if self.bag else 0}
+                  'bad_messages': bad, 'last_bad': stats.last_bad, 'bag_messages': self.bag.count if self.bag else 0}
         values.update({f'unpaired/{k}': v for k, v in stats.unpaired.items()})
         values.update({f'messages/{k}': v for k, v in stats.messages.items()})
         status.values = [KeyValue(key=k, value=str(v)) for k, v in values.items()]
@@ -127,8 +146,12 @@ class RecorderNode(FinishingNode):
             self.writer.close()
         if self.bag is not None:
             self.bag.close()
-        self.get_logger().info(f'recorded {stats.episodes} episodes, {stats.samples} samples; unpaired '
-                               f'{dict(stats.unpaired)}; unfinished episodes dropped {stats.dropped_episodes}')
+        text = (f'recorded {stats.episodes} episodes, {stats.samples} samples; unpaired {dict(stats.unpaired)}; '
+                f'unfinished episodes dropped {stats.dropped_episodes}; bad messages dropped {dict(stats.bad)}')
+        if self.context.ok():
+            self.get_logger().info(text)
+        else:  # after Ctrl-C the context is gone: the logger could not reach /rosout
+            print(f'[recorder_node] {text}', flush=True)
 
 
 def main(args: list[str] | None = None) -> None:

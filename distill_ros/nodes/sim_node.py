@@ -31,6 +31,7 @@ from std_msgs.msg import Float64MultiArray
 from distill_ros.nodes import messages as m
 from distill_ros.nodes.common import LATCHED, RELIABLE, RELIABLE_DEEP, FinishingNode, SubscriptionGate, run
 from distill_ros.nodes.params import Param, declare
+from distill_ros.observation import SensorMessageError
 from distill_ros.sim import PRIVILEGED, SENSOR, DistillEnv
 
 COMMAND_TYPES = ('Float64MultiArray', 'JointState')
@@ -173,8 +174,8 @@ class SimNode(FinishingNode):
             return
         try:
             values = m.read_named_vector(msg, self.env.action_names, 'commands')
-        except KeyError as exc:
-            self.get_logger().error(f'{exc.args[0]}; ignored', throttle_duration_sec=1.0)
+        except SensorMessageError as exc:
+            self.get_logger().error(f'{exc}; ignored', throttle_duration_sec=1.0)
             return
         if self.valid(values, 'commands'):
             self.receive(values)

@@ -73,7 +73,8 @@ PARAMS = (
     Param('max_rate', 0.0, 'rate limit per joint in command units per second (0: none)', low=0.0, high=1e9),
     Param('publish_joint_commands', False, 'also publish commands as a stamped JointState on joint_commands'),
     Param('episode_topic', '', "simulation: sim_node's episode announcements (e.g. sim/episode); each new "
-          'episode starts a fresh history window, as in training (empty: none, as on a robot)'),
+          'episode starts a fresh history window (and a recurrent student\'s zero state), as in training '
+          '(empty: none, as on a robot)'),
     Param('auto_activate', False, 'configure and activate at start, without a lifecycle manager'),
     Param('sensor_check_timeout', 5.0, 'configure: seconds to wait for a joint_states message to check its '
           'joint names (0: do not wait; names are then checked on every message)', low=0.0, high=600.0),
@@ -204,7 +205,9 @@ class StudentControllerNode(LifecycleNode):
         joints = joints.value if joints is not None and joints.type_ != Parameter.Type.NOT_SET else None
         try:
             controller = StudentController(ckpt, backend, safety, Watchdog(p['sensor_timeout'], p['watchdog_latch']),
-                                           self.stats, 1.0 / p['control_rate_hz'], joints)
+                                           self.stats, 1.0 / p['control_rate_hz'], joints,
+                                           {'joints': self.resolve_topic_name('joint_states'),
+                                            'imu': self.resolve_topic_name('imu/data')})
         except ValueError as exc:
             raise ParameterError(f"parameter 'command_joints': {exc}") from None
         if p['sensor_check_timeout'] > 0:
@@ -377,7 +380,8 @@ class StudentControllerNode(LifecycleNode):
             previous, self.last_reason = self.last_reason, reason
             if reason in ('stale', 'latched'):
                 self.get_logger().error(f'watchdog: no valid sensor sample for {self.params["sensor_timeout"]} s '
-                                        f'({self.controller.last_error or "sensors silent"}); sending the safe action')
+                                        f'({self.controller.fault(time.monotonic_ns()) or "sensors silent"}); '
+                                        f'sending the safe action')
             elif reason == 'nonfinite':
                 self.get_logger().error('policy output NaN or Inf; sending the safe action',
                                         throttle_duration_sec=1.0)
@@ -403,8 +407,9 @@ class StudentControllerNode(LifecycleNode):
         if c.estop.latched:
             return 'error', 'e-stop latched: safe action'
         state = c.watchdog.state
+        now = time.monotonic_ns()
         if state == 'stale':
-            why = c.last_error or 'silent'
+            why = c.fault(now) or 'silent'
             return 'error', f'sensors stale > {self.params["sensor_timeout"]} s: safe action ({why})'
         if state == 'latched':
             return 'error', 'watchdog tripped; fresh data again, waiting for re-activation: safe action'
@@ -412,6 +417,8 @@ class StudentControllerNode(LifecycleNode):
             return 'warn', 'active, waiting for the first valid sensor sample: safe action'
         if self.errors:
             return 'warn', f'{self.errors} control ticks failed'
+        if c.last_bad_ns is not None and now - c.last_bad_ns < self.params['diagnostics_period'] * 1e9:
+            return 'warn', f'bad sensor samples dropped ({c.bad_samples} in all): {c.last_error}'
         return 'ok', 'active: policy commanding'
 
     def publish_diagnostics(self) -> None:
@@ -443,6 +450,7 @@ class StudentControllerNode(LifecycleNode):
             'bad_samples': str(c.bad_samples if c else 0),
             'watchdog_trips': str(c.watchdog.trips if c else 0),
             'last_error': c.last_error if c else '',
+            'fault': (c.fault(time.monotonic_ns()) if self.active else '') if c else '',
         }
         status = DiagnosticStatus(level=LEVEL[level], name=f'{self.get_fully_qualified_name()}: control loop',
                                   message=message, hardware_id=self.params['checkpoint'],

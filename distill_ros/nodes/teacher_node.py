@@ -21,6 +21,7 @@ from sensor_msgs.msg import JointState
 from distill_ros.nodes import messages as m
 from distill_ros.nodes.common import RELIABLE_DEEP, SubscriptionGate, run
 from distill_ros.nodes.params import Param, ParameterError, declare
+from distill_ros.observation import MalformedMessage, SensorMismatch
 from distill_ros.policies import checkpoint as ckpt_io
 from distill_ros.policies.teachers import shipped_teacher
 from distill_ros.sim import DistillEnv
@@ -63,6 +64,7 @@ class TeacherNode(Node):
         self.min_period_ns = int(1e9 / p['max_rate_hz']) if p['max_rate_hz'] > 0 else 0
         self.last_answered_ns: int | None = None
         self.inference_s: list[float] = []
+        self.bad_states = 0
 
         self.action_pub = self.create_publisher(JointState, 'teacher/action', RELIABLE_DEEP)
         self.distribution_pub = self.create_publisher(JointState, 'teacher/distribution', RELIABLE_DEEP)
@@ -90,9 +92,14 @@ class TeacherNode(Node):
             return
         try:
             state = m.read_named_vector(msg, self.state_names, self.resolve_topic_name('privileged/state'))
-        except KeyError as exc:
-            self.get_logger().error(f'{exc.args[0]}; is the simulator running the task this teacher was '
+        except SensorMismatch as exc:
+            self.get_logger().error(f'{exc}; is the simulator running the task this teacher was '
                                     f'trained on?', throttle_duration_sec=2.0)
+            return
+        except MalformedMessage as exc:
+            self.bad_states += 1
+            self.get_logger().warning(f'bad sample dropped ({self.bad_states} in all): {exc}',
+                                      throttle_duration_sec=2.0)
             return
         start = time.perf_counter()
         with torch.no_grad():

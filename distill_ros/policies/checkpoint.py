@@ -23,6 +23,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 from torch import nn
 
@@ -67,6 +68,9 @@ class Checkpoint:
         """Deterministic action (the distribution's mean), clipped to the action limits. `obs` is a
         flat observation for flat policies, a (history, step_dim) window for history students
         (a leading batch dimension is kept when given)."""
+        if getattr(self.model, 'recurrent', False):
+            raise ValueError(f'{self.path or "this checkpoint"} is a recurrent student: it acts with its hidden state, '
+                             'tick by tick from an episode\'s start; use distill_ros.policies.actor.Actor')
         x = torch.as_tensor(obs, dtype=torch.float32)
         single = self.history is not None and x.ndim == 2
         with torch.no_grad():
@@ -133,6 +137,26 @@ def save(ckpt: Checkpoint, folder: str | Path) -> Path:
     return folder
 
 
+def _check_tensor_shapes(weights_path: Path, shapes: nn.Module) -> None:
+    """Compare the safetensors header (names and shapes, read without loading any tensor) with the
+    tensors the architecture in the JSON implies (`shapes`, built on the meta device)."""
+    try:
+        with safe_open(str(weights_path), framework='pt') as f:
+            found = {key: tuple(f.get_slice(key).get_shape()) for key in f.keys()}
+    except Exception as exc:  # safetensors raises its own error types for damaged files
+        raise CheckpointError(f'{weights_path}: cannot read safetensors file: {exc}') from exc
+    expected = {key: tuple(t.shape) for key, t in shapes.state_dict().items()}
+    missing, unexpected = sorted(set(expected) - set(found)), sorted(set(found) - set(expected))
+    wrong = [f'{key}: file {list(found[key])}, architecture {list(expected[key])}'
+             for key in expected if key in found and found[key] != expected[key]]
+    if missing or unexpected or wrong:
+        problems = [f'missing tensors {missing[:5]}' if missing else '',
+                    f'unexpected tensors {unexpected[:5]}' if unexpected else '',
+                    f'shape mismatch {wrong[:3]}' if wrong else '']
+        raise CheckpointError(f'{weights_path}: tensors do not fit the architecture in {SPEC} '
+                              f'({"; ".join(p for p in problems if p)}); nothing was built')
+
+
 def load(folder: str | Path) -> Checkpoint:
     folder = Path(folder)
     spec_path, weights_path = folder / SPEC, folder / WEIGHTS
@@ -144,42 +168,55 @@ def load(folder: str | Path) -> Checkpoint:
         spec = json.loads(spec_path.read_text())
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise CheckpointError(f'{spec_path}: not valid JSON: {exc}') from exc
+    if not isinstance(spec, dict):
+        raise CheckpointError(f'{spec_path}: holds a {type(spec).__name__}; expected a JSON object with "format": '
+                              f'{FORMAT!r}')
     if spec.get('format') != FORMAT:
         raise CheckpointError(f'{spec_path}: format is {spec.get("format")!r}, expected {FORMAT!r}')
     try:
         obs = spec['observation']
         action = spec['action']
-        model = build_model(spec['architecture'])
+        # On the meta device: the architecture's shapes, with no memory allocated, so absurd sizes
+        # in the JSON are refused by comparison with the file instead of by an allocation.
+        with torch.device('meta'):
+            shapes = build_model(spec['architecture'])
         obs_spec = ObsSpec.from_json(obs['fields'])
         source = obs['source']
         past_actions = bool(obs.get('past_actions', False))
+        names, low, high = list(action['names']), action['low'], action['high']
     except ValueError as exc:
         raise CheckpointError(f'{spec_path}: {exc}') from exc
-    except (KeyError, TypeError) as exc:
-        raise CheckpointError(f'{spec_path}: malformed spec ({exc!r}); expected keys architecture, '
-                              f'observation.source, observation.fields, action.names/low/high') from exc
+    except (KeyError, TypeError, AttributeError, RuntimeError) as exc:
+        raise CheckpointError(f'{spec_path}: malformed spec ({type(exc).__name__}: {exc}); expected keys '
+                              f'architecture (type and sizes of a known policy), observation.source, '
+                              f'observation.fields, action.names/low/high') from exc
     if source not in OBS_SOURCES:
         raise CheckpointError(f'{spec_path}: observation.source is {source!r}; expected one of {OBS_SOURCES}')
-    if is_history_policy(model):
-        step = obs_spec.size + (len(action['names']) if past_actions else 0)
-        if step != model.step_dim:
+    if is_history_policy(shapes):
+        step = obs_spec.size + (len(names) if past_actions else 0)
+        if step != shapes.step_dim:
             raise CheckpointError(f'{spec_path}: observation fields hold {obs_spec.size} values'
                                   f'{" plus the previous action" if past_actions else ""} per step but the '
-                                  f'model expects {model.step_dim}')
-    elif obs_spec.size != model.obs_dim:
+                                  f'model expects {shapes.step_dim}')
+    elif obs_spec.size != shapes.obs_dim:
         raise CheckpointError(f'{spec_path}: observation fields hold {obs_spec.size} values but the model '
-                              f'expects {model.obs_dim}')
+                              f'expects {shapes.obs_dim}')
+    if not (len(names) == shapes.action_dim == np.size(low) == np.size(high)):
+        raise CheckpointError(f'{spec_path}: action has {len(names)} names, {np.size(low)} low and {np.size(high)} '
+                              f'high limits; the model outputs {shapes.action_dim} actions')
+    _check_tensor_shapes(weights_path, shapes)
     try:
         tensors = load_file(str(weights_path))
     except Exception as exc:  # safetensors raises its own error types for damaged files
         raise CheckpointError(f'{weights_path}: cannot read safetensors file: {exc}') from exc
+    model = build_model(spec['architecture'])  # sizes now known to match the file
     try:
         model.load_state_dict(tensors, strict=True)
     except RuntimeError as exc:
         raise CheckpointError(f'{weights_path}: tensors do not fit the architecture in {SPEC}: {exc}') from exc
     model.eval()
-    return Checkpoint(model=model, obs_source=source, obs_spec=obs_spec, action_names=list(action['names']),
-                      action_low=np.asarray(action['low'], dtype=np.float64),
-                      action_high=np.asarray(action['high'], dtype=np.float64), task=spec.get('task', ''),
+    return Checkpoint(model=model, obs_source=source, obs_spec=obs_spec, action_names=names,
+                      action_low=np.asarray(low, dtype=np.float64),
+                      action_high=np.asarray(high, dtype=np.float64), task=spec.get('task', ''),
                       role=spec.get('role', 'teacher'), provenance=spec.get('provenance', {}),
                       metrics=spec.get('metrics', {}), path=folder, past_actions=past_actions)

@@ -9,12 +9,15 @@ The outside policy's input order is given by name (`input_names`: one privileged
 input, e.g. `qvel/rootx`); the selection is folded into the first layer, so the checkpoint reads
 the task's own privileged layout. Without it, the input must be exactly the task's layout.
 
-Nothing is unpickled: ONNX is protobuf; TorchScript is loaded by torch's TorchScript loader; from
-an SB3 zip only `policy.pth` is read, with `torch.load(weights_only=True)`.
+Nothing is unpickled: ONNX is protobuf; from an SB3 zip only `policy.pth` is read, with
+`torch.load(weights_only=True)`, and a file holding pickled objects is refused. A TorchScript file
+is different: it is a program, and loading it runs its code (the importer calls the module to check
+the conversion), so `from_torchscript` loads one only with `trust_code=True` (`--trust-code`).
 """
 from __future__ import annotations
 
 import io
+import pickle
 import zipfile
 from collections.abc import Sequence
 from pathlib import Path
@@ -133,8 +136,14 @@ def from_onnx(path: str | Path, spec: ObsSpec, input_names=None, action_std: flo
     return net
 
 
-def from_torchscript(path: str | Path, spec: ObsSpec, input_names=None, action_std: float = 0.1) -> GaussianMLP:
+def from_torchscript(path: str | Path, spec: ObsSpec, input_names=None, action_std: float = 0.1,
+                     trust_code: bool = False) -> GaussianMLP:
+    """A TorchScript MLP. Loading and calling it runs the code in the file: only with `trust_code`."""
     source = str(path)
+    if not trust_code:
+        raise CheckpointError(f'{source}: a TorchScript file is a program, and importing it runs its code; '
+                              f'pass --trust-code (trust_code=True) only for a file from a source you trust, or '
+                              f'export the policy as ONNX, which holds no code')
     try:
         module = torch.jit.load(source, map_location='cpu').eval()
     except Exception as exc:
@@ -171,7 +180,17 @@ def from_sb3_zip(path: str | Path, spec: ObsSpec, input_names=None, activation: 
             raw = archive.read('policy.pth')
     except (OSError, KeyError, zipfile.BadZipFile) as exc:
         raise CheckpointError(f'{source}: not a stable-baselines3 zip with policy.pth: {exc}') from exc
-    state = torch.load(io.BytesIO(raw), map_location='cpu', weights_only=True)
+    try:
+        state = torch.load(io.BytesIO(raw), map_location='cpu', weights_only=True)
+    except pickle.UnpicklingError:
+        # torch's message suggests weights_only=False, which would run the file's code: never.
+        raise CheckpointError(f'{source}: policy.pth holds pickled Python objects (code that would run when '
+                              f'loaded), not only tensors; it is not loaded. Expected a state dict of tensors, as '
+                              f'stable-baselines3 saves it') from None
+    except Exception as exc:  # noqa: BLE001 - torch raises RuntimeError and others for damaged files
+        raise CheckpointError(f'{source}: policy.pth is not a readable torch state dict: {exc}') from None
+    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise CheckpointError(f'{source}: policy.pth holds {type(state).__name__}; expected a state dict of tensors')
     keys = sorted((k for k in state if k.startswith('mlp_extractor.policy_net.') and k.endswith('.weight')),
                   key=lambda k: int(k.split('.')[2]))
     if 'action_net.weight' not in state or 'log_std' not in state:

@@ -5,9 +5,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
-from distill_ros.paths import config_path
+from distill_ros.paths import UserFileError, config_path, load_user_yaml
 
 
 class TaskConfigError(ValueError):
@@ -209,9 +207,8 @@ def load_task(name_or_path: str | Path) -> TaskSpec:
                                   f'(or pass the path of a task YAML)')
     if not path.is_file():
         raise TaskConfigError(f'task file {path} does not exist')
-    with open(path, encoding='utf-8') as f:
-        try:
-            data = yaml.safe_load(f)
-        except yaml.YAMLError as exc:
-            raise TaskConfigError(f'{path}: not valid YAML: {exc}') from exc
+    try:
+        data = load_user_yaml(path, 'task file', mapping=False)
+    except UserFileError as exc:
+        raise TaskConfigError(str(exc)) from None
     return parse_task(data, str(path))
