@@ -293,6 +293,8 @@ def main() -> None:
     parser.add_argument('--venv', default='bench_out/imitation_venv', help='venv for imitation 1.0.1')
     parser.add_argument('--skip-imitation', action='store_true')
     parser.add_argument('--skip-rsl-rl', action='store_true')
+    parser.add_argument('--rsl-rl-students', nargs='+', default=['mlp', 'gru'], choices=['mlp', 'gru'],
+                        help="rsl_rl's students to run")
     parser.add_argument('--skip-ours', action='store_true')
     parser.add_argument('--seed', type=int, default=0)
     args = parser.parse_args()
@@ -306,10 +308,12 @@ def main() -> None:
     print(f'teacher: {teacher_eval["mean_return"]:.1f} ± {teacher_eval["ci95"]:.1f}')
     runs = []
     if not args.skip_rsl_rl:
-        runs.append(('rsl_rl Distillation (MLP, current sensor obs)',
-                     lambda: run_rsl_rl(args.task, teacher, args.budget, work / 'rsl_rl', 'mlp', seed=args.seed)))
-        runs.append(('rsl_rl Distillation (GRU, sensor obs stream)',
-                     lambda: run_rsl_rl(args.task, teacher, args.budget, work / 'rsl_rl', 'gru', seed=args.seed)))
+        if 'mlp' in args.rsl_rl_students:
+            runs.append(('rsl_rl Distillation (MLP, current sensor obs)',
+                         lambda: run_rsl_rl(args.task, teacher, args.budget, work / 'rsl_rl', 'mlp', seed=args.seed)))
+        if 'gru' in args.rsl_rl_students:
+            runs.append(('rsl_rl Distillation (GRU, sensor obs stream)',
+                         lambda: run_rsl_rl(args.task, teacher, args.budget, work / 'rsl_rl', 'gru', seed=args.seed)))
     if not args.skip_imitation:
         python = ensure_venv(Path(args.venv))  # before the clock starts: wall time is training, not pip
         runs.append(('imitation DAgger + BC (MLP, current sensor obs)',
@@ -353,7 +357,7 @@ def write_table(rows, teacher_return: float, args, out: Path) -> None:
     out.parent.mkdir(parents=True, exist_ok=True)
     md = [f'# {title}', '', '| ' + ' | '.join(head) + ' |', '|' + '---|' * len(head)]
     md += ['| ' + ' | '.join(line) + ' |' for line in body]
-    md += ['', f'`python bench/baselines.py --task {args.task} --budget {args.budget} --episodes {args.episodes}`']
+    md += ['', f'`python {" ".join(sys.argv)}`']
     out.write_text('\n'.join(md) + '\n')
     print(f'table: {out}')
 

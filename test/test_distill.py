@@ -382,15 +382,20 @@ def test_distilled_cartpole_student_beats_random_by_far(tmp_path, data, teacher)
     assert learned > 5 * random and learned > 100, (learned, random)
 
 
-def test_shipped_student_is_a_small_sensor_only_checkpoint():
-    student = ckpt_io.load(shipped_student('cartpole'))
-    teacher = ckpt_io.load(shipped_teacher('cartpole'))
-    env = DistillEnv('cartpole')
+@pytest.mark.parametrize('task', ['cartpole', 'hopper'])
+def test_shipped_student_is_a_small_sensor_only_checkpoint(task):
+    student = ckpt_io.load(shipped_student(task))
+    teacher = ckpt_io.load(shipped_teacher(task))
+    env = DistillEnv(task)
     student.check_task(env.sensor_spec, env.action_names)
     assert student.obs_source == 'sensor' and student.role == 'student'
     n_student = sum(p.numel() for p in student.model.parameters())
     n_teacher = sum(p.numel() for p in teacher.model.parameters())
     assert n_teacher >= 10 * n_student
+    assert student.provenance['git_revision'] and 'config' in student.provenance
+    if task == 'hopper':   # the recurrent recipe of config/distill/hopper.yaml, with how to redo it
+        assert is_recurrent(student.model) and student.provenance['config']['dagger']['rounds'] == 10
+        assert any('config/distill/hopper.yaml' in line for line in student.provenance['reproduce'])
 
 
 def test_distill_command_refuses_bad_input(tmp_path, data, teacher, capsys):
