@@ -59,7 +59,7 @@ setup(
         # ('FixtureFunctionDefinition' object has no attribute '_pytestfixturefunction'; seen with
         # 8.4.2 and 9.0.3). 8.3.5 runs them: docs/testing.md.
         'test': ['pytest>=8,<8.4', 'pytest-timeout>=2', 'ruff>=0.4', 'colcon-core', 'colcon-ros',
-                 'colcon-python-setup-py'],
+                 'colcon-python-setup-py', 'hypothesis>=6'],
     },
     zip_safe=True,
     maintainer='distill_ros developers',
