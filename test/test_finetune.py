@@ -82,6 +82,16 @@ def test_finetune_resumes_where_it_stopped(tmp_path, teacher, weak_student):
     assert [r['iteration'] for r in curve] == list(range(1, 9)) and summary['env_steps'] == 8 * 512
 
 
+def test_kl_regularizer_toward_the_teacher_distribution(tmp_path, teacher, weak_student):
+    cfg = parse_finetune_config({**QUICK, 'ppo': {'iterations': 4, 'num_mini_batches': 2},
+                                 'critic': {'warmup_iterations': 1, 'hidden': [32]},
+                                 'teacher': {'kind': 'kl', 'until': 1.0}})
+    finetune(weak_student, teacher, cfg, tmp_path, progress=False, log=lambda s: None)
+    curve = [json.loads(line) for line in (tmp_path / 'learning_curve.jsonl').read_text().splitlines()]
+    assert curve[0]['teacher_loss'] is None and all(r['teacher_loss'] > 0 for r in curve[1:])
+    assert [round(r['teacher_weight'], 2) for r in curve] == [1.0, 0.75, 0.5, 0.25]
+
+
 @pytest.mark.parametrize('cell', ['gru', 'lstm'])
 def test_recurrent_actor_in_rsl_rl_batches_equals_its_rollout(cell):
     """The update recomputes a recurrent student's actions over padded trajectories from the states

@@ -183,9 +183,11 @@ class StudentActor(nn.Module):
     a tensor for a GRU, (h, c) for an LSTM) and passed in for the update's padded trajectories.
     The student's normalization statistics are not updated: deployment reads them as trained."""
 
-    def __init__(self, student: HistoryPolicy, group: str = 'student', min_std: float = 0.02):
+    def __init__(self, student: HistoryPolicy, group: str = 'student', min_std: float = 0.02,
+                 teacher_std: torch.Tensor | None = None):
         super().__init__()
         self.student, self.group = student, group
+        self.teacher_std = teacher_std   # the teacher's action std, for the KL regularizer
         self.is_recurrent = is_recurrent(student)
         self.log_min_std = math.log(min_std)
         self.hidden: torch.Tensor | None = None
@@ -415,8 +417,7 @@ def finetune(student: Checkpoint, teacher: Checkpoint, cfg: FinetuneConfig, out:
             model.log_std.fill_(math.log(cfg.actor.init_std))
     for buffer in model.buffers():   # the normalization stays as distilled
         buffer.requires_grad_(False)
-    actor = StudentActor(model, min_std=cfg.actor.min_std)
-    actor.teacher_std = teacher.model.log_std.detach().exp()
+    actor = StudentActor(model, min_std=cfg.actor.min_std, teacher_std=teacher.model.log_std.detach().exp())
     meta: dict[str, Any] = json.loads(state_file.read_text()) if resuming else {}
     seed_base = FINETUNE_SEED_BASE + 100_000 * cfg.train.seed + meta.get('env_steps', 0)
     envs = StudentEnvs(student.task or teacher.task, student, teacher, cfg.env.envs, seed_base)
@@ -490,7 +491,6 @@ def finetune(student: Checkpoint, teacher: Checkpoint, cfg: FinetuneConfig, out:
         if weight > 0 and not warmup:
             reg_loss = _regularize(ppo, actor, student_opt, weight, cfg.teacher.kind, cfg.teacher.epochs,
                                    p.num_mini_batches)
-        actor.hidden = actor.hidden.detach() if actor.hidden is not None else None
         returns, envs.finished = envs.finished, []
         record = {'iteration': iteration + 1, 'env_steps': env_steps, 'teacher_weight': weight,
                   'teacher_loss': reg_loss, 'learning_rate': ppo.learning_rate, 'warmup': warmup,
