@@ -11,11 +11,13 @@ pytest.importorskip('rclpy')
 from diagnostic_msgs.msg import DiagnosticArray  # noqa: E402
 
 from distill_ros.distill.dagger import collect_teacher_dataset  # noqa: E402
+from distill_ros.nodes.distill_node import PROGRESS  # noqa: E402
 from distill_ros.policies import checkpoint as ckpt_io  # noqa: E402
 from distill_ros.policies.teachers import shipped_teacher  # noqa: E402
 
-TINY = {'train': {'steps': 40, 'eval_every': 10, 'batch_size': 64}, 'student': {'sizes': {'hidden': [16, 16]}},
-        'dagger': {'rounds': 0}, 'eval': {'episodes': 1}}
+STEPS = 300
+TINY = {'train': {'steps': STEPS, 'eval_every': 10, 'batch_size': 64, 'patience': 1000},
+        'student': {'sizes': {'hidden': [16, 16]}}, 'dagger': {'rounds': 0}, 'eval': {'episodes': 1}}
 
 
 @pytest.fixture(scope='module')
@@ -29,15 +31,18 @@ def test_distill_node_trains_reports_and_exits_zero(ros, start_node, tmp_path, d
     config = tmp_path / 'distill.yaml'
     config.write_text(json.dumps(TINY))
     diagnostics: list = []
-    ros.node.create_subscription(DiagnosticArray, '/diagnostics', diagnostics.append, 100)
-    node = start_node('distill_node', {'dataset': str(dataset), 'config': str(config), 'out': str(tmp_path / 'out')})
+    # The job starts once this subscription is matched (wait_for_subscribers), so no report is
+    # published before it can arrive.
+    ros.node.create_subscription(DiagnosticArray, '/diagnostics', diagnostics.append, PROGRESS)
+    node = start_node('distill_node', {'dataset': str(dataset), 'config': str(config), 'out': str(tmp_path / 'out'),
+                                       'wait_for_subscribers': 1})
     assert ros.spin_until(lambda: node.poll() is not None, timeout=120), node.log()
     assert node.poll() == 0, node.log()
     ros.spin_until(lambda: any(s.message == 'done' for d in diagnostics for s in d.status), timeout=5)
     reports = [(s.message, dict((kv.key, kv.value) for kv in s.values)) for d in diagnostics for s in d.status
                if s.name.startswith('distill_node')]
     steps = [int(v['step']) for msg, v in reports if msg == 'training']
-    assert steps and steps == sorted(steps) and max(steps) == 40, reports
+    assert steps and steps == sorted(steps) and max(steps) == STEPS, reports
     assert any(msg == 'done' and v['student'].endswith('student') for msg, v in reports), reports
     student = ckpt_io.load(tmp_path / 'out' / 'student')
     assert student.role == 'student' and student.obs_source == 'sensor'

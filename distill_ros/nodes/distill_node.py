@@ -16,10 +16,11 @@ import time
 import traceback
 
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
+from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
 
 from distill_ros.distill.config import ConfigError, load_config
 from distill_ros.distill.runner import load_data, run_distill
-from distill_ros.nodes.common import RELIABLE, FinishingNode, run
+from distill_ros.nodes.common import FinishingNode, SubscriptionGate, run
 from distill_ros.nodes.params import Param, ParameterError, declare
 from distill_ros.policies import checkpoint as ckpt_io
 from distill_ros.policies.teachers import shipped_teacher
@@ -32,7 +33,13 @@ PARAMS = (
     Param('config', '', 'distillation YAML; empty: config/distill/default.yaml'),
     Param('out', '', 'output folder (required): OUT/student, OUT/summary.json, OUT/runs/...'),
     Param('resume', False, 'continue an interrupted job in OUT'),
+    Param('wait_for_subscribers', 0, 'start the job once /diagnostics is matched with this many subscriptions '
+          '(a monitor that must see every report); 0: at once', low=0, high=1000),
 )
+
+
+PROGRESS = QoSProfile(depth=100, reliability=ReliabilityPolicy.RELIABLE, history=HistoryPolicy.KEEP_LAST,
+                      durability=DurabilityPolicy.TRANSIENT_LOCAL)
 
 
 class DistillNode(FinishingNode):
@@ -57,7 +64,9 @@ class DistillNode(FinishingNode):
             self.teacher = ckpt_io.load(p['teacher'] or shipped_teacher(p['task']))
         except ckpt_io.CheckpointError as exc:
             raise ParameterError(f"parameter 'teacher': {exc}") from exc
-        self.diagnostics_pub = self.create_publisher(DiagnosticArray, '/diagnostics', RELIABLE)
+        # Transient local: a monitor that joins late (or a subscription DDS matches only after a
+        # short job has begun) still gets the recent progress; volatile subscribers match as well.
+        self.diagnostics_pub = self.create_publisher(DiagnosticArray, '/diagnostics', PROGRESS)
         self.state = {'phase': 'loading data', 'run': '', 'step': 0, 'val_loss': float('nan')}
         self.level = DiagnosticStatus.OK
         from pathlib import Path
@@ -78,6 +87,11 @@ class DistillNode(FinishingNode):
         self.publish_diagnostics()
 
     def work(self) -> None:
+        gate = SubscriptionGate(self.diagnostics_pub, self.params['wait_for_subscribers'])
+        while not gate.check():
+            if self.closed:
+                return
+            time.sleep(0.05)
         try:
             summary = run_distill(self.data, self.teacher, self.cfg, self.out, resume=self.params['resume'],
                                   progress=False, log=self.log, on_eval=self.on_eval)
