@@ -106,6 +106,13 @@ class Demo:
         task = args.task
         teacher_path = Path(args.teacher) if args.teacher else shipped_teacher(task)
         teacher = ckpt_io.load(teacher_path)
+        # The distillation config is checked before anything runs: a bad one costs no recording.
+        task_config = self.config / 'distill' / f'{task}.yaml'
+        config = args.config or (task_config if task_config.is_file() else None)
+        overrides = {'dagger': {'rounds': 0}, 'eval': {'episodes': 0}}
+        if args.steps is not None:
+            overrides.update(train={'steps': args.steps}, dagger={'rounds': 0, 'steps_per_round': args.steps})
+        cfg = load_config(config, overrides)
 
         # 1. record
         t0 = self.step(f'1/5 record: teacher drives sim_node over ROS 2 topics ({args.episodes} episodes)')
@@ -124,12 +131,6 @@ class Demo:
 
         # 2. distil offline
         t0 = self.step('2/5 distil: BC + logit + feature matching, and the naive student')
-        task_config = self.config / 'distill' / f'{task}.yaml'
-        config = args.config or (task_config if task_config.is_file() else None)
-        overrides = {'dagger': {'rounds': 0}, 'eval': {'episodes': 0}}
-        if args.steps is not None:
-            overrides.update(train={'steps': args.steps}, dagger={'rounds': 0, 'steps_per_round': args.steps})
-        cfg = load_config(config, overrides)
         distill_dir = self.out / 'distill'
         run_distill(data, teacher, cfg, distill_dir, log=lambda s: self.console.print(f'  {s}'))
         offline = ckpt_io.load(distill_dir / 'student')
