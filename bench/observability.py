@@ -18,12 +18,10 @@ import argparse
 from pathlib import Path
 
 import numpy as np
-import torch
 
 from distill_ros.data.dataset import load_dataset
-from distill_ros.distill.trainer import concat_datasets, policy_inputs, recurrent_outputs, split_episodes
+from distill_ros.distill.trainer import concat_datasets, policy_inputs, split_episodes, teacher_labels
 from distill_ros.policies import checkpoint as ckpt_io
-from distill_ros.policies.students import is_recurrent
 
 
 def ridge_r2(x: np.ndarray, y: np.ndarray, train: np.ndarray, test: np.ndarray, alpha: float = 1e-2) -> np.ndarray:
@@ -38,17 +36,10 @@ def ridge_r2(x: np.ndarray, y: np.ndarray, train: np.ndarray, test: np.ndarray, 
     return 1.0 - residual / variance
 
 
-@torch.no_grad()
 def latent(ckpt, data) -> np.ndarray:
-    model = ckpt.model.eval()
-    steps, index = policy_inputs(ckpt, data)
-    if is_recurrent(model):
-        return recurrent_outputs(model, steps, data.episode_starts, 'latent')['feature'].numpy()
-    out = []
-    for start in range(0, len(data), 8192):
-        _, features = model.forward_features(steps[index[start:start + 8192]])
-        out.append(features['latent'])
-    return torch.cat(out).numpy()
+    """The student's `latent` at every sample, its memory included (the trainer's labelling of a
+    sensor-policy teacher: windows, or whole episodes from a zero state for a recurrent one)."""
+    return teacher_labels(ckpt, data, 'latent')['feature'].numpy()
 
 
 def main() -> None:
