@@ -182,6 +182,28 @@ def test_estimator_head_regresses_the_privileged_state_and_resumes(tmp_path, dat
         torch.testing.assert_close(resumed.model.state_dict()[k], v, rtol=0, atol=1e-6)
 
 
+def test_bc_regresses_the_teachers_mean_clipped_to_the_action_limits(tmp_path, data, teacher):
+    """losses.bc.clip_labels: a teacher mean beyond a limit executes as the limit, so BC fits the
+    clipped mean; without it the student learns the unclipped one."""
+    import copy
+    loud = copy.copy(teacher)   # the teacher's actions scaled up, limits at +-0.5
+    loud.model = copy.deepcopy(teacher.model)
+    with torch.no_grad():
+        scale = 2.0 / loud.model(torch.as_tensor(data.arrays['privileged_obs'], dtype=torch.float32)).abs().mean()
+        loud.model.head.weight.mul_(scale)
+        loud.model.head.bias.mul_(scale)
+    loud.action_low, loud.action_high = np.array([-0.5]), np.array([0.5])
+    steps, index = policy_inputs((8, True), data)
+    means = {}
+    for clip in (True, False):
+        losses = {'bc': {'clip_labels': clip}, 'kl': {'weight': 0.0}, 'feature': {'weight': 0.0}}
+        cfg = parse_config(tiny(train={'steps': 300, 'eval_every': 100, 'lr': 3e-3}, losses=losses))
+        student = train_student(data, loud, cfg, tmp_path / str(clip), progress=False)
+        with torch.no_grad():
+            means[clip] = student.model(steps[index]).abs().max().item()
+    assert means[True] < 0.75 and means[False] > 1.5, means
+
+
 def test_early_stopping_on_validation(tmp_path, data, teacher):
     cfg = parse_config(tiny(train={'steps': 2000, 'eval_every': 5, 'patience': 2, 'lr': 1.0}))
     student = train_student(data, teacher, cfg, tmp_path, progress=False)   # lr 1.0 diverges: stops early
