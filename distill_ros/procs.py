@@ -40,6 +40,7 @@ class NodeProcess:
         self.executable = executable
         self.log_path = Path(log)
         self.interrupted = False
+        self.forced = False
         self._log = open(self.log_path, 'w')
         self.proc = subprocess.Popen(node_command(executable) + ros_arguments(params, ros_args), stdout=self._log,
                                      stderr=subprocess.STDOUT, env=env if env is not None else os.environ.copy())
@@ -61,14 +62,25 @@ class NodeProcess:
             self.proc.send_signal(signal.SIGINT)
             self.interrupted = True
 
-    def stop(self) -> None:
+    def stop(self, timeout: float = 10.0) -> None:
+        """SIGINT, then as `ros2 launch` escalates for a node that does not exit: SIGTERM, then
+        SIGKILL. Before the SIGTERM, SIGUSR1 has the node print every thread's stack to its log
+        (nodes/common.py), so the log says where it was stuck; `forced` records that it happened."""
         if self.proc.poll() is None:
             self.interrupt()
             try:
-                self.proc.wait(timeout=10)
+                self.proc.wait(timeout=timeout)
             except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+                self.forced = True
+                steps = ((getattr(signal, 'SIGUSR1', None), 1.0), (signal.SIGTERM, 5.0), (signal.SIGKILL, None))
+                for sig, wait in steps:
+                    if sig is None or self.proc.poll() is not None:
+                        continue
+                    self.proc.send_signal(sig)
+                    try:
+                        self.proc.wait(timeout=wait)
+                    except subprocess.TimeoutExpired:
+                        pass
         self._log.close()
 
 

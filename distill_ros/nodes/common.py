@@ -1,6 +1,7 @@
 """What every node's `main` shares: start-up errors reported by name, clean shutdown, exit status."""
 from __future__ import annotations
 
+import faulthandler
 import os
 import signal
 import sys
@@ -97,6 +98,10 @@ def run(make_node: Callable[[], Node], args: list[str] | None = None) -> int:
     Configuration errors (a refused parameter, an invalid task file) are logged with their
     message and give status 2, before the node does anything.
     """
+    # SIGUSR1 prints every thread's Python stack (to the node's log): what a process manager sends
+    # before it kills a node that did not stop when asked (distill_ros.procs), so a hang is explained.
+    if hasattr(signal, 'SIGUSR1'):
+        faulthandler.register(signal.SIGUSR1, all_threads=True)
     # rclpy's handlers stop the spin on the first SIGINT/SIGTERM and then call the Python-level
     # handler beneath them: a no-op here, not KeyboardInterrupt at some random line.
     for sig in (signal.SIGINT, signal.SIGTERM):
