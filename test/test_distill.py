@@ -23,6 +23,7 @@ from distill_ros.distill.losses import bc_loss, categorical_kl, feature_loss, ga
 from distill_ros.distill.runner import run_distill
 from distill_ros.distill.trainer import concat_datasets, policy_inputs, teacher_labels, train_student
 from distill_ros.observation import HistoryBuffer
+from distill_ros.paths import config_path
 from distill_ros.policies import checkpoint as ckpt_io
 from distill_ros.policies.actor import Actor
 from distill_ros.policies.students import is_recurrent
@@ -415,8 +416,11 @@ def test_shipped_student_is_a_small_sensor_only_checkpoint(task):
     n_teacher = sum(p.numel() for p in teacher.model.parameters())
     assert n_teacher >= 10 * n_student
     assert student.provenance['git_revision'] and 'config' in student.provenance
-    if task == 'hopper':   # the recurrent recipe of config/distill/hopper.yaml, with how to redo it
-        assert is_recurrent(student.model) and student.provenance['config']['dagger']['rounds'] == 10
+    if task == 'hopper':   # the recipe of config/distill/hopper.yaml (a TCN over 64 steps), with how to redo it
+        recipe = load_config(config_path('distill', 'hopper.yaml'))
+        assert student.provenance['config']['student']['type'] == recipe.student.type == 'tcn'
+        assert student.history == recipe.student.history >= 50 and not is_recurrent(student.model)
+        assert student.provenance['config']['dagger']['rounds'] == recipe.dagger.rounds
         assert any('config/distill/hopper.yaml' in line for line in student.provenance['reproduce'])
 
 
