@@ -166,6 +166,21 @@ def test_trainer_fits_and_resume_continues_exactly(tmp_path, data, teacher):
     assert any(not torch.equal(continued.model.state_dict()[k], before[k]) for k in before)
 
 
+def test_cosine_learning_rate_schedule(tmp_path, data, teacher):
+    """train.lr_schedule: cosine falls to lr * lr_final_ratio over the stage; with a ratio of 1 it is
+    the constant rate, step for step; an unknown schedule is refused naming the key."""
+    def run(name, **train):
+        cfg = parse_config(tiny(train={'steps': 40, 'eval_every': 20, **train}))
+        return train_student(data, teacher, cfg, tmp_path / name, progress=False).model.state_dict()
+    constant, cosine = run('a'), run('c', lr_schedule='cosine')
+    flat = run('b', lr_schedule='cosine', lr_final_ratio=1.0)
+    for k, v in constant.items():
+        torch.testing.assert_close(flat[k], v, rtol=0, atol=1e-7)
+    assert any(not torch.allclose(cosine[k], v) for k, v in constant.items())
+    with pytest.raises(ConfigError, match="train.lr_schedule is 'linear'"):
+        parse_config(tiny(train={'lr_schedule': 'linear'}))
+
+
 def test_estimator_head_regresses_the_privileged_state_and_resumes(tmp_path, data, teacher):
     """losses.estimator: the student's latent also predicts the (standardized) privileged state
     through a head that training drops; its weights travel with --resume."""

@@ -72,6 +72,8 @@ class TrainConfig:
     steps: int = 2000                  # optimizer steps (per stage / per DAgger round: see dagger)
     batch_size: int = 256              # global batch (split across ranks under torchrun)
     lr: float = 1e-3
+    lr_schedule: str = 'constant'      # constant | cosine: from lr down to lr * lr_final_ratio over the stage's steps
+    lr_final_ratio: float = 0.05       # cosine only
     weight_decay: float = 0.0
     grad_clip: float = 1.0
     val_fraction: float = 0.1          # share of episodes held out for validation / early stopping
@@ -231,6 +233,8 @@ def _validate(cfg: DistillConfig) -> None:
     for name in ('steps', 'batch_size', 'eval_every', 'patience', 'torch_threads', 'sequence_length'):
         need(getattr(t, name) >= 1, f'train.{name}', '>= 1', getattr(t, name))
     need(t.lr > 0, 'train.lr', '> 0', t.lr)
+    need(t.lr_schedule in ('constant', 'cosine'), 'train.lr_schedule', "'constant' or 'cosine'", t.lr_schedule)
+    need(0 <= t.lr_final_ratio <= 1, 'train.lr_final_ratio', 'in [0, 1]', t.lr_final_ratio)
     need(0 <= t.val_fraction < 1, 'train.val_fraction', 'in [0, 1)', t.val_fraction)
     d = cfg.dagger
     need(d.rounds >= 0, 'dagger.rounds', '>= 0', d.rounds)

@@ -376,6 +376,10 @@ def train_student(data: Dataset, teacher: Checkpoint, cfg: DistillConfig, out: s
     running = 0.0
     objective.train()
     while state['step'] < steps and not state['stopped']:
+        if tc.lr_schedule == 'cosine':   # a function of the step alone, so a resumed run continues it
+            ratio = tc.lr_final_ratio + (1 - tc.lr_final_ratio) * 0.5 * (1 + math.cos(math.pi * state['step'] / steps))
+            for group in optimizer.param_groups:
+                group['lr'] = tc.lr * ratio
         pick = train_t[torch.randint(len(train_t), (n_pick,), generator=generator)]
         inputs, targets, mask = batch(pick[rank * share:(rank + 1) * share])
         total, _ = compute_losses(model, inputs, targets, cfg, mask)
