@@ -312,5 +312,7 @@ def test_an_imported_graph_teacher_collects_labels_distils_and_runs_dagger(tmp_p
     round1 = load_dataset(tmp_path / 'dagger')
     np.testing.assert_allclose(round1.arrays['teacher_mean'], rsl_rl_actions(model, round1.arrays['privileged_obs']),
                                atol=1e-5)
+    from distill_ros.distill.report import count_flops
+    assert count_flops(teacher) == 2 * (7 * 64 + 64 * 32 + 32 * 1)   # its linear layers at batch 1
     export_onnx(teacher, tmp_path / 'teacher.onnx')   # the graph it runs, input `obs` in the task's layout
     assert (tmp_path / 'teacher.onnx').read_bytes() == (tmp_path / 'teacher' / 'model.onnx').read_bytes()

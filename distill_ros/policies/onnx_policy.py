@@ -254,7 +254,8 @@ class OnnxPolicy(nn.Module):
     def forward(self, obs: torch.Tensor) -> torch.Tensor:
         x = self._rows(obs)
         mean = self.run(x) if len(x) else np.zeros((0, self.action_dim), np.float32)
-        return torch.from_numpy(np.asarray(mean, dtype=np.float32)).reshape(*obs.shape[:-1], self.action_dim)
+        mean = torch.from_numpy(np.asarray(mean, dtype=np.float32)).reshape(*obs.shape[:-1], self.action_dim)
+        return mean.to(obs.device)
 
     def forward_features(self, obs: torch.Tensor) -> tuple[torch.Tensor, Mapping[str, torch.Tensor]]:
         """Action mean and the graph's intermediate tensors by name (flattened to (batch, -1))."""
