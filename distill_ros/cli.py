@@ -63,6 +63,7 @@ def cmd_import_teacher(args: argparse.Namespace) -> int:
     from distill_ros.paths import load_user_json, read_user_text
     from distill_ros.policies import checkpoint as ckpt_io
     from distill_ros.policies.importers import import_teacher
+    from distill_ros.policies.mlp import parameter_count
     from distill_ros.sim import DistillEnv
 
     env = DistillEnv(args.task)
@@ -75,6 +76,8 @@ def cmd_import_teacher(args: argparse.Namespace) -> int:
         kwargs['action_std'] = args.action_std
         if args.kind == 'torchscript':
             kwargs['trust_code'] = args.trust_code
+        elif args.output:
+            kwargs['output'] = args.output
     else:
         kwargs['activation'] = args.activation
         if args.normalization:
@@ -85,8 +88,14 @@ def cmd_import_teacher(args: argparse.Namespace) -> int:
             kwargs['obs_mean'], kwargs['obs_var'] = stats['mean'], stats['var']
     ckpt = import_teacher(args.kind, args.policy, env, names, **kwargs)
     ckpt_io.save(ckpt, args.out)
+    if ckpt.provenance.get('graph'):
+        runs_as = ('an ONNX graph in onnxruntime' + ('' if ckpt.model.batched else
+                                                     ', one state at a time (the export fixed its batch size)') +
+                   f'; {len(ckpt.model.feature_names)} features (latent: {ckpt.model.latent})')
+    else:
+        runs_as = f'a native MLP; features {", ".join(ckpt.model.feature_names)}'
     print(f'imported {args.kind} teacher {args.policy} for task {env.task.name} -> {args.out} '
-          f'({sum(p.numel() for p in ckpt.model.parameters()):,} parameters)')
+          f'({parameter_count(ckpt.model):,} parameters; runs as {runs_as})')
     return 0
 
 
@@ -130,16 +139,22 @@ def build_parser() -> argparse.ArgumentParser:
     teacher.add_argument('--no-progress', action='store_true', help='no progress bar (for logs)')
     teacher.set_defaults(func=cmd_train_teacher)
     imp = sub.add_parser('import-teacher', help='convert an outside teacher (ONNX, TorchScript, SB3 PPO zip)',
-                         description='Convert an outside teacher into a checkpoint folder. ONNX files and SB3 zips '
-                         'are read as data (a policy.pth holding pickled code is refused). A TorchScript file is a '
-                         'program: importing it runs its code, so it is loaded only with --trust-code.')
+                         description='Convert an outside teacher (rsl_rl / Isaac Lab policy.onnx or policy.pt, any '
+                         'ONNX graph, an SB3 PPO zip) into a checkpoint folder. A plain MLP becomes a native one; any '
+                         'other graph (normalizer, clipping, several inputs) runs as it is in onnxruntime, stored as '
+                         'model.onnx. Recurrent exports are refused. ONNX files and SB3 zips are read as data (a '
+                         'policy.pth holding pickled code is refused). A TorchScript file is a program: importing it '
+                         'runs its code, so it is loaded only with --trust-code.')
     imp.add_argument('kind', choices=('onnx', 'torchscript', 'sb3'))
     imp.add_argument('policy', help='the exported policy file')
     imp.add_argument('--task', required=True)
     imp.add_argument('--out', required=True, help='checkpoint folder to write')
-    imp.add_argument('--input-names', help='text file: the privileged element name of each policy input, in order')
+    imp.add_argument('--input-names', help='text file: the privileged element name of each policy input value, '
+                     'in order (through all graph inputs, in the graph\'s order)')
+    imp.add_argument('--output', help='onnx: the graph output that holds the action (default: the first)')
     imp.add_argument('--action-std', type=float, default=0.1,
-                     help='std of the Gaussian for logit matching (ONNX/TorchScript carry only the mean)')
+                     help='std of the Gaussian for logit matching (ONNX/TorchScript carry only the mean; rsl_rl '
+                     'logs it as "Mean action std")')
     imp.add_argument('--activation', default='tanh', help='sb3: activation of the actor network')
     imp.add_argument('--normalization', help='sb3: JSON {"mean": [...], "var": [...]} of VecNormalize')
     imp.add_argument('--trust-code', action='store_true',

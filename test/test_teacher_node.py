@@ -100,3 +100,35 @@ def test_teacher_refuses_missing_checkpoint(start_node, tmp_path):
     teacher = start_node('teacher_node', {'task': 'cartpole', 'checkpoint': str(tmp_path / 'nothing')})
     assert teacher.wait(timeout=60) == 2
     assert 'policy.json is missing' in teacher.log()
+
+
+def test_teacher_node_answers_with_an_imported_onnx_graph_teacher(ros, start_node, tmp_path):
+    """An rsl_rl export (normalizer inside the graph) imported as an ONNX graph teacher: teacher_node
+    answers a state with the graph's action and the std given at import."""
+    from test_importers import rsl_rl_actions, rsl_rl_actor, rsl_rl_export
+
+    from distill_ros.policies.importers import import_teacher
+
+    env = DistillEnv('cartpole')
+    model = rsl_rl_actor(env.privileged_spec.size, 1)
+    onnx_path, _ = rsl_rl_export(model, tmp_path)
+    ckpt_io.save(import_teacher('onnx', onnx_path, env, action_std=0.25), tmp_path / 'teacher')
+    assert type(ckpt_io.load(tmp_path / 'teacher').model).__name__ == 'OnnxPolicy'
+    teacher = start_node('teacher_node', {'task': 'cartpole', 'checkpoint': str(tmp_path / 'teacher'),
+                                          'wait_for_subscribers': 1})
+    distributions: list[JointState] = []
+    ros.node.create_subscription(JointState, 'teacher/distribution', distributions.append, RELIABLE)
+    ros.node.create_subscription(JointState, 'teacher/action', lambda msg: None, RELIABLE)
+    state_pub = ros.node.create_publisher(JointState, 'privileged/state', RELIABLE)
+    obs, _ = env.reset(seed=3)
+    names = env.privileged_spec.element_names()
+    assert ros.spin_until(lambda: state_pub.get_subscription_count() > 0, timeout=60), teacher.log()
+
+    def publish_state() -> bool:
+        state_pub.publish(m.named_vector(names, obs['privileged'], 7, 'cartpole'))
+        return bool(distributions)
+
+    assert ros.spin_until(publish_state, timeout=30), teacher.log()
+    dist = dict(zip(distributions[0].name, distributions[0].position))
+    assert dist['mean/slider'] == pytest.approx(rsl_rl_actions(model, obs['privileged'][None])[0, 0], abs=1e-5)
+    assert dist['std/slider'] == pytest.approx(0.25, rel=1e-6)

@@ -23,6 +23,7 @@ from distill_ros.nodes.common import RELIABLE_DEEP, SubscriptionGate, run
 from distill_ros.nodes.params import Param, ParameterError, declare
 from distill_ros.observation import MalformedMessage, SensorMismatch
 from distill_ros.policies import checkpoint as ckpt_io
+from distill_ros.policies.mlp import parameter_count
 from distill_ros.policies.teachers import shipped_teacher
 from distill_ros.sim import DistillEnv
 
@@ -58,6 +59,8 @@ class TeacherNode(Node):
         env.close()
         torch.set_num_threads(1)
         self.state_names = self.teacher.obs_spec.element_names()
+        with torch.no_grad():   # an ONNX graph teacher makes its onnxruntime session here, not on the first state
+            self.teacher.model.distribution(torch.zeros(len(self.state_names)))
         self.action_names = self.teacher.action_names
         self.distribution_names = [f'mean/{n}' for n in self.action_names] + [f'std/{n}' for n in self.action_names]
         self.rng = np.random.default_rng(p['seed'])
@@ -73,7 +76,7 @@ class TeacherNode(Node):
             self.listen()
         else:
             self.wait_timer = self.create_timer(0.05, self.check_subscribers)
-        self.get_logger().info(f'teacher {path} ({sum(x.numel() for x in self.teacher.model.parameters()):,} '
+        self.get_logger().info(f'teacher {path} ({parameter_count(self.teacher.model):,} '
                                f'parameters) on task {p["task"]}; actions {self.action_names}')
 
     def check_subscribers(self) -> None:

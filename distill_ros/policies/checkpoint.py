@@ -5,8 +5,10 @@ A checkpoint is a folder:
     model.safetensors   every tensor of the policy (weights, log std, normalization statistics)
     policy.json         architecture, observation layout (source and named fields), action names
                         and limits, task, provenance (seed, git revision, command) and metrics
+    model.onnx          only for an imported teacher that runs as an ONNX graph (`OnnxPolicy`);
+                        policy.json records its sha256
 
-Loading reads JSON and safetensors only: nothing is ever unpickled. A checkpoint is checked
+Loading reads JSON, safetensors and ONNX protobuf only: nothing is ever unpickled. A checkpoint is checked
 against the task it is used on, and a mismatch is refused with the first differing name.
 """
 from __future__ import annotations
@@ -28,6 +30,7 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 
 from distill_ros.observation import HistoryBuffer, ObsSpec
+from distill_ros.policies.onnx_policy import GRAPH, OnnxPolicy
 from distill_ros.policies.students import build_model, is_history_policy
 
 FORMAT = 'distill_ros.checkpoint/1'
@@ -128,6 +131,9 @@ def save(ckpt: Checkpoint, folder: str | Path) -> Path:
         'provenance': ckpt.provenance,
         'metrics': ckpt.metrics,
     }
+    if isinstance(ckpt.model, OnnxPolicy):   # the graph first: policy.json, written last, names its sha256
+        (folder / (GRAPH + '.tmp')).write_bytes(ckpt.model.graph)
+        os.replace(folder / (GRAPH + '.tmp'), folder / GRAPH)
     tmp_weights, tmp_spec = folder / (WEIGHTS + '.tmp'), folder / (SPEC + '.tmp')
     save_file(tensors, str(tmp_weights))
     tmp_spec.write_text(json.dumps(spec, indent=2) + '\n')
@@ -214,6 +220,14 @@ def load(folder: str | Path) -> Checkpoint:
         model.load_state_dict(tensors, strict=True)
     except RuntimeError as exc:
         raise CheckpointError(f'{weights_path}: tensors do not fit the architecture in {SPEC}: {exc}') from exc
+    if isinstance(model, OnnxPolicy):
+        graph_path = folder / GRAPH
+        if not graph_path.is_file():
+            raise CheckpointError(f'{folder}: {GRAPH} is missing; {SPEC} describes an ONNX graph teacher')
+        try:
+            model.attach(graph_path.read_bytes(), str(graph_path))
+        except Exception as exc:  # noqa: BLE001 - onnx raises DecodeError and others for damaged files
+            raise CheckpointError(f'{graph_path}: {exc}' if str(graph_path) not in str(exc) else str(exc)) from None
     model.eval()
     return Checkpoint(model=model, obs_source=source, obs_spec=obs_spec, action_names=names,
                       action_low=np.asarray(low, dtype=np.float64),

@@ -24,6 +24,7 @@ import numpy as np
 import torch
 
 from distill_ros.policies.checkpoint import Checkpoint
+from distill_ros.policies.onnx_policy import OnnxPolicy, onnx_session  # noqa: F401 - onnx_session's old home
 from distill_ros.policies.students import is_recurrent
 
 INPUT_NAME, OUTPUT_NAME = 'obs', 'action_mean'
@@ -67,6 +68,8 @@ class RecurrentStep(torch.nn.Module):
 
 def onnx_bytes(ckpt: Checkpoint, opset: int = 18) -> bytes:
     model = ckpt.model.eval()
+    if isinstance(model, OnnxPolicy):   # an imported graph teacher: its graph already has this interface
+        return model.graph
     buffer = io.BytesIO()
     with warnings.catch_warnings():
         warnings.simplefilter('ignore')
@@ -82,17 +85,6 @@ def onnx_bytes(ckpt: Checkpoint, opset: int = 18) -> bytes:
                                                                         OUTPUT_NAME: {0: 'batch'}},
                               opset_version=opset, dynamo=False)
     return buffer.getvalue()
-
-
-def onnx_session(model_bytes: bytes | str | Path, threads: int = 1):
-    import onnxruntime as ort
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = threads
-    options.inter_op_num_threads = 1
-    options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    source = model_bytes if isinstance(model_bytes, bytes) else str(model_bytes)
-    return ort.InferenceSession(source, options, providers=['CPUExecutionProvider'])
 
 
 def check_episode(ckpt: Checkpoint, step, what: str, steps: int = EPISODE_STEPS,
@@ -140,6 +132,9 @@ def _check(ckpt: Checkpoint, run, what: str, trials: int = 4) -> float:
 def export_onnx(ckpt: Checkpoint, path: str | Path) -> float:
     """Write `path` (.onnx) and return the largest output difference seen in the check."""
     data = onnx_bytes(ckpt)
+    if isinstance(ckpt.model, OnnxPolicy):   # the graph it runs, checked against the original at import
+        _atomic_write(Path(path), data)
+        return 0.0
     session = onnx_session(data)
     if is_recurrent(ckpt.model):
         worst = check_episode(ckpt, lambda x, h: session.run(None, {INPUT_NAME: x, STATE_IN: h}),
@@ -152,6 +147,9 @@ def export_onnx(ckpt: Checkpoint, path: str | Path) -> float:
 
 def export_torchscript(ckpt: Checkpoint, path: str | Path) -> float:
     model = ckpt.model.eval()
+    if isinstance(model, OnnxPolicy):
+        raise ExportError(f'{ckpt.path}: this teacher is an ONNX graph run by onnxruntime; it has no TorchScript '
+                          f'form (export it with --onnx)')
     recurrent = is_recurrent(model)
     with warnings.catch_warnings():
         warnings.simplefilter('ignore')

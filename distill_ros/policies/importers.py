@@ -1,55 +1,92 @@
 """Bring a teacher trained elsewhere into the project's checkpoint format, once.
 
-Supported: MLP policies exported as ONNX or TorchScript (what Isaac Lab and rsl_rl export: a chain
-of linear layers with one activation kind), and stable-baselines3 PPO `.zip` files. The converted
-`GaussianMLP` is checked against the original on random inputs (ONNX through onnxruntime,
-TorchScript through torch) and refused if they differ by more than 1e-5.
+Supported: any policy exported as ONNX or TorchScript (what rsl_rl, Isaac Lab and mjlab export:
+`OnPolicyRunner.export_policy_to_onnx` / `export_policy_to_jit`, observation normalizer inside),
+and stable-baselines3 PPO `.zip` files.
+
+- A plain MLP (a chain of linear layers with one activation kind, nothing else) becomes a native
+  `GaussianMLP`: features `hidden0`, ..., `latent` for feature matching, torch speed.
+- Any other graph (normalization, clipping, other activations, several inputs or outputs) runs as
+  it is in onnxruntime (`OnnxPolicy`, batched); the checkpoint stores it as `model.onnx`. A
+  TorchScript module that is not a plain MLP is translated to ONNX once, here, and the translation
+  is checked against the module.
+- Recurrent exports (rsl_rl's `h_in`/`c_in` inputs, or a TorchScript module that keeps a hidden
+  state between calls) are refused: a teacher answers each privileged state on its own.
+
+Every conversion is checked against the original on random inputs (ONNX through onnxruntime,
+TorchScript through torch) and refused if they differ by more than 1e-5 (relative to the
+output's scale).
 
 The outside policy's input order is given by name (`input_names`: one privileged element name per
-input, e.g. `qvel/rootx`); the selection is folded into the first layer, so the checkpoint reads
-the task's own privileged layout. Without it, the input must be exactly the task's layout.
+input value, e.g. `qvel/rootx`, through all inputs in the graph's order); the selection is folded
+into the first layer or done by Gather nodes in the graph, so the checkpoint reads the task's own
+privileged layout. Without it, the inputs must be exactly the task's layout.
 
 Nothing is unpickled: ONNX is protobuf; from an SB3 zip only `policy.pth` is read, with
 `torch.load(weights_only=True)`, and a file holding pickled objects is refused. A TorchScript file
 is different: it is a program, and loading it runs its code (the importer calls the module to check
-the conversion), so `from_torchscript` loads one only with `trust_code=True` (`--trust-code`).
+the conversion), so `from_torchscript` loads one only with `trust_code=True` (`--trust-code`). The
+checkpoint it writes holds no code (a GaussianMLP or an ONNX graph), so using it needs no trust.
 """
 from __future__ import annotations
 
 import io
 import pickle
+import warnings
 import zipfile
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
 import torch
+from torch import nn
 
 from distill_ros.observation import ObsSpec
 from distill_ros.policies.checkpoint import Checkpoint, CheckpointError, provenance
 from distill_ros.policies.mlp import ACTIVATIONS, GaussianMLP
+from distill_ros.policies.onnx_policy import OnnxPolicy, dims, index_slices, onnx_session, real_inputs, wrap_graph
 
 ONNX_ACTIVATIONS = {'Tanh': 'tanh', 'Relu': 'relu', 'Elu': 'elu'}
+TOLERANCE = 1e-5
+RECURRENT_HINT = ('a teacher here answers each privileged state on its own (teacher_node, collection, DAgger '
+                  'labelling), without an episode\'s memory; export an MLP actor instead (rsl_rl: MLPModel, not '
+                  'RNNModel)')
 
 
-def _selection(input_names: Sequence[str] | None, spec: ObsSpec, width: int, source: str) -> np.ndarray:
-    """Matrix S (width x spec.size) with outside_input = S @ privileged_obs."""
+class NotPlainMLP(CheckpointError):
+    """The policy is more than a chain of linear layers with one activation: it runs as a graph."""
+
+
+def _input_index(input_names: Sequence[str] | None, spec: ObsSpec, width: int, source: str,
+                 widths: dict[str, int] | None = None) -> np.ndarray:
+    """Privileged element index of each policy input value (outside_input = privileged_obs[index])."""
     names = spec.element_names()
+    parts = f' ({", ".join(f"{k}: {v}" for k, v in widths.items())})' if widths else ''
     if input_names is None:
         if width != len(names):
-            raise CheckpointError(f'{source}: the policy takes {width} inputs but the task\'s privileged observation '
-                                  f'has {len(names)}; pass input_names to map its inputs by name')
-        return np.eye(width)
+            raise CheckpointError(f'{source}: the policy takes {width} inputs{parts} but the task\'s privileged '
+                                  f'observation has {len(names)}; pass input_names to map its inputs by name')
+        return np.arange(width)
     if len(input_names) != width:
-        raise CheckpointError(f'{source}: {len(input_names)} input names given for a policy with {width} inputs')
+        raise CheckpointError(f'{source}: {len(input_names)} input names given for a policy with {width} '
+                              f'inputs{parts}')
     unknown = [n for n in input_names if n not in names]
     if unknown:
         raise CheckpointError(f'{source}: input names {unknown} are not privileged observation elements; '
                               f'available: {names}')
-    selection = np.zeros((width, len(names)))
-    for row, name in enumerate(input_names):
-        selection[row, names.index(name)] = 1.0
-    return selection
+    return np.array([names.index(n) for n in input_names])
+
+
+def _selection(input_names: Sequence[str] | None, spec: ObsSpec, width: int, source: str) -> np.ndarray:
+    """Matrix S (width x spec.size) with outside_input = S @ privileged_obs."""
+    return np.eye(spec.size)[_input_index(input_names, spec, width, source)]
+
+
+def _close(got: np.ndarray, expected: np.ndarray) -> float:
+    """Largest difference relative to the output's scale (absolute below 1)."""
+    if got.shape != expected.shape:
+        return float('inf')
+    return float(np.max(np.abs(got - expected), initial=0.0) / max(1.0, float(np.max(np.abs(expected), initial=0.0))))
 
 
 def _build(weights: list[tuple[np.ndarray, np.ndarray]], activation: str, spec: ObsSpec, input_names,
@@ -76,41 +113,92 @@ def _build(weights: list[tuple[np.ndarray, np.ndarray]], activation: str, spec: 
 
 
 def _verify(net: GaussianMLP, reference, spec: ObsSpec, selection_width: int, input_names, source: str) -> None:
-    """Compare the converted module with the original on random inputs (tolerance 1e-5)."""
+    """Compare the converted module with the original on random inputs."""
     rng = np.random.default_rng(0)
     obs = rng.normal(size=(64, spec.size)).astype(np.float32)
     selection = _selection(input_names, spec, selection_width, source).astype(np.float32)
     expected = reference(obs @ selection.T)
     with torch.no_grad():
         got = net(torch.as_tensor(obs)).numpy()
-    error = float(np.max(np.abs(got - expected)))
-    if error > 1e-5:
-        raise CheckpointError(f'{source}: converted policy differs from the original by {error:.2e} (> 1e-5); '
-                              f'the graph is not a plain MLP this importer understands')
+    error = _close(got, expected)
+    if error > TOLERANCE:
+        raise NotPlainMLP(f'{source}: converted policy differs from the original by {error:.2e} (> {TOLERANCE}); '
+                          f'the graph is not a plain MLP this importer understands')
 
 
-def from_onnx(path: str | Path, spec: ObsSpec, input_names=None, action_std: float = 0.1) -> GaussianMLP:
+def _graph_policy(model, spec: ObsSpec, input_names, action_std: float, output: str,
+                  reference: Callable[[np.ndarray], np.ndarray], source: str) -> OnnxPolicy:
+    """`model` (an onnx.ModelProto) wrapped to read the privileged observation, checked against
+    `reference` (the original policy on its own inputs, concatenated in graph order)."""
+    fed = real_inputs(model.graph)
+    widths = {i.name: dims(i)[1] for i in fed}
+    index = _input_index(input_names, spec, sum(widths.values()), source, widths)
+    pieces = {name: index[part] for name, part in zip(widths, index_slices(list(widths.values())))}
+    graph = wrap_graph(model, pieces, output, spec.size).SerializeToString()
+    try:
+        probe = onnx_session(graph).run(None, {'obs': np.zeros((1, spec.size), np.float32)})[0]
+    except Exception as exc:  # noqa: BLE001 - onnxruntime raises its own error types
+        raise CheckpointError(f'{source}: onnxruntime cannot run the graph: {exc}') from None
+    if probe.ndim != 2 or probe.shape[0] != 1:
+        raise CheckpointError(f'{source}: output {output!r} has shape {list(probe.shape)} for one state; '
+                              f'expected (batch, actions)')
+    policy = OnnxPolicy.from_graph(graph, spec.size, probe.shape[1], action_std)
+    obs = np.random.default_rng(0).normal(size=(64, spec.size)).astype(np.float32)
+    expected = np.asarray(reference(obs[:, index]), dtype=np.float64)
+    try:
+        batched_error = _close(policy.run(obs).astype(np.float64), expected)
+    except Exception:  # noqa: BLE001 - a graph whose export fixed the batch size fails here
+        batched_error = float('inf')
+    if batched_error > TOLERANCE:   # run one state at a time, as exported
+        policy.batched = False
+        error = _close(policy.run(obs).astype(np.float64), expected)
+        if error > TOLERANCE:
+            raise CheckpointError(f'{source}: the graph with its inputs mapped by name differs from the original by '
+                                  f'{error:.2e} (> {TOLERANCE})')
+    policy.origin = {'inputs': widths, 'output': output, 'runs_in': 'onnxruntime', 'batched': policy.batched}
+    return policy
+
+
+def _refuse_extra_inputs(model, output: str, source: str) -> None:
+    """Every input must be (batch, values); a hidden state input means a recurrent policy (rsl_rl's
+    `h_in`/`c_in`: (layers, batch, hidden), fed back from the outputs `h_out`/`c_out`)."""
+    outputs = {o.name: dims(o) for o in model.graph.output if o.name != output}
+    state = []
+    for i in real_inputs(model.graph):
+        shape = dims(i)
+        fed_back = [o for o, s in outputs.items() if s == shape]
+        named_state = any(hint in i.name.lower() for hint in ('h_in', 'c_in', 'hidden', 'state', 'memory'))
+        if len(shape) == 3 or (fed_back and named_state):
+            state.append((i.name, shape, fed_back))
+        elif len(shape) != 2:
+            raise CheckpointError(f'{source}: input {i.name!r} has shape {shape}; expected (batch, values)')
+        elif not isinstance(shape[1], int) or shape[1] <= 0:
+            raise CheckpointError(f'{source}: input {i.name!r} has shape {shape}, no fixed number of values')
+    if state:
+        back = sorted({o for _, _, outs in state for o in outs})
+        raise CheckpointError(f'{source}: a recurrent policy: inputs {[n for n, _, _ in state]} (shapes '
+                              f'{[s for _, s, _ in state]}) carry a hidden state'
+                              f'{f" fed back from outputs {back}" if back else ""}, which is not supported: '
+                              f'{RECURRENT_HINT}')
+
+
+def _mlp_from_onnx(model, source: str, spec: ObsSpec, input_names, action_std: float, session) -> GaussianMLP:
     import onnx
     from onnx import numpy_helper
 
-    source = str(path)
-    try:
-        model = onnx.load(source)
-    except Exception as exc:
-        raise CheckpointError(f'{source}: cannot read ONNX model: {exc}') from exc
     init = {t.name: numpy_helper.to_array(t) for t in model.graph.initializer}
     weights: list[tuple[np.ndarray, np.ndarray]] = []
     activations: set[str] = set()
     pending: np.ndarray | None = None
     for node in model.graph.node:
-        if node.op_type == 'Gemm':
+        if node.op_type == 'Gemm' and node.input[1] in init:
             attrs = {a.name: onnx.helper.get_attribute_value(a) for a in node.attribute}
             w = init[node.input[1]]
             w = w if attrs.get('transB', 0) else w.T
             weights.append((w, init[node.input[2]] if len(node.input) > 2 else np.zeros(w.shape[0])))
-        elif node.op_type == 'MatMul':
+        elif node.op_type == 'MatMul' and node.input[1] in init:
             pending = init[node.input[1]].T
-        elif node.op_type == 'Add' and pending is not None:
+        elif node.op_type == 'Add' and pending is not None and (node.input[1] in init or node.input[0] in init):
             weights.append((pending, init[node.input[1]] if node.input[1] in init else init[node.input[0]]))
             pending = None
         elif node.op_type in ONNX_ACTIVATIONS:
@@ -118,15 +206,11 @@ def from_onnx(path: str | Path, spec: ObsSpec, input_names=None, action_std: flo
         elif node.op_type in ('Identity', 'Constant', 'Flatten', 'Reshape', 'Cast'):
             continue
         else:
-            raise CheckpointError(f'{source}: unsupported ONNX operator {node.op_type!r}; expected an MLP of '
-                                  f'Gemm/MatMul+Add and one of {sorted(ONNX_ACTIVATIONS)}')
-    if len(activations) > 1:
-        raise CheckpointError(f'{source}: mixed activations {sorted(activations)}; expected one kind')
-    activation = activations.pop() if activations else 'tanh'
-    net = _build(weights, activation, spec, input_names, action_std, source)
-
-    import onnxruntime as ort
-    session = ort.InferenceSession(source, providers=['CPUExecutionProvider'])
+            raise NotPlainMLP(f'{source}: ONNX operator {node.op_type!r}; a plain MLP is Gemm/MatMul+Add and one of '
+                              f'{sorted(ONNX_ACTIVATIONS)}')
+    if len(activations) > 1 or not weights:
+        raise NotPlainMLP(f'{source}: activations {sorted(activations)}, {len(weights)} linear layers')
+    net = _build(weights, activations.pop() if activations else 'tanh', spec, input_names, action_std, source)
     input_name = session.get_inputs()[0].name
 
     def reference(x: np.ndarray) -> np.ndarray:  # one row at a time: exports often fix the batch size at 1
@@ -136,9 +220,87 @@ def from_onnx(path: str | Path, spec: ObsSpec, input_names=None, action_std: flo
     return net
 
 
+def from_onnx(path: str | Path, spec: ObsSpec, input_names=None, action_std: float = 0.1,
+              output: str | None = None) -> nn.Module:
+    """Any ONNX policy: a GaussianMLP when it is a plain MLP, else the graph itself (`OnnxPolicy`).
+    `output`: the graph output holding the action (default: the first)."""
+    import onnx
+    from onnx import helper
+
+    source = str(path)
+    try:
+        model = onnx.load(source)
+    except Exception as exc:
+        raise CheckpointError(f'{source}: cannot read ONNX model: {exc}') from exc
+    outputs = [o.name for o in model.graph.output]
+    if output is not None and output not in outputs:
+        raise CheckpointError(f'{source}: output {output!r} is not one of the graph\'s outputs {outputs}')
+    output = output or (outputs[0] if outputs else None)
+    if output is None or not real_inputs(model.graph):
+        raise CheckpointError(f'{source}: the graph has no inputs or no outputs')
+    _refuse_extra_inputs(model, output, source)
+    try:
+        session = onnx_session(model.SerializeToString())
+    except Exception as exc:  # noqa: BLE001 - onnxruntime raises its own error types
+        raise CheckpointError(f'{source}: onnxruntime cannot run the graph: {exc}') from None
+    if len(real_inputs(model.graph)) == 1 and len(outputs) == 1:
+        try:
+            return _mlp_from_onnx(model, source, spec, input_names, action_std, session)
+        except CheckpointError:
+            pass   # not a plain MLP; the graph runs as it is (and names any size mismatch itself)
+    fed = [(i.name, dims(i)[1], helper.tensor_dtype_to_np_dtype(i.type.tensor_type.elem_type))
+           for i in real_inputs(model.graph)]
+
+    def reference(x: np.ndarray) -> np.ndarray:
+        rows = []
+        for r in range(len(x)):   # one row at a time, as exported
+            parts = index_slices([w for _, w, _ in fed])
+            feed = {name: x[r:r + 1, part].astype(dtype) for (name, _, dtype), part in zip(fed, parts)}
+            rows.append(session.run([output], feed)[0])
+        return np.concatenate(rows)
+
+    return _graph_policy(model, spec, input_names, action_std, output, reference, source)
+
+
+def _first(result) -> torch.Tensor:
+    return result[0] if isinstance(result, (tuple, list)) else result
+
+
+def _mlp_from_torchscript(module, spec: ObsSpec, input_names, action_std: float, source: str) -> GaussianMLP:
+    state = module.state_dict()
+    try:
+        weights = [(state[k].numpy(), state[k[:-len('weight')] + 'bias'].numpy())
+                   for k in state if k.endswith('weight') and state[k].dim() == 2]
+    except KeyError as exc:
+        raise NotPlainMLP(f'{source}: a linear layer without bias {exc}') from None
+    code = module.code if hasattr(module, 'code') else ''
+    graph = str(module.inlined_graph)
+    found = {name for name in ACTIVATIONS if f'aten::{name}' in graph or f'{name}(' in code}
+    if len(found) != 1 or not weights:
+        raise NotPlainMLP(f'{source}: cannot tell the activation (found {sorted(found) or "none"}); '
+                          f'expected one of {sorted(ACTIVATIONS)}')
+    net = _build(weights, found.pop(), spec, input_names, action_std, source)
+
+    def reference(x: np.ndarray) -> np.ndarray:
+        with torch.no_grad():
+            return _first(module(torch.as_tensor(x))).numpy()
+
+    _verify(net, reference, spec, weights[0][0].shape[1], input_names, source)
+    return net
+
+
+def _keeps_state(module, width: int) -> bool:
+    """Whether two calls on the same input give different outputs (a hidden state inside)."""
+    x = torch.as_tensor(np.random.default_rng(1).normal(size=(1, width)), dtype=torch.float32)
+    with torch.no_grad():
+        return not torch.equal(_first(module(x.clone())), _first(module(x.clone())))
+
+
 def from_torchscript(path: str | Path, spec: ObsSpec, input_names=None, action_std: float = 0.1,
-                     trust_code: bool = False) -> GaussianMLP:
-    """A TorchScript MLP. Loading and calling it runs the code in the file: only with `trust_code`."""
+                     trust_code: bool = False) -> nn.Module:
+    """A TorchScript policy. Loading and calling it runs the code in the file: only with `trust_code`.
+    A plain MLP becomes a GaussianMLP; any other module is translated to ONNX (checked against the
+    module) and runs as an `OnnxPolicy`."""
     source = str(path)
     if not trust_code:
         raise CheckpointError(f'{source}: a TorchScript file is a program, and importing it runs its code; '
@@ -148,23 +310,45 @@ def from_torchscript(path: str | Path, spec: ObsSpec, input_names=None, action_s
         module = torch.jit.load(source, map_location='cpu').eval()
     except Exception as exc:
         raise CheckpointError(f'{source}: cannot read TorchScript module: {exc}') from exc
-    state = module.state_dict()
-    weights = [(state[k].numpy(), state[k[:-len('weight')] + 'bias'].numpy())
-               for k in state if k.endswith('weight') and state[k].dim() == 2]
-    code = module.code if hasattr(module, 'code') else ''
-    graph = str(module.inlined_graph)
-    found = {name for name in ACTIVATIONS if f'aten::{name}' in graph or f'{name}(' in code}
-    if len(found) != 1:
-        raise CheckpointError(f'{source}: cannot tell the activation (found {sorted(found) or "none"}); '
-                              f'expected one of {sorted(ACTIVATIONS)}')
-    net = _build(weights, found.pop(), spec, input_names, action_std, source)
+    width = len(input_names) if input_names is not None else spec.size
+    try:
+        stateful, call_error = _keeps_state(module, width), None
+    except Exception as exc:  # noqa: BLE001 - whatever the module's code raises
+        stateful, call_error = False, exc
+    if stateful:
+        buffers = [name for name, _ in module.named_buffers() if 'state' in name or 'hidden' in name]
+        raise CheckpointError(f'{source}: a recurrent policy: the module keeps a state between calls '
+                              f'(buffers {buffers}), which is not supported: {RECURRENT_HINT}')
+    try:
+        return _mlp_from_torchscript(module, spec, input_names, action_std, source)
+    except NotPlainMLP:
+        if call_error is not None:
+            raise CheckpointError(f'{source}: the module does not run on a (1, {width}) input '
+                                  f'({type(call_error).__name__}: {str(call_error).strip().splitlines()[-1]}); '
+                                  f'give one input name per policy input') from None
+    except CheckpointError:
+        if call_error is not None:
+            raise   # the MLP's first layer says how many inputs it takes
+    return _graph_policy(_torchscript_to_onnx(module, width, source), spec, input_names, action_std, 'action',
+                         lambda x: _first(module(torch.as_tensor(x))).detach().numpy(), source)
 
-    def reference(x: np.ndarray) -> np.ndarray:
-        with torch.no_grad():
-            return module(torch.as_tensor(x)).numpy()
 
-    _verify(net, reference, spec, weights[0][0].shape[1], input_names, source)
-    return net
+def _torchscript_to_onnx(module, width: int, source: str):
+    """The module as an ONNX graph (input `input` (batch, width), first output `action`)."""
+    import onnx
+    buffer = io.BytesIO()
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter('ignore')
+            # The TorchScript exporter (dynamo=False): torch.export cannot read a ScriptModule.
+            torch.onnx.export(module, (torch.zeros(1, width),), buffer, input_names=['input'], output_names=['action'],
+                              dynamic_axes={'input': {0: 'batch'}}, opset_version=18, dynamo=False)
+    except Exception as exc:  # noqa: BLE001 - the exporter raises many kinds
+        message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise CheckpointError(f'{source}: the module is not a plain MLP and cannot be translated to ONNX '
+                              f'({message}); export the policy as ONNX where it was trained (rsl_rl: '
+                              f'runner.export_policy_to_onnx) and import that') from None
+    return onnx.load_from_string(buffer.getvalue())
 
 
 def from_sb3_zip(path: str | Path, spec: ObsSpec, input_names=None, activation: str = 'tanh',
@@ -208,6 +392,7 @@ def from_sb3_zip(path: str | Path, spec: ObsSpec, input_names=None, activation: 
 
 
 def import_teacher(kind: str, path: str | Path, task_env, input_names=None, **kwargs) -> Checkpoint:
+    """Convert an outside teacher (`kind` onnx, torchscript or sb3) for `task_env`'s privileged observation."""
     spec = task_env.privileged_spec
     if kind == 'onnx':
         net = from_onnx(path, spec, input_names, **kwargs)
@@ -218,9 +403,14 @@ def import_teacher(kind: str, path: str | Path, task_env, input_names=None, **kw
     else:
         raise ValueError(f'unknown teacher kind {kind!r}; expected onnx, torchscript or sb3')
     if net.action_dim != len(task_env.action_names):
-        raise CheckpointError(f'{path}: the policy outputs {net.action_dim} actions; task {task_env.task.name} has '
+        output = f" (output {net.origin['output']!r})" if getattr(net, 'origin', None) else ''
+        raise CheckpointError(f'{path}: the policy outputs {net.action_dim} actions{output}; task '
+                              f'{task_env.task.name} has '
                               f'{len(task_env.action_names)} ({task_env.action_names})')
+    origin = getattr(net, 'origin', {})
     return Checkpoint(model=net, obs_source='privileged', obs_spec=spec, action_names=task_env.action_names,
                       action_low=task_env.action_space.low, action_high=task_env.action_space.high,
                       task=task_env.task.name, role='teacher',
-                      provenance=provenance(task=task_env.task.name, imported_from=str(path), import_kind=kind))
+                      provenance=provenance(task=task_env.task.name, imported_from=str(path), import_kind=kind,
+                                            **({'input_names': list(input_names)} if input_names else {}),
+                                            **({'graph': origin} if origin else {})))

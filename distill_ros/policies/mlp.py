@@ -74,4 +74,6 @@ class GaussianMLP(nn.Module):
 
 
 def parameter_count(module: nn.Module) -> int:
-    return sum(p.numel() for p in module.parameters())
+    """Trainable numbers of a policy; for an ONNX graph teacher, the numbers in its graph."""
+    in_graph = getattr(module, 'graph_parameters', None)
+    return int(in_graph) if in_graph is not None else sum(p.numel() for p in module.parameters())

@@ -19,6 +19,7 @@ import torch
 from torch import nn
 
 from distill_ros.policies.mlp import ACTIVATIONS, GaussianMLP
+from distill_ros.policies.onnx_policy import OnnxPolicy
 
 
 class HistoryPolicy(nn.Module):
@@ -227,7 +228,7 @@ class RecurrentPolicy(HistoryPolicy):
 
 ARCHITECTURES: dict[str, type[nn.Module]] = {
     'GaussianMLP': GaussianMLP, 'HistoryMLP': HistoryMLP, 'TCN': TCN, 'GRUPolicy': GRUPolicy,
-    'RecurrentPolicy': RecurrentPolicy}
+    'RecurrentPolicy': RecurrentPolicy, 'OnnxPolicy': OnnxPolicy}
 STUDENT_TYPES = {'mlp': HistoryMLP, 'tcn': TCN, 'gru-window': GRUPolicy, 'gru': RecurrentPolicy,
                  'lstm': RecurrentPolicy}
 
