@@ -420,7 +420,7 @@ def test_distilled_cartpole_student_beats_random_by_far(tmp_path, data, teacher)
     assert learned > 5 * random and learned > 100, (learned, random)
 
 
-@pytest.mark.parametrize('task', ['cartpole', 'hopper'])
+@pytest.mark.parametrize('task', ['cartpole', 'hopper', 'ant'])
 def test_shipped_student_is_a_small_sensor_only_checkpoint(task):
     student = ckpt_io.load(shipped_student(task))
     teacher = ckpt_io.load(shipped_teacher(task))
@@ -437,6 +437,11 @@ def test_shipped_student_is_a_small_sensor_only_checkpoint(task):
         assert student.history == recipe.student.history >= 50 and not is_recurrent(student.model)
         assert student.provenance['config']['dagger']['rounds'] == recipe.dagger.rounds
         assert any('config/distill/hopper.yaml' in line for line in student.provenance['reproduce'])
+    if task == 'ant':      # the recipe of config/distill/ant.yaml
+        recipe = load_config(config_path('distill', 'ant.yaml'))
+        assert student.provenance['config']['student']['type'] == recipe.student.type
+        assert student.history == recipe.student.history and student.provenance['config']['dagger']['rounds'] == 8
+        assert any('config/distill/ant.yaml' in line for line in student.provenance['reproduce'])
 
 
 def test_distill_command_refuses_bad_input(tmp_path, data, teacher, capsys):
