@@ -109,6 +109,8 @@ def main() -> None:
     parser.add_argument('--seeds', type=int, nargs='+', default=[0], help='training seeds per method')
     parser.add_argument('--finetune', type=int, nargs='*', metavar='SEED',
                         help='also fine-tune (RL) the DAgger students of these seeds (none given: every seed)')
+    parser.add_argument('--finetune-config', help='fine-tuning YAML (default: config/finetune/<task>.yaml, else '
+                        'default.yaml)')
     parser.add_argument('--teacher-noise', type=float, default=0.0,
                         help='record the teacher episodes with its own action noise (DART; 1.0 = its std)')
     args = parser.parse_args()
@@ -177,7 +179,8 @@ def main() -> None:
                 ft_target, ft_label = out / f'{name}+ft' / f'seed{seed}', label.replace(name, f'{name}+ft', 1)
                 if not (ft_target / 'student' / 'policy.json').is_file():
                     from distill_ros.distill.finetune import finetune, load_finetune_config
-                    path = config_path(f'finetune/{args.task}.yaml')
+                    path = Path(args.finetune_config) if args.finetune_config else config_path(
+                        f'finetune/{args.task}.yaml')
                     ft_cfg = load_finetune_config(path if path.is_file() else None, {'train': {'seed': seed}})
                     t0 = time.monotonic()
                     print(f'--- {name}+ft, seed {seed}')
