@@ -22,6 +22,7 @@ import argparse
 import json
 import os
 import random
+import shutil
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -223,7 +224,20 @@ class Demo:
         self.stop_all()
 
 
+# What a demo writes in OUT; `logs` is left out (a failed run may leave only logs behind).
+STAGE_OUTPUTS = ('data', 'bag', 'distill', 'dagger_round1', 'student', 'deploy', 'report')
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
+    out = Path(args.out)
+    earlier = [name for name in STAGE_OUTPUTS if (out / name).exists()]
+    if earlier and not args.overwrite:
+        # The recorder continues a dataset it finds: a second run into the same folder would record
+        # into the first run's datasets and report on both.
+        raise ValueError(f'{out} holds an earlier demo\'s outputs ({", ".join(earlier)}); a new run would add to its '
+                         f'recordings; expected a new --out folder, or --overwrite to replace them')
+    for name in earlier:
+        shutil.rmtree(out / name) if (out / name).is_dir() else (out / name).unlink()
     demo = Demo(args)
     try:
         demo.run()
@@ -243,6 +257,8 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument('--config', help='distillation YAML (default: config/distill/<task>.yaml where there is one, '
                    'else config/distill/default.yaml)')
     p.add_argument('--out', default='demo_out', help='output folder (default: demo_out)')
+    p.add_argument('--overwrite', action='store_true', help='replace the outputs of an earlier demo in --out (without '
+                   'it, a folder that holds them is refused)')
     p.add_argument('--episodes', type=int, default=10, help='teacher episodes to record')
     p.add_argument('--dagger-episodes', type=int, default=4, help='episodes of the DAgger round')
     p.add_argument('--deploy-episodes', type=int, default=2, help='episodes the deployed student drives')

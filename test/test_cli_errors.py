@@ -8,6 +8,7 @@ import subprocess
 import sys
 import time
 import zipfile
+from pathlib import Path
 
 import pytest
 import torch
@@ -77,7 +78,14 @@ def cases(g) -> list[list[str]]:
         ['finetune', '--student', junk, '--out', out, '--set', 'ppo.iterations=[1'],
         ['demo', '--config', yml, '--out', out],
         ['demo', '--teacher', junk, '--out', out],
+        ['demo', '--out', str(earlier_demo(g))],
     ]
+
+
+def earlier_demo(folder: Path) -> Path:
+    """An output folder that an earlier demo wrote: a second run must not record into its datasets."""
+    (folder / 'demo_out' / 'data').mkdir(parents=True, exist_ok=True)
+    return folder / 'demo_out'
 
 
 def test_every_verb_refuses_garbage_with_one_message(garbage, capsys):
