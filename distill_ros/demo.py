@@ -2,8 +2,9 @@
 
   1. record   sim_teacher_record.launch.py's graph: the privileged teacher drives sim_node (lockstep)
               over topics; recorder_node builds a dataset (and a bag with --keep-bag)
-  2. distil   behavioural cloning + logit (Gaussian KL) + feature matching, in-process; and the naive
-              student (behavioural cloning on the current sensor reading only) to measure against
+  2. distil   the task config's losses (cartpole: behavioural cloning + logit (Gaussian KL) + feature
+              matching), in-process; and the naive student (behavioural cloning on the current sensor
+              reading only) to measure against
   3. DAgger   one round over topics, dagger.launch.py's graph: student_controller_node drives
               sim_node, teacher_node labels every visited state, recorder_node records; the student
               is retrained on all data
@@ -49,6 +50,7 @@ class Demo:
         self.graphs: list[GraphProcesses] = []
         self.started = time.monotonic()
         self.timings: dict[str, float] = {}
+        self.losses = 'BC'   # the offline student's losses, named in the report
         self.console.print(f'[bold]distill_ros demo[/bold]: task {args.task}, output in {self.out} '
                            f'(ROS_DOMAIN_ID {domain}, localhost only; node logs in {self.logs})')
 
@@ -140,7 +142,12 @@ class Demo:
         self.done('record', t0)
 
         # 2. distil offline
-        t0 = self.step('2/5 distil: BC + logit + feature matching, and the naive student')
+        # the losses of the task's config: BC, and logit (Gaussian KL) and feature matching where weighted
+        losses = ('BC' + ('+KL' if cfg.losses.kl.weight > 0 else '')
+                  + ('+feature' if cfg.losses.feature.weight > 0 else ''))
+        self.losses = losses
+        t0 = self.step(f'2/5 distil: {losses.replace("+KL", " + logit").replace("+feature", " + feature matching")}'
+                       f' ({cfg.student.type} on {cfg.student.history} steps), and the naive student')
         distill_dir = self.out / 'distill'
         run_distill(data, teacher, cfg, distill_dir, log=lambda s: self.console.print(f'  {s}'))
         offline = ckpt_io.load(distill_dir / 'student')
@@ -187,7 +194,7 @@ class Demo:
         # 5. report
         t0 = self.step(f'5/5 report: teacher vs students on {args.eval_episodes} held-out randomized episodes')
         report = self.report(teacher, {'naive student (BC, current reading only)': naive,
-                                       'student (BC+KL+feature)': offline, 'student (+1 DAgger round)': student},
+                                       f'student ({self.losses})': offline, 'student (+1 DAgger round)': student},
                              topic_returns, distill_dir / 'learning_curve.jsonl')
         self.done('report', t0)
         total = time.monotonic() - self.started
@@ -211,7 +218,7 @@ class Demo:
             'The naive student is what distillation is measured against: the same hidden layers trained on the '
             'same recording by behavioural cloning of the current sensor reading alone (no history, no past '
             'actions, no logit or feature matching, no DAgger). The distilled students below it see a sensor '
-            'history and match the teacher\'s distribution and features; the last one also learned on the '
+            'history and match the teacher\'s actions (' + self.losses + '); the last one also learned on the '
             'states it visits itself (DAgger).'))
         with open(path, 'a') as f:
             f.write(f'\n## Over ROS 2 topics\n\nThe final student drove sim_node (real-time mode) through '
