@@ -449,6 +449,18 @@ def test_shipped_student_is_a_small_sensor_only_checkpoint(task):
         assert any('config/distill/ant.yaml' in line for line in student.provenance['reproduce'])
 
 
+def test_a_student_is_named_by_folder_or_shipped_name(tmp_path, monkeypatch):
+    """`eval --student best=hopper` and the controller's `checkpoint:=hopper` take a shipped student by name."""
+    from distill_ros.policies.checkpoint import CheckpointError
+    from distill_ros.policies.teachers import student_path
+    monkeypatch.chdir(tmp_path)
+    assert student_path('hopper') == shipped_student('hopper')
+    (tmp_path / 'hopper').mkdir()                      # a folder of that name here wins
+    assert student_path('hopper') == Path('hopper')
+    with pytest.raises(CheckpointError, match="'nosuch' is not a folder here, nor the name of a shipped student"):
+        student_path('nosuch')
+
+
 def test_distill_command_refuses_bad_input(tmp_path, data, teacher, capsys):
     from distill_ros.cli import main
     bad = tmp_path / 'bad.yaml'

@@ -276,9 +276,9 @@ def _student_arg(text: str) -> tuple[str, str]:
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
-    from distill_ros.policies.teachers import shipped_teacher
+    from distill_ros.policies.teachers import shipped_teacher, student_path
     teacher = ckpt_io.load(args.teacher or shipped_teacher(args.task))
-    students = {name: ckpt_io.load(path) for name, path in map(_student_arg, args.student)}
+    students = {name: ckpt_io.load(student_path(path)) for name, path in map(_student_arg, args.student)}
     rows = evaluate_policies(args.task, teacher, students, args.episodes, progress=not args.no_progress)
     print_table(rows, f'{args.task}: teacher vs students on {args.episodes} held-out episodes')
     path = write_report(rows, args.out, args.curves or [], title=f'Teacher vs students on {args.task}')
@@ -324,7 +324,8 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     e = sub.add_parser('eval', help='teacher vs students on the same held-out episodes: table, report, plots')
     e.add_argument('--task', default='cartpole')
     e.add_argument('--teacher', help='teacher checkpoint (default: the shipped teacher of the task)')
-    e.add_argument('--student', action='append', default=[], metavar='NAME=CHECKPOINT', help='a student (repeat)')
+    e.add_argument('--student', action='append', default=[], metavar='NAME=CHECKPOINT',
+                   help='a student (repeat): a checkpoint folder, or the name of a shipped one (hopper)')
     e.add_argument('--episodes', type=int, default=100)
     e.add_argument('--curves', nargs='*', help='learning_curve.jsonl files to plot')
     e.add_argument('--out', required=True, help='report folder')

@@ -27,7 +27,6 @@ import signal
 import sys
 import time
 import traceback
-from pathlib import Path
 
 import numpy as np
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
@@ -48,7 +47,7 @@ from distill_ros.nodes import messages as m
 from distill_ros.nodes.common import LATCHED, RELIABLE, REPEATED_SIGINT_S, SENSOR_DATA, run
 from distill_ros.nodes.params import Param, ParameterError, declare
 from distill_ros.policies import checkpoint as ckpt_io
-from distill_ros.policies.teachers import shipped_student
+from distill_ros.policies.teachers import student_path
 
 TRIGGERS = ('timer', 'sensor')
 
@@ -94,10 +93,7 @@ LEVEL = {'ok': DiagnosticStatus.OK, 'warn': DiagnosticStatus.WARN, 'error': Diag
 
 def resolve_checkpoint(value: str) -> str:
     """A folder as given, or the student shipped under that name (distill_ros/students/<name>)."""
-    path = Path(value).expanduser()
-    if path.is_dir() or '/' in value or not value:
-        return str(path)
-    return str(shipped_student(value))
+    return str(student_path(value))
 
 
 class StudentControllerNode(LifecycleNode):

@@ -27,3 +27,15 @@ def shipped_student(task: str) -> Path:
     """A sensor-only student shipped for `task`."""
     return _shipped(STUDENTS, 'student', task, 'distil one with `distill-ros distill ... --out DIR` and pass its '
                     'DIR/student')
+
+
+def student_path(value: str) -> Path:
+    """A student checkpoint folder as given, or the student shipped under that name (a bare task name
+    that is not a folder here: `hopper` is distill_ros/students/hopper)."""
+    path = Path(value).expanduser()
+    if path.is_dir() or '/' in value or not value:
+        return path
+    try:
+        return shipped_student(value)
+    except CheckpointError as exc:
+        raise CheckpointError(f'{value!r} is not a folder here, nor the name of a shipped student: {exc}') from None
