@@ -208,10 +208,13 @@ def _check_sizes(kind: str, sizes: dict[str, Any], where: str) -> None:
             raise ConfigError(f'{where}.{name} is {value!r}; expected a positive integer')
 
 
+def need(ok: bool, where: str, expected: str, value: Any) -> None:
+    """Refuse a config value: its key path, what was found and what was expected."""
+    if not ok:
+        raise ConfigError(f'{where} is {value!r}; expected {expected}')
+
+
 def _validate(cfg: DistillConfig) -> None:
-    def need(ok: bool, where: str, expected: str, value: Any) -> None:
-        if not ok:
-            raise ConfigError(f'{where} is {value!r}; expected {expected}')
     for i, s in enumerate(cfg.stage_students()):
         where = 'student' if i == len(cfg.progressive.stages) else f'progressive.stages[{i}]'
         need(s.type in STUDENT_TYPES, f'{where}.type', f'one of {sorted(STUDENT_TYPES)}', s.type)

@@ -38,7 +38,7 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 from torch.distributions import Normal, kl_divergence
 
-from distill_ros.distill.config import ConfigError, _build, read_sections
+from distill_ros.distill.config import ConfigError, _build, need, read_sections
 from distill_ros.distill.evaluate import PolicyActor, run_episodes, summarize
 from distill_ros.policies import checkpoint as ckpt_io
 from distill_ros.policies.checkpoint import Checkpoint
@@ -119,9 +119,6 @@ class FinetuneConfig:
 
 
 def _validate(cfg: FinetuneConfig) -> None:
-    def need(ok: bool, where: str, expected: str, value: Any) -> None:
-        if not ok:
-            raise ConfigError(f'{where} is {value!r}; expected {expected}')
     for name in ('envs', 'steps_per_env'):
         need(getattr(cfg.env, name) >= 1, f'env.{name}', '>= 1', getattr(cfg.env, name))
     need(cfg.env.reward_scale > 0, 'env.reward_scale', '> 0', cfg.env.reward_scale)
