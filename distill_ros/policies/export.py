@@ -24,7 +24,7 @@ import numpy as np
 import torch
 
 from distill_ros.policies.checkpoint import Checkpoint
-from distill_ros.policies.onnx_policy import OnnxPolicy, onnx_session  # noqa: F401 - onnx_session's old home
+from distill_ros.policies.onnx_policy import OnnxPolicy, onnx_session
 from distill_ros.policies.students import is_recurrent
 
 INPUT_NAME, OUTPUT_NAME = 'obs', 'action_mean'

@@ -251,10 +251,11 @@ def from_onnx(path: str | Path, spec: ObsSpec, input_names=None, action_std: flo
     fed = [(i.name, dims(i)[1], helper.tensor_dtype_to_np_dtype(i.type.tensor_type.elem_type))
            for i in real_inputs(model.graph)]
 
+    parts = index_slices([w for _, w, _ in fed])
+
     def reference(x: np.ndarray) -> np.ndarray:
         rows = []
         for r in range(len(x)):   # one row at a time, as exported
-            parts = index_slices([w for _, w, _ in fed])
             feed = {name: x[r:r + 1, part].astype(dtype) for (name, _, dtype), part in zip(fed, parts)}
             rows.append(session.run([output], feed)[0])
         return np.concatenate(rows)

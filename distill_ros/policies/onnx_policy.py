@@ -251,16 +251,19 @@ class OnnxPolicy(nn.Module):
     def _rows(self, obs: torch.Tensor) -> np.ndarray:
         return obs.detach().to(device='cpu', dtype=torch.float32).reshape(-1, self.obs_dim).numpy()
 
-    def forward(self, obs: torch.Tensor) -> torch.Tensor:
-        x = self._rows(obs)
+    def _mean(self, x: np.ndarray, obs: torch.Tensor) -> torch.Tensor:
+        """The action mean of rows `x` (`obs` flattened), shaped and placed like `obs`."""
         mean = self.run(x) if len(x) else np.zeros((0, self.action_dim), np.float32)
         mean = torch.from_numpy(np.asarray(mean, dtype=np.float32)).reshape(*obs.shape[:-1], self.action_dim)
         return mean.to(obs.device)
 
+    def forward(self, obs: torch.Tensor) -> torch.Tensor:
+        return self._mean(self._rows(obs), obs)
+
     def forward_features(self, obs: torch.Tensor) -> tuple[torch.Tensor, Mapping[str, torch.Tensor]]:
         """Action mean and the graph's intermediate tensors by name (flattened to (batch, -1))."""
         x = self._rows(obs)
-        return self.forward(obs), GraphFeatures(self, x)
+        return self._mean(x, obs), GraphFeatures(self, x)
 
     @property
     def feature_names(self) -> list[str]:
