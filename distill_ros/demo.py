@@ -143,11 +143,10 @@ class Demo:
 
         # 2. distil offline
         # the losses of the task's config: BC, and logit (Gaussian KL) and feature matching where weighted
-        losses = ('BC' + ('+KL' if cfg.losses.kl.weight > 0 else '')
-                  + ('+feature' if cfg.losses.feature.weight > 0 else ''))
-        self.losses = losses
-        t0 = self.step(f'2/5 distil: {losses.replace("+KL", " + logit").replace("+feature", " + feature matching")}'
-                       f' ({cfg.student.type} on {cfg.student.history} steps), and the naive student')
+        self.losses = ('BC' + ('+KL' if cfg.losses.kl.weight > 0 else '')
+                       + ('+feature' if cfg.losses.feature.weight > 0 else ''))
+        t0 = self.step(f'2/5 distil: {self.losses} ({cfg.student.type} on {cfg.student.history} steps), '
+                       f'and the naive student')
         distill_dir = self.out / 'distill'
         run_distill(data, teacher, cfg, distill_dir, log=lambda s: self.console.print(f'  {s}'))
         offline = ckpt_io.load(distill_dir / 'student')
