@@ -50,6 +50,7 @@ setup(
         'onnxruntime>=1.17',
         'onnxscript>=0.1',  # torch.onnx.export
         'rsl-rl-lib>=5',   # PPO for `distill-ros finetune`; its Distillation is the baseline in bench/baselines.py
+        'tensordict',      # rsl_rl's rollout batches, which finetune.py builds itself
     ],
     extras_require={
         # colcon is here so CI can check the ROS 2 build path on a machine without ROS 2.
