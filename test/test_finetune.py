@@ -13,6 +13,7 @@ from distill_ros.distill.dagger import collect_teacher_dataset
 from distill_ros.distill.evaluate import eval_seeds, evaluate_checkpoint, summarize
 from distill_ros.distill.finetune import (
     StudentActor,
+    StudentEnvs,
     finetune,
     load_finetune_config,
     parse_finetune_config,
@@ -147,3 +148,23 @@ def test_finetune_command_refuses_a_bad_config_naming_the_key(tmp_path, weak_stu
     err = capsys.readouterr().err
     assert 'unknown key teacher.wieght' in err and 'Traceback' not in err
     assert not (tmp_path / 'o' / 'student').exists()
+
+
+def test_fall_penalty_lands_on_the_falling_step_only(teacher, weak_student):
+    """A fall (termination) costs env.fall_penalty in PPO's reward; the reported return stays the task's."""
+    envs = StudentEnvs('cartpole', weak_student, teacher, 2, seed_base=7, fall_penalty=50.0)
+    plain = StudentEnvs('cartpole', weak_student, teacher, 2, seed_base=7)
+    try:
+        falls = 0
+        for _ in range(400):                  # a constant push topples the pole within a few dozen steps
+            push = torch.full((2, 1), 1.0)
+            _, penalised, dones, extras = envs.step(push)
+            _, reward, _, _ = plain.step(push)
+            fell = dones * (1 - extras['time_outs'].float())
+            torch.testing.assert_close(penalised, reward - 50.0 * fell)
+            falls += int(fell.sum())
+        assert falls > 0
+        assert envs.finished == plain.finished   # the returns it reports are the task's own
+    finally:
+        envs.close()
+        plain.close()

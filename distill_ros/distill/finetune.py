@@ -57,6 +57,7 @@ class EnvConfig:
     envs: int = 16                      # environments stepped together
     steps_per_env: int = 64             # rollout length per iteration (env steps = envs x this)
     reward_scale: float = 0.1           # PPO sees reward x this (keeps the critic's targets near 1-100)
+    fall_penalty: float = 0.0           # subtracted from the reward of a step that ends in a fall
 
 
 @dataclass
@@ -122,6 +123,7 @@ def _validate(cfg: FinetuneConfig) -> None:
     for name in ('envs', 'steps_per_env'):
         need(getattr(cfg.env, name) >= 1, f'env.{name}', '>= 1', getattr(cfg.env, name))
     need(cfg.env.reward_scale > 0, 'env.reward_scale', '> 0', cfg.env.reward_scale)
+    need(cfg.env.fall_penalty >= 0, 'env.fall_penalty', '>= 0', cfg.env.fall_penalty)
     p = cfg.ppo
     for name in ('iterations', 'num_learning_epochs', 'num_mini_batches'):
         need(getattr(p, name) >= 1, f'ppo.{name}', '>= 1', getattr(p, name))
@@ -269,7 +271,9 @@ class StudentEnvs:
     privileged state) and 'teacher' (the teacher's mean action there, for the regularizer);
     episodes restart by themselves, `time_outs` marks truncations for bootstrapping."""
 
-    def __init__(self, task: str, student: Checkpoint, teacher: Checkpoint, n: int, seed_base: int):
+    def __init__(self, task: str, student: Checkpoint, teacher: Checkpoint, n: int, seed_base: int,
+                 fall_penalty: float = 0.0):
+        self.fall_penalty = fall_penalty
         self.pool = [DistillEnv(task) for _ in range(n)]
         student.check_env(self.pool[0], ' (student)')
         teacher.check_env(self.pool[0], ' (teacher)')
@@ -307,8 +311,8 @@ class StudentEnvs:
         for i, env in enumerate(self.pool):
             obs, reward, terminated, truncated, _ = env.step(executed[i])
             self.buffers[i].set_action(executed[i])
-            rewards[i] = reward
-            self.returns[i] += reward
+            rewards[i] = reward - (self.fall_penalty if terminated else 0.0)
+            self.returns[i] += reward                # the task's own return, without the penalty
             if terminated or truncated:
                 dones[i], time_outs[i] = 1.0, float(truncated and not terminated)
                 self.finished.append(float(self.returns[i]))
@@ -417,7 +421,8 @@ def finetune(student: Checkpoint, teacher: Checkpoint, cfg: FinetuneConfig, out:
     actor = StudentActor(model, min_std=cfg.actor.min_std, teacher_std=teacher.model.log_std.detach().exp())
     meta: dict[str, Any] = json.loads(state_file.read_text()) if resuming else {}
     seed_base = FINETUNE_SEED_BASE + 100_000 * cfg.train.seed + meta.get('env_steps', 0)
-    envs = StudentEnvs(student.task or teacher.task, student, teacher, cfg.env.envs, seed_base)
+    envs = StudentEnvs(student.task or teacher.task, student, teacher, cfg.env.envs, seed_base,
+                       cfg.env.fall_penalty)
     obs = envs.observations()
     p = cfg.ppo
     ppo = PPO(actor, _critic(obs, cfg), RolloutStorage('rl', cfg.env.envs, cfg.env.steps_per_env, obs,
