@@ -104,11 +104,12 @@ def cmd_bag2dataset(args: argparse.Namespace) -> int:
     from distill_ros.data.bag import bag_to_dataset, topic_map
     from distill_ros.data.dataset import DatasetSpec
     from distill_ros.sim import DistillEnv
+    from distill_ros.stamps import NS_PER_S
 
     env = DistillEnv(args.task)
     spec = DatasetSpec.for_env(env, teacher=not args.no_teacher)
     stats = bag_to_dataset(args.bag, args.out, spec, env.task.imu_body is not None, topic_map(args.topics),
-                           args.pairing, int(args.tolerance * 1e9), progress=True)
+                           args.pairing, int(args.tolerance * NS_PER_S), progress=True)
     print(f'{args.bag} -> {args.out}: {stats.episodes} episodes, {stats.samples} samples; '
           f'unpaired {dict(stats.unpaired) or 0}; unfinished episodes dropped {stats.dropped_episodes}')
     return 0

@@ -14,6 +14,7 @@ from distill_ros.paths import share_dir  # noqa: E402
 from distill_ros.policies import checkpoint as ckpt_io  # noqa: E402
 from distill_ros.policies.teachers import shipped_teacher  # noqa: E402
 from distill_ros.sim import DistillEnv  # noqa: E402
+from distill_ros.stamps import stamp_ns  # noqa: E402
 
 
 def test_shipped_teacher_drives_sim_in_lockstep(ros, start_node):
@@ -31,9 +32,9 @@ def test_shipped_teacher_drives_sim_in_lockstep(ros, start_node):
 
     step_sub = ros.node.create_subscription(JointState, 'sim/step', on_step, RELIABLE)
     ros.node.create_subscription(JointState, 'teacher/distribution',
-                                 lambda msg: distributions.setdefault(m.stamp_ns(msg.header.stamp), msg), RELIABLE)
+                                 lambda msg: distributions.setdefault(stamp_ns(msg.header.stamp), msg), RELIABLE)
     ros.node.create_subscription(JointState, 'teacher/action',
-                                 lambda msg: actions.setdefault(m.stamp_ns(msg.header.stamp), msg), RELIABLE)
+                                 lambda msg: actions.setdefault(stamp_ns(msg.header.stamp), msg), RELIABLE)
     states: list[JointState] = []
     ros.node.create_subscription(JointState, 'privileged/state', states.append, RELIABLE)
     # Start the teacher only once the simulator's topics reach this test (a re-published first

@@ -15,6 +15,7 @@ from distill_ros.data.assembler import EpisodeAssembler
 from distill_ros.data.dataset import BackgroundWriter, DatasetSpec, DatasetWriter
 from distill_ros.observation import ObsSpec, SensorMessageError, SensorMismatch
 from distill_ros.paths import load_user_yaml
+from distill_ros.stamps import stamp_ns
 
 JOINT_STATE = 'sensor_msgs/msg/JointState'
 IMU = 'sensor_msgs/msg/Imu'
@@ -108,10 +109,6 @@ def deserialize(store, raw: bytes | memoryview, typename: str):
     return message
 
 
-def stamp_ns(msg) -> int:
-    return int(msg.header.stamp.sec) * 1_000_000_000 + int(msg.header.stamp.nanosec)
-
-
 def payload(stream: str, msg) -> Any:
     """What the assembler takes for a message of `stream` (rclpy or rosbags message alike)."""
     if stream in NAMED or stream == 'episode':
@@ -175,7 +172,7 @@ def bag_to_dataset(bag: str | Path, out: str | Path, spec: DatasetSpec, has_imu:
             for connection, logged_ns, raw in messages:  # noqa: B007 - named in the error
                 stream = stream_of[connection.topic]
                 msg = deserialize(store, raw, connection.msgtype)
-                assembler.add(stream, stamp_ns(msg), payload(stream, msg))
+                assembler.add(stream, stamp_ns(msg.header.stamp), payload(stream, msg))
             stats = assembler.finish()
         except BagError:
             raise

@@ -14,16 +14,13 @@ from builtin_interfaces.msg import Time
 from sensor_msgs.msg import Imu, JointState
 
 from distill_ros.observation import MalformedMessage, SensorMismatch, SensorReading, check_named_arrays
-
-NS_PER_S = 1_000_000_000
+from distill_ros.stamps import sec_nanosec
 
 
 def stamp(ns: int) -> Time:
-    return Time(sec=ns // NS_PER_S, nanosec=ns % NS_PER_S)
-
-
-def stamp_ns(t: Time) -> int:
-    return t.sec * NS_PER_S + t.nanosec
+    """The message stamp of a time in nanoseconds (back: `distill_ros.stamps.stamp_ns`)."""
+    sec, nanosec = sec_nanosec(ns)
+    return Time(sec=sec, nanosec=nanosec)
 
 
 def named_vector(names: Sequence[str], values: Sequence[float] | np.ndarray, ns: int, frame_id: str = ''

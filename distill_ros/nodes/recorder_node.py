@@ -20,11 +20,11 @@ from distill_ros.data.assembler import PAIRING, EpisodeAssembler
 from distill_ros.data.bag import IMU, JOINT_STATE, STORAGE, BagWriter, deserialize, payload, typestore
 from distill_ros.data.cdr import CdrError
 from distill_ros.data.dataset import BackgroundWriter, DatasetSpec, DatasetWriter
-from distill_ros.nodes import messages as m
 from distill_ros.nodes.common import LATCHED, RELIABLE, RELIABLE_DEEP, FinishingNode, run
 from distill_ros.nodes.params import Param, ParameterError, declare
 from distill_ros.observation import SensorMismatch
 from distill_ros.sim import DistillEnv
+from distill_ros.stamps import NS_PER_S, stamp_ns
 
 # Best effort with a deep queue: matches a best-effort or a reliable sensor publisher alike.
 SENSOR_DEEP = QoSProfile(depth=1000, reliability=ReliabilityPolicy.BEST_EFFORT, history=HistoryPolicy.KEEP_LAST)
@@ -59,7 +59,7 @@ class RecorderNode(FinishingNode):
         topics = {'joints': 'joint_states', 'imu': 'imu/data', 'privileged': 'privileged/state', 'step': 'sim/step',
                   'episode': 'sim/episode', 'teacher_action': 'teacher/action',
                   'teacher_distribution': 'teacher/distribution'}
-        self.assembler = EpisodeAssembler(spec, self.writer, p['pairing'], int(p['tolerance'] * 1e9), has_imu,
+        self.assembler = EpisodeAssembler(spec, self.writer, p['pairing'], int(p['tolerance'] * NS_PER_S), has_imu,
                                           {k: self.resolve_topic_name(v) for k, v in topics.items()})
         self.bag = BagWriter(p['bag'], p['storage']) if p['bag'] else None
         self.closed = False
@@ -82,7 +82,7 @@ class RecorderNode(FinishingNode):
                     self.assembler.stats.last_bad = f'{resolved}: {exc}'
                     return
                 try:
-                    self.assembler.add(stream, m.stamp_ns(msg.header.stamp), payload(stream, msg))
+                    self.assembler.add(stream, stamp_ns(msg.header.stamp), payload(stream, msg))
                 except SensorMismatch as exc:  # well-formed messages of another task: a setup error
                     self.get_logger().error(f"{exc}; is the simulator or robot running task {p['task']}, the "
                                             f"recorder's? exiting with status 2")

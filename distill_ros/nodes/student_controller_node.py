@@ -43,11 +43,11 @@ from distill_ros.control.controller import POLICY, REPEAT, SAFE, StudentControll
 from distill_ros.control.inference import BACKENDS, BackendError, load_backend
 from distill_ros.control.safety import SAFE_ACTIONS, SafetyFilter, Watchdog
 from distill_ros.control.timing import LoopStats, RealtimeLoop, fifo_other_threads, restore_normal_scheduling
-from distill_ros.nodes import messages as m
 from distill_ros.nodes.common import LATCHED, RELIABLE, REPEATED_SIGINT_S, SENSOR_DATA, run
 from distill_ros.nodes.params import Param, ParameterError, declare
 from distill_ros.policies import checkpoint as ckpt_io
 from distill_ros.policies.teachers import student_path
+from distill_ros.stamps import NS_PER_S, stamp_ns
 
 TRIGGERS = ('timer', 'sensor')
 
@@ -307,7 +307,7 @@ class StudentControllerNode(LifecycleNode):
             self.run_tick(time.monotonic_ns(), True)
 
     def on_episode(self, msg: JointState) -> None:
-        self.episode_start_ns = m.stamp_ns(msg.header.stamp)
+        self.episode_start_ns = stamp_ns(msg.header.stamp)
         if self.controller is not None:
             self.controller.episode_started(self.episode_start_ns)
 
@@ -360,7 +360,7 @@ class StudentControllerNode(LifecycleNode):
         data = tick.command.tolist()
         self.command_pub.publish(Float64MultiArray(data=data))
         if tick.source == POLICY:
-            self.stats.latency.add((time.monotonic_ns() - tick.sample_arrival_ns) / 1e9)
+            self.stats.latency.add((time.monotonic_ns() - tick.sample_arrival_ns) / NS_PER_S)
         if self.joint_command_pub is not None:
             msg = JointState(name=self.controller.command_joints, position=data)
             if tick.sample_header is not None:
@@ -413,7 +413,7 @@ class StudentControllerNode(LifecycleNode):
             return 'warn', 'active, waiting for the first valid sensor sample: safe action'
         if self.errors:
             return 'warn', f'{self.errors} control ticks failed'
-        if c.last_bad_ns is not None and now - c.last_bad_ns < self.params['diagnostics_period'] * 1e9:
+        if c.last_bad_ns is not None and now - c.last_bad_ns < self.params['diagnostics_period'] * NS_PER_S:
             return 'warn', f'bad sensor samples dropped ({c.bad_samples} in all): {c.last_error}'
         return 'ok', 'active: policy commanding'
 
