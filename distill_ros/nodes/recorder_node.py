@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import time
 
-from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
+from diagnostic_msgs.msg import DiagnosticArray
 from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import Imu, JointState
 
@@ -20,6 +20,7 @@ from distill_ros.data.assembler import PAIRING, EpisodeAssembler
 from distill_ros.data.bag import IMU, JOINT_STATE, STORAGE, BagWriter, deserialize, payload, typestore
 from distill_ros.data.cdr import CdrError
 from distill_ros.data.dataset import BackgroundWriter, DatasetSpec, DatasetWriter
+from distill_ros.nodes import messages as m
 from distill_ros.nodes.common import LATCHED, RELIABLE, RELIABLE_DEEP, FinishingNode, run
 from distill_ros.nodes.params import Param, ParameterError, declare
 from distill_ros.observation import SensorMismatch
@@ -100,7 +101,7 @@ class RecorderNode(FinishingNode):
         if p['teacher']:
             listen('teacher_action', JointState, 'teacher/action', RELIABLE_DEEP, JOINT_STATE)
             listen('teacher_distribution', JointState, 'teacher/distribution', RELIABLE_DEEP, JOINT_STATE)
-        self.diagnostics_pub = self.create_publisher(DiagnosticArray, '/diagnostics', RELIABLE)
+        self.diagnostics_pub = self.create_publisher(DiagnosticArray, m.DIAGNOSTICS, RELIABLE)
         self.create_timer(1.0, self.guarded(self.on_timer))
         self.get_logger().info(f"recording task {p['task']} to dataset {p['dataset'] or '-'} and bag {p['bag'] or '-'}"
                                f" ({p['pairing']} pairing)")
@@ -121,20 +122,17 @@ class RecorderNode(FinishingNode):
 
     def publish_diagnostics(self) -> None:
         stats = self.assembler.stats
-        status = DiagnosticStatus(name=f'{self.get_name()}: recording', hardware_id=self.params['task'])
         unpaired, bad = sum(stats.unpaired.values()), sum(stats.bad.values())
-        status.level = DiagnosticStatus.WARN if unpaired or bad else DiagnosticStatus.OK
-        status.message = f'{stats.episodes} episodes, {stats.samples} samples, {unpaired} unpaired'
+        message = f'{stats.episodes} episodes, {stats.samples} samples, {unpaired} unpaired'
         if bad:
-            status.message += f', {bad} bad messages dropped (newest: {stats.last_bad})'
+            message += f', {bad} bad messages dropped (newest: {stats.last_bad})'
         values = {'episodes': stats.episodes, 'samples': stats.samples, 'unpaired': unpaired,
                   'bad_messages': bad, 'last_bad': stats.last_bad, 'bag_messages': self.bag.count if self.bag else 0}
         values.update({f'unpaired/{k}': v for k, v in stats.unpaired.items()})
         values.update({f'messages/{k}': v for k, v in stats.messages.items()})
-        status.values = [KeyValue(key=k, value=str(v)) for k, v in values.items()]
-        array = DiagnosticArray(status=[status])
-        array.header.stamp = self.get_clock().now().to_msg()
-        self.diagnostics_pub.publish(array)
+        self.diagnostics_pub.publish(m.diagnostics(
+            self.get_clock().now().to_msg(), f'{self.get_name()}: recording', 'warn' if unpaired or bad else 'ok',
+            message, self.params['task'], values))
 
     def close(self) -> None:
         """On a clean stop: write finished episodes still waiting for stragglers; close the bag."""
