@@ -16,8 +16,8 @@ from std_msgs.msg import Bool, Float64MultiArray  # noqa: E402
 
 from distill_ros.nodes.common import RELIABLE, RELIABLE_DEEP  # noqa: E402
 from distill_ros.policies import checkpoint as ckpt_io  # noqa: E402
-from distill_ros.policies.teachers import shipped_teacher  # noqa: E402
 from distill_ros.stamps import NS_PER_S, stamp_ns  # noqa: E402
+from distill_ros.teachers import shipped_teacher  # noqa: E402
 
 STUDENT = 'cartpole'  # distill_ros/students/cartpole: a DAgger student on joint positions + IMU
 ERROR, OK = int.from_bytes(DiagnosticStatus.ERROR, 'little'), int.from_bytes(DiagnosticStatus.OK, 'little')

@@ -25,7 +25,7 @@ from distill_ros.nodes import messages as m
 from distill_ros.nodes.common import FinishingNode, SubscriptionGate, run
 from distill_ros.nodes.params import Param, ParameterError, declare
 from distill_ros.policies import checkpoint as ckpt_io
-from distill_ros.policies.teachers import shipped_teacher
+from distill_ros.teachers import shipped_teacher
 
 PARAMS = (
     Param('dataset', '', 'dataset folder to distil from (give this or bag)'),

@@ -46,8 +46,8 @@ from distill_ros.nodes import messages as m
 from distill_ros.nodes.common import LATCHED, RELIABLE, REPEATED_SIGINT_S, SENSOR_DATA, FinishingNode, run
 from distill_ros.nodes.params import Param, ParameterError, declare
 from distill_ros.policies import checkpoint as ckpt_io
-from distill_ros.policies.teachers import student_path
 from distill_ros.stamps import NS_PER_S, stamp_ns
+from distill_ros.students import student_path
 
 TRIGGERS = ('timer', 'sensor')
 

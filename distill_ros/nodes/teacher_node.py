@@ -24,9 +24,9 @@ from distill_ros.nodes.params import Param, ParameterError, declare
 from distill_ros.observation import MalformedMessage, SensorMismatch
 from distill_ros.policies import checkpoint as ckpt_io
 from distill_ros.policies.mlp import parameter_count
-from distill_ros.policies.teachers import shipped_teacher
 from distill_ros.sim import DistillEnv
 from distill_ros.stamps import NS_PER_S, stamp_ns
+from distill_ros.teachers import shipped_teacher
 
 PARAMS = (
     Param('task', 'cartpole', 'task name from config/tasks/ or task YAML path; the checkpoint must fit it'),
