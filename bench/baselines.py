@@ -38,8 +38,8 @@ from distill_ros.distill.config import parse_config
 from distill_ros.distill.evaluate import eval_seeds, evaluate_checkpoint, run_episodes, summarize
 from distill_ros.policies import checkpoint as ckpt_io
 from distill_ros.policies.mlp import parameter_count
-from distill_ros.policies.teachers import shipped_teacher
 from distill_ros.sim.env import DistillEnv
+from distill_ros.teachers import shipped_teacher
 
 ROOT = Path(__file__).resolve().parents[1]
 DRIVER = Path(__file__).with_name('imitation_driver.py')

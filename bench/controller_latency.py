@@ -218,7 +218,7 @@ def inference_table(calls: int, students: list[str]) -> None:
     from distill_ros.policies import checkpoint as ckpt_io
     from distill_ros.policies.export import example_input
     from distill_ros.policies.mlp import parameter_count
-    from distill_ros.policies.teachers import shipped_student
+    from distill_ros.students import shipped_student
     table = Table(title=f'inference per tick, batch 1, 1 thread, {calls} calls')
     for col in ('student', 'input', 'parameters', 'backend', 'p50 us', 'p99 us', 'max us'):
         table.add_column(col, justify='left' if col in ('student', 'input', 'backend') else 'right')
@@ -238,7 +238,7 @@ def inference_table(calls: int, students: list[str]) -> None:
 
 
 def _available(student: str) -> bool:
-    from distill_ros.policies.teachers import shipped_student
+    from distill_ros.students import shipped_student
     try:
         shipped_student(student) if '/' not in student else None
         return True

@@ -52,7 +52,7 @@ from distill_ros.distill.runner import run_distill
 from distill_ros.distill.trainer import concat_datasets
 from distill_ros.paths import config_path
 from distill_ros.policies import checkpoint as ckpt_io
-from distill_ros.policies.teachers import shipped_teacher
+from distill_ros.teachers import shipped_teacher
 
 BC_ONLY = {'bc': {'weight': 1.0}, 'kl': {'weight': 0.0}, 'feature': {'weight': 0.0}}
 STUDENT_ACTS = {'beta': 0.5, 'beta_decay': 0.0}   # the teacher executes in round 1 only

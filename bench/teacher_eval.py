@@ -23,8 +23,8 @@ from distill_ros.distill.evaluate import eval_seeds, privileged_actor, run_episo
 from distill_ros.distill.report import measure_latency
 from distill_ros.policies import checkpoint as ckpt_io
 from distill_ros.policies.mlp import parameter_count
-from distill_ros.policies.teachers import shipped_teacher
 from distill_ros.sim import DistillEnv, load_task, task_names
+from distill_ros.teachers import shipped_teacher
 
 
 def main() -> None:

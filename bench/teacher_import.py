@@ -34,9 +34,9 @@ from rich.console import Console
 from rich.table import Table
 
 from distill_ros.policies import checkpoint as ckpt_io
-from distill_ros.policies.importers import import_teacher
-from distill_ros.policies.teachers import shipped_teacher
 from distill_ros.sim import DistillEnv
+from distill_ros.teachers import shipped_teacher
+from distill_ros.teachers.importers import import_teacher
 
 
 def rsl_rl_twin(native):

@@ -45,12 +45,12 @@ def cmd_tasks(args: argparse.Namespace) -> int:
 
 def cmd_train_teacher(args: argparse.Namespace) -> int:
     """Train a privileged teacher with PPO; checkpoints land in OUT/best and OUT/last."""
-    from distill_ros.distill.teacher import load_config, train_teacher
+    from distill_ros.teachers.train import load_teacher_config, train_teacher
 
     overrides = {}
     if args.steps is not None:
         overrides['total_steps'] = args.steps
-    cfg = load_config(args.task, args.config, overrides)
+    cfg = load_teacher_config(args.task, args.config, overrides)
     ckpt = train_teacher(args.task, args.out, cfg, seed=args.seed, resume=args.resume, progress=not args.no_progress)
     evaluation = ckpt.metrics.get('eval', {})
     print(f'teacher for {args.task}: mean return {evaluation.get("mean_return", float("nan")):.1f} '
@@ -62,9 +62,9 @@ def cmd_import_teacher(args: argparse.Namespace) -> int:
     """Convert an ONNX, TorchScript or stable-baselines3 PPO teacher into a checkpoint folder."""
     from distill_ros.paths import load_user_json, read_user_text
     from distill_ros.policies import checkpoint as ckpt_io
-    from distill_ros.policies.importers import import_teacher
     from distill_ros.policies.mlp import parameter_count
     from distill_ros.sim import DistillEnv
+    from distill_ros.teachers.importers import import_teacher
 
     env = DistillEnv(args.task)
     names = None
@@ -104,11 +104,12 @@ def cmd_bag2dataset(args: argparse.Namespace) -> int:
     from distill_ros.data.bag import bag_to_dataset, topic_map
     from distill_ros.data.dataset import DatasetSpec
     from distill_ros.sim import DistillEnv
+    from distill_ros.stamps import NS_PER_S
 
     env = DistillEnv(args.task)
     spec = DatasetSpec.for_env(env, teacher=not args.no_teacher)
     stats = bag_to_dataset(args.bag, args.out, spec, env.task.imu_body is not None, topic_map(args.topics),
-                           args.pairing, int(args.tolerance * 1e9), progress=True)
+                           args.pairing, int(args.tolerance * NS_PER_S), progress=True)
     print(f'{args.bag} -> {args.out}: {stats.episodes} episodes, {stats.samples} samples; '
           f'unpaired {dict(stats.unpaired) or 0}; unfinished episodes dropped {stats.dropped_episodes}')
     return 0

@@ -112,7 +112,7 @@ class Demo:
         from distill_ros.distill.runner import run_distill
         from distill_ros.distill.trainer import concat_datasets, train_student
         from distill_ros.policies import checkpoint as ckpt_io
-        from distill_ros.policies.teachers import shipped_teacher
+        from distill_ros.teachers import shipped_teacher
 
         args = self.args
         task = args.task

@@ -1,4 +1,5 @@
-"""Where the package's shared files (config/, launch/) live, installed or in a source checkout."""
+"""Where the package's files live (config/ and launch/, installed or in a source checkout; the shipped
+checkpoints), and reading the files a user names."""
 from __future__ import annotations
 
 import os
@@ -44,6 +45,18 @@ def share_dir() -> Path:
 
 def config_path(*parts: str) -> Path:
     return share_dir().joinpath('config', *parts)
+
+
+def shipped_checkpoint(folder: Path, role: str, task: str, hint: str) -> Path:
+    """`folder/<task>`, a checkpoint shipped with the package (distill_ros/teachers/ or students/),
+    or a `CheckpointError` naming the `role` and the tasks shipped, and saying `hint` (how to make one)."""
+    path = folder / task
+    if not (path / 'policy.json').is_file():
+        from distill_ros.policies.checkpoint import CheckpointError  # torch: only on this path
+
+        have = sorted(p.name for p in folder.iterdir() if (p / 'policy.json').is_file()) if folder.is_dir() else []
+        raise CheckpointError(f'no {role} is shipped for task {task!r} (shipped: {have}); {hint}')
+    return path
 
 
 class UserFileError(ValueError):

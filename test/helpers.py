@@ -44,7 +44,7 @@ def make_dataset(folder, episodes: int = 2):
 
     from distill_ros.distill.dagger import collect_teacher_dataset
     from distill_ros.policies import checkpoint as ckpt_io
-    from distill_ros.policies.teachers import shipped_teacher
+    from distill_ros.teachers import shipped_teacher
     folder = Path(folder)
     if not (folder / 'manifest.json').is_file():
         collect_teacher_dataset('cartpole', ckpt_io.load(shipped_teacher('cartpole')), folder, episodes=episodes,
@@ -71,7 +71,8 @@ def check_dagger_round(dataset, episodes: int, seed: int = 500_000) -> None:
 
     from distill_ros.data.dataset import load_dataset
     from distill_ros.policies import checkpoint as ckpt_io
-    from distill_ros.policies.teachers import shipped_student, shipped_teacher
+    from distill_ros.students import shipped_student
+    from distill_ros.teachers import shipped_teacher
     data = load_dataset(dataset)
     assert not data.problems and len(data.episode_starts) == episodes
     assert all(e['complete'] for e in data.episodes)  # every state labelled: none went out before the teacher listened

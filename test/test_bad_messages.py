@@ -240,8 +240,8 @@ def test_bag_with_malformed_or_mismatched_joints_is_refused_by_name(tmp_path, sh
     from test_dataset_and_bags import write_bag
 
     from distill_ros.policies import checkpoint as ckpt_io
-    from distill_ros.policies.teachers import shipped_teacher
     from distill_ros.sim import DistillEnv
+    from distill_ros.teachers import shipped_teacher
     teacher = ckpt_io.load(shipped_teacher('cartpole'))
     env = DistillEnv(short_cartpole)
     spec = DatasetSpec.for_env(env)

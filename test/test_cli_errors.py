@@ -16,7 +16,7 @@ import torch
 from distill_ros.cli import main
 from distill_ros.distill.config import ConfigError, parse_config
 from distill_ros.policies import checkpoint as ckpt_io
-from distill_ros.policies.teachers import shipped_student
+from distill_ros.students import shipped_student
 
 
 def run_cli(argv: list[str], capsys) -> tuple[int, str]:

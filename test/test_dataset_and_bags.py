@@ -8,8 +8,8 @@ from distill_ros.data.bag import STREAMS, BagError, bag_to_dataset, typestore
 from distill_ros.data.dataset import DatasetError, DatasetSpec, DatasetWriter, load_dataset
 from distill_ros.distill.evaluate import privileged_actor
 from distill_ros.policies import checkpoint as ckpt_io
-from distill_ros.policies.teachers import shipped_teacher
 from distill_ros.sim import PRIVILEGED, SENSOR, DistillEnv
+from distill_ros.teachers import shipped_teacher
 
 
 def fake_episode(spec: DatasetSpec, n: int, seed: int) -> dict[str, np.ndarray]:

@@ -12,7 +12,7 @@ import pytest
 import yaml
 
 from distill_ros.paths import config_path
-from distill_ros.policies.teachers import shipped_teacher
+from distill_ros.teachers import shipped_teacher
 
 pytest.importorskip('rclpy')
 

@@ -27,8 +27,9 @@ from distill_ros.paths import config_path
 from distill_ros.policies import checkpoint as ckpt_io
 from distill_ros.policies.actor import Actor
 from distill_ros.policies.students import is_recurrent
-from distill_ros.policies.teachers import shipped_student, shipped_teacher
 from distill_ros.sim import DistillEnv
+from distill_ros.students import shipped_student
+from distill_ros.teachers import shipped_teacher
 
 TINY = {'train': {'steps': 60, 'eval_every': 20, 'batch_size': 64, 'patience': 100},
         'student': {'sizes': {'hidden': [16, 16]}}, 'dagger': {'rounds': 0}, 'eval': {'episodes': 0}}
@@ -453,7 +454,7 @@ def test_shipped_student_is_a_small_sensor_only_checkpoint(task):
 def test_a_student_is_named_by_folder_or_shipped_name(tmp_path, monkeypatch):
     """`eval --student best=hopper` and the controller's `checkpoint:=hopper` take a shipped student by name."""
     from distill_ros.policies.checkpoint import CheckpointError
-    from distill_ros.policies.teachers import student_path
+    from distill_ros.students import student_path
     monkeypatch.chdir(tmp_path)
     assert student_path('hopper') == shipped_student('hopper')
     (tmp_path / 'hopper').mkdir()                      # a folder of that name here wins

@@ -13,7 +13,7 @@ from diagnostic_msgs.msg import DiagnosticArray  # noqa: E402
 from distill_ros.distill.dagger import collect_teacher_dataset  # noqa: E402
 from distill_ros.nodes.distill_node import PROGRESS  # noqa: E402
 from distill_ros.policies import checkpoint as ckpt_io  # noqa: E402
-from distill_ros.policies.teachers import shipped_teacher  # noqa: E402
+from distill_ros.teachers import shipped_teacher  # noqa: E402
 
 STEPS = 300
 TINY = {'train': {'steps': STEPS, 'eval_every': 10, 'batch_size': 64, 'patience': 1000},

@@ -22,8 +22,8 @@ from distill_ros.distill.finetune import (
 from distill_ros.distill.trainer import train_student
 from distill_ros.policies import checkpoint as ckpt_io
 from distill_ros.policies.students import make_student
-from distill_ros.policies.teachers import shipped_teacher
 from distill_ros.sim import DistillEnv
+from distill_ros.teachers import shipped_teacher
 
 QUICK = {'env': {'envs': 8, 'steps_per_env': 64}, 'ppo': {'iterations': 16, 'num_mini_batches': 2},
          'critic': {'warmup_iterations': 2, 'hidden': [64, 64]}, 'train': {'eval_every': 4, 'eval_episodes': 3}}

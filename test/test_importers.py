@@ -10,8 +10,8 @@ import torch
 from torch import nn
 
 from distill_ros.policies import checkpoint as ckpt_io
-from distill_ros.policies.importers import CheckpointError, import_teacher
 from distill_ros.sim import DistillEnv
+from distill_ros.teachers.importers import CheckpointError, import_teacher
 
 
 def outside_policy(inputs: int, outputs: int, activation=nn.ELU) -> nn.Module:
@@ -77,7 +77,7 @@ def test_wrong_sizes_and_unknown_names_are_refused(hopper, tmp_path):
 def test_sb3_ppo_zip_matches_sb3_prediction(tmp_path):
     from stable_baselines3 import PPO
 
-    from distill_ros.distill.teacher import PrivilegedView
+    from distill_ros.teachers.train import PrivilegedView
 
     env = PrivilegedView(DistillEnv('cartpole'))
     model = PPO('MlpPolicy', env, n_steps=64, batch_size=32, n_epochs=1, seed=0, device='cpu',

@@ -12,7 +12,7 @@ pytest.importorskip('rclpy')
 from helpers import check_dagger_round  # noqa: E402
 
 from distill_ros.data.dataset import load_dataset  # noqa: E402
-from distill_ros.policies.teachers import shipped_student  # noqa: E402
+from distill_ros.students import shipped_student  # noqa: E402
 
 
 def test_dagger_round_over_topics(start_graph, tmp_path):

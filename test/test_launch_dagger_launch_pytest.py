@@ -12,7 +12,7 @@ from helpers import check_dagger_round, launch_file  # noqa: E402
 from launch.actions import IncludeLaunchDescription  # noqa: E402
 from launch.launch_description_sources import PythonLaunchDescriptionSource  # noqa: E402
 
-from distill_ros.policies.teachers import shipped_student  # noqa: E402
+from distill_ros.students import shipped_student  # noqa: E402
 from launch import LaunchDescription  # noqa: E402
 
 

@@ -19,8 +19,8 @@ from helpers import wait_for_subscribers  # noqa: E402
 from distill_ros.data.dataset import load_dataset  # noqa: E402
 from distill_ros.distill.evaluate import privileged_actor  # noqa: E402
 from distill_ros.policies import checkpoint as ckpt_io  # noqa: E402
-from distill_ros.policies.teachers import shipped_teacher  # noqa: E402
 from distill_ros.sim import PRIVILEGED, SENSOR, DistillEnv  # noqa: E402
+from distill_ros.teachers import shipped_teacher  # noqa: E402
 
 SIM = {'task': 'cartpole', 'mode': 'lockstep', 'command_type': 'JointState', 'lockstep_timeout': 0.5}
 REMAP = ['-r', 'commands:=teacher/action']

@@ -17,7 +17,7 @@ from distill_ros.distill.dagger import collect_teacher_dataset  # noqa: E402
 from distill_ros.distill.trainer import train_student  # noqa: E402
 from distill_ros.policies import checkpoint as ckpt_io  # noqa: E402
 from distill_ros.policies.actor import Actor  # noqa: E402
-from distill_ros.policies.teachers import shipped_teacher  # noqa: E402
+from distill_ros.teachers import shipped_teacher  # noqa: E402
 
 
 def test_controller_resets_the_recurrent_state_at_each_episode(ros, start_node, tmp_path):

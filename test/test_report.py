@@ -11,8 +11,9 @@ from distill_ros.cli import main
 from distill_ros.distill.report import count_flops, evaluate_policies, measure_latency, pareto, write_report
 from distill_ros.policies import checkpoint as ckpt_io
 from distill_ros.policies.students import make_student
-from distill_ros.policies.teachers import shipped_student, shipped_teacher
 from distill_ros.sim import DistillEnv
+from distill_ros.students import shipped_student
+from distill_ros.teachers import shipped_teacher
 
 PNG = b'\x89PNG\r\n\x1a\n'
 

@@ -15,6 +15,7 @@ from distill_ros.nodes.common import LATCHED, SENSOR_DATA  # noqa: E402
 from distill_ros.nodes.common import RELIABLE_DEEP as RELIABLE  # noqa: E402
 from distill_ros.observation import sensor_reading  # noqa: E402
 from distill_ros.sim import PRIVILEGED, SENSOR, DistillEnv  # noqa: E402
+from distill_ros.stamps import stamp_ns  # noqa: E402
 
 DT_NS = 40_000_000  # cartpole control period
 
@@ -39,21 +40,21 @@ def test_lockstep_matches_in_process_rollout(ros, start_node):
     command_pub = node.create_publisher(JointState, 'commands', RELIABLE)
 
     def on_privileged(msg: JointState) -> None:
-        ns = m.stamp_ns(msg.header.stamp)
+        ns = stamp_ns(msg.header.stamp)
         privileged[ns] = np.array(msg.position)
         if ns not in answered:
             answered.add(ns)
             command_pub.publish(m.named_vector(['slider'], action_for(privileged[ns]), ns))
 
     def by_stamp(store: dict):
-        return lambda msg: store.setdefault(m.stamp_ns(msg.header.stamp), msg)
+        return lambda msg: store.setdefault(stamp_ns(msg.header.stamp), msg)
 
     node.create_subscription(JointState, 'joint_states', by_stamp(joints), SENSOR_DATA)
     node.create_subscription(Imu, 'imu/data', by_stamp(imus), SENSOR_DATA)
     node.create_subscription(JointState, 'privileged/state', on_privileged, RELIABLE)
     node.create_subscription(JointState, 'sim/step', steps.append, RELIABLE)
     node.create_subscription(JointState, 'sim/episode', announcements.append, LATCHED)
-    node.create_subscription(Clock, '/clock', lambda msg: clock.append(m.stamp_ns(msg.clock)), RELIABLE)
+    node.create_subscription(Clock, '/clock', lambda msg: clock.append(stamp_ns(msg.clock)), RELIABLE)
 
     assert ros.spin_until(lambda: sim.poll() is not None, timeout=60), f'sim_node did not finish:\n{sim.log()}'
     assert sim.poll() == 0, sim.log()
@@ -67,7 +68,7 @@ def test_lockstep_matches_in_process_rollout(ros, start_node):
     for episode in range(episodes):
         obs, info = env.reset(seed=seed + episode)
         announcement = announcements[episode]
-        assert m.stamp_ns(announcement.header.stamp) == ns
+        assert stamp_ns(announcement.header.stamp) == ns
         ann = dict(zip(announcement.name, announcement.position))
         assert ann['episode'] == episode and ann['seed'] == seed + episode
         assert ann['dynamics/mass_scale'] == pytest.approx(info['dynamics']['mass_scale'])
@@ -85,7 +86,7 @@ def test_lockstep_matches_in_process_rollout(ros, start_node):
             ns += DT_NS
     total_steps = ns // DT_NS
     assert len(steps) == total_steps
-    stamps = [m.stamp_ns(s.header.stamp) for s in steps]
+    stamps = [stamp_ns(s.header.stamp) for s in steps]
     assert stamps == list(range(0, ns, DT_NS)), 'each step is stamped with the observation it answered'
     info_by_name = [dict(zip(s.name, s.position)) for s in steps]
     assert [s['action/slider'] for s in info_by_name] == [a[0] for a in actions]
@@ -107,7 +108,7 @@ def test_realtime_holds_command_at_control_rate(ros, start_node):
     wall = np.diff([t for t, _ in received[start:]]) / 1e9
     rate = 1.0 / np.median(wall)
     assert 12 < rate < 40, f'realtime mode should step near the task rate of 25 Hz, got {rate:.1f} Hz'
-    sim_stamps = np.diff([m.stamp_ns(msg.header.stamp) for _, msg in received[start:]])
+    sim_stamps = np.diff([stamp_ns(msg.header.stamp) for _, msg in received[start:]])
     assert set(sim_stamps) == {DT_NS}
 
     # One command message is held (zero-order hold) for every following step until the next one.
@@ -152,7 +153,7 @@ def test_realtime_waits_for_subscribers_and_loses_no_step(ros, start_node):
     ros.spin_until(lambda: False, timeout=1.0)
     assert sim.poll() is None, sim.log()
     stamps: list[int] = []
-    ros.node.create_subscription(JointState, 'joint_states', lambda msg: stamps.append(m.stamp_ns(msg.header.stamp)),
+    ros.node.create_subscription(JointState, 'joint_states', lambda msg: stamps.append(stamp_ns(msg.header.stamp)),
                                  RELIABLE)
     assert ros.spin_until(lambda: len(stamps) >= 3, timeout=20), sim.log()
     assert stamps[0] == 0   # the episode's first observation, not a later one

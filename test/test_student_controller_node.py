@@ -14,14 +14,14 @@ from lifecycle_msgs.srv import ChangeState, GetState  # noqa: E402
 from sensor_msgs.msg import JointState  # noqa: E402
 from std_msgs.msg import Bool, Float64MultiArray  # noqa: E402
 
-from distill_ros.nodes import messages as m  # noqa: E402
 from distill_ros.nodes.common import RELIABLE, RELIABLE_DEEP  # noqa: E402
 from distill_ros.policies import checkpoint as ckpt_io  # noqa: E402
-from distill_ros.policies.teachers import shipped_teacher  # noqa: E402
+from distill_ros.stamps import NS_PER_S, stamp_ns  # noqa: E402
+from distill_ros.teachers import shipped_teacher  # noqa: E402
 
 STUDENT = 'cartpole'  # distill_ros/students/cartpole: a DAgger student on joint positions + IMU
 ERROR, OK = int.from_bytes(DiagnosticStatus.ERROR, 'little'), int.from_bytes(DiagnosticStatus.OK, 'little')
-BASE_NS = 1000 * 1_000_000_000  # test sample stamps: far from any clock the node uses
+BASE_NS = 1000 * NS_PER_S  # test sample stamps: far from any clock the node uses
 
 
 def test_student_keeps_the_pole_up_on_the_realtime_sim(ros, start_node):
@@ -61,7 +61,7 @@ def test_sensor_dropout_sends_the_safe_action_within_one_period(ros, start_node)
         sent.append(sent[-1] + 20_000_000)
         driver.publish(driver.obs + rng.normal(0, 0.01, driver.obs.shape), sent[-1])
     timer = ros.node.create_timer(1 / rate, publish)
-    assert ros.spin_until(lambda: sum(m.stamp_ns(c.header.stamp) >= BASE_NS and c.position[0] != 0.0
+    assert ros.spin_until(lambda: sum(stamp_ns(c.header.stamp) >= BASE_NS and c.position[0] != 0.0
                                       for c in stamped) >= 20 and seen and seen[-1][0] == OK, timeout=40), ctl.log()
     timer.cancel()
     last = sent[-1]
@@ -69,10 +69,10 @@ def test_sensor_dropout_sends_the_safe_action_within_one_period(ros, start_node)
     assert ros.spin_until(lambda: any(c.position[0] == 0.0 for c in stamped[before:]), timeout=5), ctl.log()
     after = stamped[before - 1:]
     first_safe = next(i for i, c in enumerate(after) if c.position[0] == 0.0)
-    answering_last = [c for c in after[:first_safe] if m.stamp_ns(c.header.stamp) == last]
+    answering_last = [c for c in after[:first_safe] if stamp_ns(c.header.stamp) == last]
     # The last sample is used (1 command) and repeated while it is at most `timeout` old; the tick
     # right after that sends the safe action: at most timeout * rate + 1 commands answer it.
-    assert 1 <= len(answering_last) <= round(timeout * rate) + 1, [m.stamp_ns(c.header.stamp) for c in after]
+    assert 1 <= len(answering_last) <= round(timeout * rate) + 1, [stamp_ns(c.header.stamp) for c in after]
     assert all(c.position[0] == 0.0 for c in after[first_safe:])
     assert ros.spin_until(lambda: seen[-1][0] == ERROR, timeout=5), seen[-1]
     assert seen[-1][2]['watchdog'] == 'stale' and 'stale' in seen[-1][1]
@@ -110,7 +110,7 @@ def test_shuffled_joints_and_nan_samples(ros, start_node):
     raw = commands_log(ros)
     stamped: dict[int, float] = {}
     ros.node.create_subscription(JointState, 'joint_commands',
-                                 lambda c: stamped.setdefault(m.stamp_ns(c.header.stamp), c.position[0]),
+                                 lambda c: stamped.setdefault(stamp_ns(c.header.stamp), c.position[0]),
                                  RELIABLE_DEEP)
     # Warm-up samples until the controller is active and answers (stamps below BASE_NS).
     k = [0]

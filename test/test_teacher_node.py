@@ -12,8 +12,9 @@ from distill_ros.nodes import messages as m  # noqa: E402
 from distill_ros.nodes.common import RELIABLE_DEEP as RELIABLE  # noqa: E402
 from distill_ros.paths import share_dir  # noqa: E402
 from distill_ros.policies import checkpoint as ckpt_io  # noqa: E402
-from distill_ros.policies.teachers import shipped_teacher  # noqa: E402
 from distill_ros.sim import DistillEnv  # noqa: E402
+from distill_ros.stamps import stamp_ns  # noqa: E402
+from distill_ros.teachers import shipped_teacher  # noqa: E402
 
 
 def test_shipped_teacher_drives_sim_in_lockstep(ros, start_node):
@@ -31,9 +32,9 @@ def test_shipped_teacher_drives_sim_in_lockstep(ros, start_node):
 
     step_sub = ros.node.create_subscription(JointState, 'sim/step', on_step, RELIABLE)
     ros.node.create_subscription(JointState, 'teacher/distribution',
-                                 lambda msg: distributions.setdefault(m.stamp_ns(msg.header.stamp), msg), RELIABLE)
+                                 lambda msg: distributions.setdefault(stamp_ns(msg.header.stamp), msg), RELIABLE)
     ros.node.create_subscription(JointState, 'teacher/action',
-                                 lambda msg: actions.setdefault(m.stamp_ns(msg.header.stamp), msg), RELIABLE)
+                                 lambda msg: actions.setdefault(stamp_ns(msg.header.stamp), msg), RELIABLE)
     states: list[JointState] = []
     ros.node.create_subscription(JointState, 'privileged/state', states.append, RELIABLE)
     # Start the teacher only once the simulator's topics reach this test (a re-published first
@@ -107,7 +108,7 @@ def test_teacher_node_answers_with_an_imported_onnx_graph_teacher(ros, start_nod
     answers a state with the graph's action and the std given at import."""
     from test_importers import rsl_rl_actions, rsl_rl_actor, rsl_rl_export
 
-    from distill_ros.policies.importers import import_teacher
+    from distill_ros.teachers.importers import import_teacher
 
     env = DistillEnv('cartpole')
     model = rsl_rl_actor(env.privileged_spec.size, 1)

@@ -6,10 +6,10 @@ import json
 import pytest
 import yaml
 
-from distill_ros.distill.teacher import TeacherConfig, load_config, train_teacher
 from distill_ros.paths import config_path
 from distill_ros.policies import checkpoint as ckpt_io
 from distill_ros.sim import DistillEnv
+from distill_ros.teachers.train import TeacherConfig, load_teacher_config, train_teacher
 
 
 def test_tiny_training_writes_loadable_checkpoints_and_resumes(tmp_path):
@@ -48,7 +48,7 @@ def test_config_rejects_unknown_keys(tmp_path):
     path = tmp_path / 'train.yaml'
     path.write_text('defaults: {total_steps: 10, learning_rat: 0.1}\n')
     with pytest.raises(ValueError, match=r"unknown teacher training keys \['learning_rat'\]"):
-        load_config('cartpole', path)
+        load_teacher_config('cartpole', path)
     path.write_text('defaults: {lr_schedule: cosine}\n')
     with pytest.raises(ValueError, match="lr_schedule is 'cosine'; expected 'constant' or 'linear'"):
-        load_config('cartpole', path)
+        load_teacher_config('cartpole', path)

@@ -20,9 +20,10 @@ import numpy as np
 
 from distill_ros.control.inference import Backend
 from distill_ros.control.safety import EStop, SafetyFilter, Watchdog
-from distill_ros.control.timing import NS_PER_S, LoopStats
+from distill_ros.control.timing import LoopStats
 from distill_ros.observation import SensorMessageError, SensorObsBuilder
 from distill_ros.policies.checkpoint import Checkpoint
+from distill_ros.stamps import NS_PER_S, stamp_ns
 
 # What a tick did, in `Tick.source`.
 POLICY = 'policy'          # a fresh sample went through the policy
@@ -194,7 +195,7 @@ class StudentController:
         stamp_msg = getattr(getattr(joints, 'header', None), 'stamp', None)
         if start is None or not hasattr(stamp_msg, 'sec'):
             return
-        stamp = int(stamp_msg.sec) * 1_000_000_000 + int(stamp_msg.nanosec)
+        stamp = stamp_ns(stamp_msg)
         if stamp >= start and (self._pushed_ns is None or self._pushed_ns < start):
             self.forget()
         self._pushed_ns = stamp

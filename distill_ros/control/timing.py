@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-NS_PER_S = 1_000_000_000
+from distill_ros.stamps import NS_PER_S
 
 
 class Ring:

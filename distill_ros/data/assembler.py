@@ -29,6 +29,7 @@ import numpy as np
 
 from distill_ros.data.dataset import DatasetSpec, DatasetWriter
 from distill_ros.observation import SensorMessageError, SensorMismatch, SensorObsBuilder, check_named_arrays
+from distill_ros.stamps import stamp_text
 
 PAIRING = ('exact', 'approximate')
 
@@ -163,7 +164,7 @@ class EpisodeAssembler:
     def _reject(self, stream: str, stamp_ns: int, exc: SensorMessageError) -> None:
         """Count a bad message with its cause; in strict mode refuse it."""
         topic = self.topics.get(stream, stream)
-        cause = f'{topic}: message stamped {stamp_ns // 1_000_000_000}.{stamp_ns % 1_000_000_000:09d} s: {exc}'
+        cause = f'{topic}: message stamped {stamp_text(stamp_ns)} s: {exc}'
         self.stats.bad[stream] += 1
         self.stats.last_bad = cause
         if self.strict:

@@ -15,6 +15,7 @@ from distill_ros.data.assembler import EpisodeAssembler
 from distill_ros.data.dataset import BackgroundWriter, DatasetSpec, DatasetWriter
 from distill_ros.observation import ObsSpec, SensorMessageError, SensorMismatch
 from distill_ros.paths import load_user_yaml
+from distill_ros.stamps import stamp_ns
 
 JOINT_STATE = 'sensor_msgs/msg/JointState'
 IMU = 'sensor_msgs/msg/Imu'
@@ -108,10 +109,6 @@ def deserialize(store, raw: bytes | memoryview, typename: str):
     return message
 
 
-def stamp_ns(msg) -> int:
-    return int(msg.header.stamp.sec) * 1_000_000_000 + int(msg.header.stamp.nanosec)
-
-
 def payload(stream: str, msg) -> Any:
     """What the assembler takes for a message of `stream` (rclpy or rosbags message alike)."""
     if stream in NAMED or stream == 'episode':
@@ -123,10 +120,20 @@ def bag_to_dataset(bag: str | Path, out: str | Path, spec: DatasetSpec, has_imu:
                    topics: dict[str, str] | None = None, pairing: str = 'exact', tolerance_ns: int = 0,
                    progress: bool = False):
     """Replay `bag` through the recorder's assembler into a dataset at `out`; returns the stats."""
-    from rosbags.rosbag2 import Reader
-
     bag = Path(bag)
     topics = topics or topic_map(None)
+    reader = open_bag(bag)
+    try:
+        needed, spec = streams_to_replay(bag, reader, spec, has_imu, topics)
+        return _replay(bag, reader, needed, out, spec, has_imu, topics, pairing, tolerance_ns, progress)
+    finally:
+        reader.close()
+
+
+def open_bag(bag: Path):
+    """An open `rosbags` reader of `bag`, or a `BagError` that says what is wrong with it."""
+    from rosbags.rosbag2 import Reader
+
     if not bag.exists():
         raise BagError(f'{bag}: no such bag')
     try:
@@ -139,60 +146,71 @@ def bag_to_dataset(bag: str | Path, out: str | Path, spec: DatasetSpec, has_imu:
                            f'bag') from None
         raise BagError(f'{bag}: cannot open as a rosbag2 bag (expected a folder with metadata.yaml and an MCAP '
                        f'or sqlite3 file): {exc}') from exc
+    return reader
+
+
+def streams_to_replay(bag: Path, reader, spec: DatasetSpec, has_imu: bool,
+                      topics: dict[str, str]) -> tuple[list[str], DatasetSpec]:
+    """The streams a dataset of `spec` needs, each checked to be in the bag with its type, and the
+    spec (without privileged state when the bag has none: one recorded on a robot)."""
+    by_topic = {c.topic: c for c in reader.connections}
+    needed = ['joints', 'privileged', 'step', 'episode'] + (['imu'] if has_imu else [])
+    if spec.teacher:
+        needed += ['teacher_action', 'teacher_distribution']
+    if reader.message_count == 0:
+        raise BagError(f'{bag}: the bag is empty (0 messages); expected topics '
+                       f'{[topics[s] for s in needed]}')
+    if topics['privileged'] not in by_topic and spec.teacher:
+        # A bag without privileged state (recorded on a robot): the recorded teacher
+        # distribution is the label; the dataset's privileged layout is empty.
+        needed.remove('privileged')
+        spec = dataclasses.replace(spec, privileged=ObsSpec([]))
+    for stream in needed:
+        topic, msgtype = topics[stream], STREAMS[stream][1]
+        if topic not in by_topic:
+            raise BagError(f'{bag}: topic {topic} ({stream}) is not in the bag; expected {msgtype}; the bag '
+                           f'has {sorted(by_topic)}')
+        if by_topic[topic].msgtype != msgtype:
+            raise BagError(f'{bag}: topic {topic} ({stream}) has type {by_topic[topic].msgtype}, '
+                           f'expected {msgtype}')
+    return needed, spec
+
+
+def _replay(bag: Path, reader, needed: list[str], out: str | Path, spec: DatasetSpec, has_imu: bool,
+            topics: dict[str, str], pairing: str, tolerance_ns: int, progress: bool):
+    """Decode the `needed` streams of the open bag in log order into the assembler and a dataset at `out`."""
+    by_topic = {c.topic: c for c in reader.connections}
+    stream_of = {topics[s]: s for s in needed}
+    connections = [by_topic[topics[s]] for s in needed]
+    store = typestore()
+    # Shards are hashed and flushed on a worker thread while decoding goes on.
+    writer = BackgroundWriter(DatasetWriter(out, spec))
+    assembler = EpisodeAssembler(spec, writer, pairing, tolerance_ns, has_imu, topics, strict=True)
+    messages = reader.messages(connections=connections)
+    if progress:
+        from tqdm import tqdm
+        messages = tqdm(messages, total=sum(c.msgcount for c in connections), unit='msg', desc=f'{bag.name}',
+                        disable=None)
     try:
-        by_topic = {c.topic: c for c in reader.connections}
-        needed = ['joints', 'privileged', 'step', 'episode'] + (['imu'] if has_imu else [])
-        if spec.teacher:
-            needed += ['teacher_action', 'teacher_distribution']
-        if reader.message_count == 0:
-            raise BagError(f'{bag}: the bag is empty (0 messages); expected topics '
-                           f'{[topics[s] for s in needed]}')
-        if topics['privileged'] not in by_topic and spec.teacher:
-            # A bag without privileged state (recorded on a robot): the recorded teacher
-            # distribution is the label; the dataset's privileged layout is empty.
-            needed.remove('privileged')
-            spec = dataclasses.replace(spec, privileged=ObsSpec([]))
-        for stream in needed:
-            topic, msgtype = topics[stream], STREAMS[stream][1]
-            if topic not in by_topic:
-                raise BagError(f'{bag}: topic {topic} ({stream}) is not in the bag; expected {msgtype}; the bag '
-                               f'has {sorted(by_topic)}')
-            if by_topic[topic].msgtype != msgtype:
-                raise BagError(f'{bag}: topic {topic} ({stream}) has type {by_topic[topic].msgtype}, '
-                               f'expected {msgtype}')
-        stream_of = {topics[s]: s for s in needed}
-        connections = [by_topic[topics[s]] for s in needed]
-        store = typestore()
-        # Shards are hashed and flushed on a worker thread while decoding goes on.
-        writer = BackgroundWriter(DatasetWriter(out, spec))
-        assembler = EpisodeAssembler(spec, writer, pairing, tolerance_ns, has_imu, topics, strict=True)
-        messages = reader.messages(connections=connections)
-        if progress:
-            from tqdm import tqdm
-            messages = tqdm(messages, total=sum(c.msgcount for c in connections), unit='msg', desc=f'{bag.name}',
-                            disable=None)
-        try:
-            for connection, logged_ns, raw in messages:  # noqa: B007 - named in the error
-                stream = stream_of[connection.topic]
-                msg = deserialize(store, raw, connection.msgtype)
-                assembler.add(stream, stamp_ns(msg), payload(stream, msg))
-            stats = assembler.finish()
-        except BagError:
-            raise
-        except SensorMismatch as exc:
-            writer.close()  # keep every episode finished before it
-            raise BagError(f'{bag}: the bag does not match task {spec.task!r}: {exc}') from None
-        except SensorMessageError as exc:
-            writer.close()
-            raise BagError(f'{bag}: malformed message: {exc}') from None
-        except cdr.CdrError as exc:
-            writer.close()
-            raise BagError(f'{bag}: damaged or unreadable message data on {connection.topic} (recorded at '
-                           f'{logged_ns} ns): {exc}') from None
-        except Exception as exc:
-            writer.close()  # keep every episode finished before the damage
-            raise BagError(f'{bag}: damaged or unreadable message data: {exc}') from exc
+        for connection, logged_ns, raw in messages:  # noqa: B007 - named in the error
+            stream = stream_of[connection.topic]
+            msg = deserialize(store, raw, connection.msgtype)
+            assembler.add(stream, stamp_ns(msg.header.stamp), payload(stream, msg))
+        stats = assembler.finish()
+    except BagError:
+        raise
+    except SensorMismatch as exc:
+        writer.close()  # keep every episode finished before it
+        raise BagError(f'{bag}: the bag does not match task {spec.task!r}: {exc}') from None
+    except SensorMessageError as exc:
         writer.close()
-        return stats
-    finally:
-        reader.close()
+        raise BagError(f'{bag}: malformed message: {exc}') from None
+    except cdr.CdrError as exc:
+        writer.close()
+        raise BagError(f'{bag}: damaged or unreadable message data on {connection.topic} (recorded at '
+                       f'{logged_ns} ns): {exc}') from None
+    except Exception as exc:
+        writer.close()  # keep every episode finished before the damage
+        raise BagError(f'{bag}: damaged or unreadable message data: {exc}') from exc
+    writer.close()
+    return stats

@@ -540,7 +540,7 @@ def finetune(student: Checkpoint, teacher: Checkpoint, cfg: FinetuneConfig, out:
 
 def cmd_finetune(args) -> int:
     from distill_ros.distill.runner import parse_overrides
-    from distill_ros.policies.teachers import shipped_teacher
+    from distill_ros.teachers import shipped_teacher
     cfg = load_finetune_config(args.config, parse_overrides(args.set))
     student = ckpt_io.load(args.student)
     teacher = ckpt_io.load(args.teacher or shipped_teacher(student.task))

@@ -276,7 +276,8 @@ def _student_arg(text: str) -> tuple[str, str]:
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
-    from distill_ros.policies.teachers import shipped_teacher, student_path
+    from distill_ros.students import student_path
+    from distill_ros.teachers import shipped_teacher
     teacher = ckpt_io.load(args.teacher or shipped_teacher(args.task))
     students = {name: ckpt_io.load(student_path(path)) for name, path in map(_student_arg, args.student)}
     rows = evaluate_policies(args.task, teacher, students, args.episodes, progress=not args.no_progress)

@@ -187,7 +187,7 @@ def cmd_distill(args: argparse.Namespace) -> int:
 
 def cmd_collect(args: argparse.Namespace) -> int:
     from distill_ros.distill.dagger import collect_teacher_dataset
-    from distill_ros.policies.teachers import shipped_teacher
+    from distill_ros.teachers import shipped_teacher
     teacher = ckpt_io.load(args.teacher or shipped_teacher(args.task))
     data = collect_teacher_dataset(args.task, teacher, args.out, args.episodes, seed_base=args.seed, envs=args.envs,
                                    progress=not args.no_progress, teacher_noise=args.teacher_noise)

@@ -61,7 +61,8 @@ class SubscriptionGate:
 
 
 class FinishingNode(Node):
-    """A node that can end its own process: `finish(status)` stops the spin in `run`."""
+    """A node that can end its own process: `finish(status)` stops the spin in `run`. A lifecycle
+    node gets the same as `class MyNode(FinishingNode, LifecycleNode)`."""
 
     def __init__(self, name: str):
         super().__init__(name)

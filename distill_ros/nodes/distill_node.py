@@ -14,16 +14,18 @@ import sys
 import threading
 import time
 import traceback
+from pathlib import Path
 
-from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
+from diagnostic_msgs.msg import DiagnosticArray
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
 
 from distill_ros.distill.config import ConfigError, load_config
 from distill_ros.distill.runner import load_data, run_distill
+from distill_ros.nodes import messages as m
 from distill_ros.nodes.common import FinishingNode, SubscriptionGate, run
 from distill_ros.nodes.params import Param, ParameterError, declare
 from distill_ros.policies import checkpoint as ckpt_io
-from distill_ros.policies.teachers import shipped_teacher
+from distill_ros.teachers import shipped_teacher
 
 PARAMS = (
     Param('dataset', '', 'dataset folder to distil from (give this or bag)'),
@@ -66,10 +68,9 @@ class DistillNode(FinishingNode):
             raise ParameterError(f"parameter 'teacher': {exc}") from exc
         # Transient local: a monitor that joins late (or a subscription DDS matches only after a
         # short job has begun) still gets the recent progress; volatile subscribers match as well.
-        self.diagnostics_pub = self.create_publisher(DiagnosticArray, '/diagnostics', PROGRESS)
+        self.diagnostics_pub = self.create_publisher(DiagnosticArray, m.DIAGNOSTICS, PROGRESS)
         self.state = {'phase': 'loading data', 'run': '', 'step': 0, 'val_loss': float('nan')}
-        self.level = DiagnosticStatus.OK
-        from pathlib import Path
+        self.level = 'ok'
         self.out = Path(p['out'])
         try:
             self.data = load_data(p['dataset'] or None, p['bag'] or None, self.out, p['task'],
@@ -103,7 +104,7 @@ class DistillNode(FinishingNode):
             self.log(f'student written to {self.out / "student"}')
             self.finish(0)
         except Exception as exc:  # noqa: BLE001 - reported on /diagnostics and as the exit status
-            self.level = DiagnosticStatus.ERROR
+            self.level = 'error'
             self.state.update(phase='failed', error=str(exc))
             self.publish_diagnostics()
             self.log(f'distillation failed: {exc}\n{traceback.format_exc()}', error=True)
@@ -125,13 +126,10 @@ class DistillNode(FinishingNode):
                 self._publish_diagnostics()
 
     def _publish_diagnostics(self) -> None:
-        status = DiagnosticStatus(name=f'{self.get_name()}: distillation', hardware_id=self.data.spec.task,
-                                  level=self.level, message=str(self.state['phase']))
         values = {**self.state, 'elapsed_s': round(time.monotonic() - self.started, 1)}
-        status.values = [KeyValue(key=k, value=str(v)) for k, v in values.items()]
-        array = DiagnosticArray(status=[status])
-        array.header.stamp = self.get_clock().now().to_msg()
-        self.diagnostics_pub.publish(array)
+        self.diagnostics_pub.publish(m.diagnostics(
+            self.get_clock().now().to_msg(), f'{self.get_name()}: distillation', self.level, str(self.state['phase']),
+            self.data.spec.task, values))
 
 
 def main(args=None) -> None:

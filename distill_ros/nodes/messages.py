@@ -4,26 +4,26 @@ Named vectors (privileged state, teacher actions, episode and step info) travel 
 `sensor_msgs/JointState`: a standard, stamped type whose `name[]` and `position[]` carry element
 names and values, so any ROS 2 tool can record, plot and replay them. Sensors travel exactly as a
 robot driver publishes them: `sensor_msgs/JointState` (mapped by joint name) and `sensor_msgs/Imu`.
+Nodes report on `/diagnostics` with `diagnostics` (diagnostic_updater is not in the wheels).
 """
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import numpy as np
 from builtin_interfaces.msg import Time
+from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from sensor_msgs.msg import Imu, JointState
 
 from distill_ros.observation import MalformedMessage, SensorMismatch, SensorReading, check_named_arrays
-
-NS_PER_S = 1_000_000_000
+from distill_ros.stamps import sec_nanosec
 
 
 def stamp(ns: int) -> Time:
-    return Time(sec=ns // NS_PER_S, nanosec=ns % NS_PER_S)
-
-
-def stamp_ns(t: Time) -> int:
-    return t.sec * NS_PER_S + t.nanosec
+    """The message stamp of a time in nanoseconds (back: `distill_ros.stamps.stamp_ns`)."""
+    sec, nanosec = sec_nanosec(ns)
+    return Time(sec=sec, nanosec=nanosec)
 
 
 def named_vector(names: Sequence[str], values: Sequence[float] | np.ndarray, ns: int, frame_id: str = ''
@@ -80,3 +80,19 @@ def imu(reading: SensorReading, ns: int, frame_id: str) -> Imu:
     lx, ly, lz = (float(v) for v in reading.linear_acceleration)
     msg.linear_acceleration.x, msg.linear_acceleration.y, msg.linear_acceleration.z = lx, ly, lz
     return msg
+
+
+DIAGNOSTICS = '/diagnostics'
+# DiagnosticStatus levels by name.
+LEVEL = {'ok': DiagnosticStatus.OK, 'warn': DiagnosticStatus.WARN, 'error': DiagnosticStatus.ERROR}
+
+
+def diagnostics(stamp: Time, name: str, level: str, message: str, hardware_id: str,
+                values: Mapping[str, Any]) -> DiagnosticArray:
+    """One node's report for /diagnostics: a single status at `level` ('ok', 'warn' or 'error')
+    whose key-value pairs are `values`, written as text."""
+    status = DiagnosticStatus(level=LEVEL[level], name=name, message=message, hardware_id=hardware_id,
+                              values=[KeyValue(key=k, value=str(v)) for k, v in values.items()])
+    array = DiagnosticArray(status=[status])
+    array.header.stamp = stamp
+    return array

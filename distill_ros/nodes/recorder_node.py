@@ -12,12 +12,12 @@ from __future__ import annotations
 
 import time
 
-from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
+from diagnostic_msgs.msg import DiagnosticArray
 from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import Imu, JointState
 
 from distill_ros.data.assembler import PAIRING, EpisodeAssembler
-from distill_ros.data.bag import IMU, JOINT_STATE, STORAGE, BagWriter, deserialize, payload, typestore
+from distill_ros.data.bag import STORAGE, STREAMS, BagWriter, deserialize, payload, typestore
 from distill_ros.data.cdr import CdrError
 from distill_ros.data.dataset import BackgroundWriter, DatasetSpec, DatasetWriter
 from distill_ros.nodes import messages as m
@@ -25,9 +25,21 @@ from distill_ros.nodes.common import LATCHED, RELIABLE, RELIABLE_DEEP, Finishing
 from distill_ros.nodes.params import Param, ParameterError, declare
 from distill_ros.observation import SensorMismatch
 from distill_ros.sim import DistillEnv
+from distill_ros.stamps import NS_PER_S, stamp_ns
 
 # Best effort with a deep queue: matches a best-effort or a reliable sensor publisher alike.
 SENSOR_DEEP = QoSProfile(depth=1000, reliability=ReliabilityPolicy.BEST_EFFORT, history=HistoryPolicy.KEEP_LAST)
+# stream -> (topic, message type, QoS), in the order the subscriptions are made.
+SUBSCRIPTIONS = {
+    'joints': ('joint_states', JointState, SENSOR_DEEP),
+    'imu': ('imu/data', Imu, SENSOR_DEEP),
+    'privileged': ('privileged/state', JointState, RELIABLE_DEEP),
+    'step': ('sim/step', JointState, RELIABLE_DEEP),
+    'episode': ('sim/episode', JointState, LATCHED),
+    'teacher_action': ('teacher/action', JointState, RELIABLE_DEEP),
+    'teacher_distribution': ('teacher/distribution', JointState, RELIABLE_DEEP),
+}
+TEACHER_STREAMS = ('teacher_action', 'teacher_distribution')
 
 PARAMS = (
     Param('task', 'cartpole', 'task whose observation layout the dataset records'),
@@ -56,54 +68,48 @@ class RecorderNode(FinishingNode):
         env.close()
         # Shards are written on a worker thread so a slow disk flush never stalls the subscriptions.
         self.writer = BackgroundWriter(DatasetWriter(p['dataset'], spec)) if p['dataset'] else None
-        topics = {'joints': 'joint_states', 'imu': 'imu/data', 'privileged': 'privileged/state', 'step': 'sim/step',
-                  'episode': 'sim/episode', 'teacher_action': 'teacher/action',
-                  'teacher_distribution': 'teacher/distribution'}
-        self.assembler = EpisodeAssembler(spec, self.writer, p['pairing'], int(p['tolerance'] * 1e9), has_imu,
-                                          {k: self.resolve_topic_name(v) for k, v in topics.items()})
+        self.topics = {stream: self.resolve_topic_name(topic) for stream, (topic, _, _) in SUBSCRIPTIONS.items()}
+        self.assembler = EpisodeAssembler(spec, self.writer, p['pairing'], int(p['tolerance'] * NS_PER_S), has_imu,
+                                          self.topics)
         self.bag = BagWriter(p['bag'], p['storage']) if p['bag'] else None
         self.closed = False
         self.store = typestore()
         self.last_message = time.monotonic()
-
-        def listen(stream: str, msg_type, topic: str, qos, bag_type: str) -> None:
-            resolved = self.resolve_topic_name(topic)
-
-            # Raw (CDR) delivery: the bag gets the bytes as they came; they are decoded once, by the
-            # same decoder bag replay uses, so live recording and replay see identical messages.
-            def callback(raw: bytes) -> None:
-                self.last_message = time.monotonic()
-                if self.bag is not None:
-                    self.bag.write(resolved, bag_type, time.time_ns(), raw)
-                try:
-                    msg = deserialize(self.store, raw, bag_type)
-                except CdrError as exc:  # undecodable bytes: a bad sample like a malformed message
-                    self.assembler.stats.bad[stream] += 1
-                    self.assembler.stats.last_bad = f'{resolved}: {exc}'
-                    return
-                try:
-                    self.assembler.add(stream, m.stamp_ns(msg.header.stamp), payload(stream, msg))
-                except SensorMismatch as exc:  # well-formed messages of another task: a setup error
-                    self.get_logger().error(f"{exc}; is the simulator or robot running task {p['task']}, the "
-                                            f"recorder's? exiting with status 2")
-                    self.finish(2)
-                    return
-                self.check_done()
-            self.create_subscription(msg_type, topic, self.guarded(callback), qos, raw=True)
-
-        listen('joints', JointState, 'joint_states', SENSOR_DEEP, JOINT_STATE)
-        if has_imu:
-            listen('imu', Imu, 'imu/data', SENSOR_DEEP, IMU)
-        listen('privileged', JointState, 'privileged/state', RELIABLE_DEEP, JOINT_STATE)
-        listen('step', JointState, 'sim/step', RELIABLE_DEEP, JOINT_STATE)
-        listen('episode', JointState, 'sim/episode', LATCHED, JOINT_STATE)
-        if p['teacher']:
-            listen('teacher_action', JointState, 'teacher/action', RELIABLE_DEEP, JOINT_STATE)
-            listen('teacher_distribution', JointState, 'teacher/distribution', RELIABLE_DEEP, JOINT_STATE)
-        self.diagnostics_pub = self.create_publisher(DiagnosticArray, '/diagnostics', RELIABLE)
+        for stream in SUBSCRIPTIONS:
+            if (stream != 'imu' or has_imu) and (stream not in TEACHER_STREAMS or p['teacher']):
+                self.listen(stream)
+        self.diagnostics_pub = self.create_publisher(DiagnosticArray, m.DIAGNOSTICS, RELIABLE)
         self.create_timer(1.0, self.guarded(self.on_timer))
         self.get_logger().info(f"recording task {p['task']} to dataset {p['dataset'] or '-'} and bag {p['bag'] or '-'}"
                                f" ({p['pairing']} pairing)")
+
+    def listen(self, stream: str) -> None:
+        """Subscribe to `stream` with raw (CDR) delivery: the bag gets the bytes as they came; they
+        are decoded once, by the same decoder bag replay uses, so live recording and replay see
+        identical messages."""
+        topic, msg_type, qos = SUBSCRIPTIONS[stream]
+        bag_type = STREAMS[stream][1]
+        self.create_subscription(msg_type, topic, self.guarded(
+            lambda raw: self.on_message(stream, self.topics[stream], bag_type, raw)), qos, raw=True)
+
+    def on_message(self, stream: str, topic: str, bag_type: str, raw: bytes) -> None:
+        self.last_message = time.monotonic()
+        if self.bag is not None:
+            self.bag.write(topic, bag_type, time.time_ns(), raw)
+        try:
+            msg = deserialize(self.store, raw, bag_type)
+        except CdrError as exc:  # undecodable bytes: a bad sample like a malformed message
+            self.assembler.stats.bad[stream] += 1
+            self.assembler.stats.last_bad = f'{topic}: {exc}'
+            return
+        try:
+            self.assembler.add(stream, stamp_ns(msg.header.stamp), payload(stream, msg))
+        except SensorMismatch as exc:  # well-formed messages of another task: a setup error
+            self.get_logger().error(f"{exc}; is the simulator or robot running task {self.params['task']}, the "
+                                    f"recorder's? exiting with status 2")
+            self.finish(2)
+            return
+        self.check_done()
 
     def check_done(self) -> None:
         limit = self.params['max_episodes']
@@ -121,20 +127,17 @@ class RecorderNode(FinishingNode):
 
     def publish_diagnostics(self) -> None:
         stats = self.assembler.stats
-        status = DiagnosticStatus(name=f'{self.get_name()}: recording', hardware_id=self.params['task'])
         unpaired, bad = sum(stats.unpaired.values()), sum(stats.bad.values())
-        status.level = DiagnosticStatus.WARN if unpaired or bad else DiagnosticStatus.OK
-        status.message = f'{stats.episodes} episodes, {stats.samples} samples, {unpaired} unpaired'
+        message = f'{stats.episodes} episodes, {stats.samples} samples, {unpaired} unpaired'
         if bad:
-            status.message += f', {bad} bad messages dropped (newest: {stats.last_bad})'
+            message += f', {bad} bad messages dropped (newest: {stats.last_bad})'
         values = {'episodes': stats.episodes, 'samples': stats.samples, 'unpaired': unpaired,
                   'bad_messages': bad, 'last_bad': stats.last_bad, 'bag_messages': self.bag.count if self.bag else 0}
         values.update({f'unpaired/{k}': v for k, v in stats.unpaired.items()})
         values.update({f'messages/{k}': v for k, v in stats.messages.items()})
-        status.values = [KeyValue(key=k, value=str(v)) for k, v in values.items()]
-        array = DiagnosticArray(status=[status])
-        array.header.stamp = self.get_clock().now().to_msg()
-        self.diagnostics_pub.publish(array)
+        self.diagnostics_pub.publish(m.diagnostics(
+            self.get_clock().now().to_msg(), f'{self.get_name()}: recording', 'warn' if unpaired or bad else 'ok',
+            message, self.params['task'], values))
 
     def close(self) -> None:
         """On a clean stop: write finished episodes still waiting for stragglers; close the bag."""

@@ -33,6 +33,7 @@ from distill_ros.nodes.common import LATCHED, RELIABLE, RELIABLE_DEEP, Finishing
 from distill_ros.nodes.params import Param, declare
 from distill_ros.observation import SensorMessageError
 from distill_ros.sim import PRIVILEGED, SENSOR, DistillEnv
+from distill_ros.stamps import NS_PER_S, stamp_ns
 
 COMMAND_TYPES = ('Float64MultiArray', 'JointState')
 STEP_FIELDS = ('reward', 'terminated', 'truncated', 'episode', 'step')
@@ -71,7 +72,7 @@ class SimNode(FinishingNode):
         self.builder = self.env.sensor_builder
         self.privileged_names = self.env.privileged_spec.element_names()
         self.step_names = [*STEP_FIELDS, *(f'action/{name}' for name in self.env.action_names)]
-        self.dt_ns = round(self.env.dt * m.NS_PER_S)
+        self.dt_ns = round(self.env.dt * NS_PER_S)
         self.has_imu = self.env.task.imu_body is not None
 
         self.joint_pub = self.create_publisher(JointState, 'joint_states', RELIABLE_DEEP)
@@ -169,7 +170,7 @@ class SimNode(FinishingNode):
             self.receive(values)
 
     def on_joint_command(self, msg: JointState) -> None:
-        if self.params['mode'] == 'lockstep' and m.stamp_ns(msg.header.stamp) != self.now_ns:
+        if self.params['mode'] == 'lockstep' and stamp_ns(msg.header.stamp) != self.now_ns:
             self.warned_stale += 1  # answers an earlier observation (e.g. after a re-publish)
             return
         try:
@@ -193,7 +194,7 @@ class SimNode(FinishingNode):
         if waited >= self.params['lockstep_timeout']:
             self.get_logger().warning(
                 f'lockstep: no command on {self.resolve_topic_name("commands")} answering the observation '
-                f'stamped {self.now_ns / m.NS_PER_S:.3f} s after {waited:.1f} s; re-publishing it '
+                f'stamped {self.now_ns / NS_PER_S:.3f} s after {waited:.1f} s; re-publishing it '
                 f'(is a controller running?)', throttle_duration_sec=5.0)
             self.publish_observation()
 

@@ -29,12 +29,11 @@ import time
 import traceback
 
 import numpy as np
-from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
+from diagnostic_msgs.msg import DiagnosticArray
 from rcl_interfaces.msg import ParameterDescriptor
 from rclpy.duration import Duration
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
 from rclpy.parameter import Parameter
-from rclpy.task import Future
 from rclpy.wait_for_message import wait_for_message
 from sensor_msgs.msg import Imu, JointState
 from std_msgs.msg import Bool, Float64MultiArray
@@ -44,10 +43,11 @@ from distill_ros.control.inference import BACKENDS, BackendError, load_backend
 from distill_ros.control.safety import SAFE_ACTIONS, SafetyFilter, Watchdog
 from distill_ros.control.timing import LoopStats, RealtimeLoop, fifo_other_threads, restore_normal_scheduling
 from distill_ros.nodes import messages as m
-from distill_ros.nodes.common import LATCHED, RELIABLE, REPEATED_SIGINT_S, SENSOR_DATA, run
+from distill_ros.nodes.common import LATCHED, RELIABLE, REPEATED_SIGINT_S, SENSOR_DATA, FinishingNode, run
 from distill_ros.nodes.params import Param, ParameterError, declare
 from distill_ros.policies import checkpoint as ckpt_io
-from distill_ros.policies.teachers import student_path
+from distill_ros.stamps import NS_PER_S, stamp_ns
+from distill_ros.students import student_path
 
 TRIGGERS = ('timer', 'sensor')
 
@@ -88,18 +88,16 @@ PARAMS = (
     Param('inference_threads', 1, 'threads of the inference backend', low=1, high=64),
 )
 
-LEVEL = {'ok': DiagnosticStatus.OK, 'warn': DiagnosticStatus.WARN, 'error': DiagnosticStatus.ERROR}
-
-
 def resolve_checkpoint(value: str) -> str:
     """A folder as given, or the student shipped under that name (distill_ros/students/<name>)."""
     return str(student_path(value))
 
 
-class StudentControllerNode(LifecycleNode):
+class StudentControllerNode(FinishingNode, LifecycleNode):
+    """A lifecycle node that can end its own process (`finish`, for auto_activate and Ctrl-C)."""
+
     def __init__(self):
         super().__init__('student_controller_node')
-        self.finished = Future()
         self.controller: StudentController | None = None
         self.loop: RealtimeLoop | None = None
         self.active = False
@@ -120,7 +118,7 @@ class StudentControllerNode(LifecycleNode):
         self.command_pub = self.create_publisher(Float64MultiArray, 'commands', RELIABLE)
         self.joint_command_pub = (self.create_publisher(JointState, 'joint_commands', RELIABLE)
                                   if self.params['publish_joint_commands'] else None)
-        self.diagnostics_pub = self.create_publisher(DiagnosticArray, '/diagnostics', RELIABLE)
+        self.diagnostics_pub = self.create_publisher(DiagnosticArray, m.DIAGNOSTICS, RELIABLE)
         if self.params['episode_topic']:   # before joint_states: handled first when both are ready
             self.create_subscription(JointState, self.params['episode_topic'], self.on_episode, LATCHED)
         self.create_subscription(JointState, 'joint_states', self.on_joint_states, SENSOR_DATA)
@@ -147,10 +145,6 @@ class StudentControllerNode(LifecycleNode):
         self.get_logger().info(f'{signal.Signals(signum).name}: sending the safe action and exiting')
         self.stop_loop(final_command=True)
         self.finish(0)
-
-    def finish(self, status: int = 0) -> None:
-        if not self.finished.done():
-            self.finished.set_result(status)
 
     # ------------------------------------------------------------------ lifecycle
     def auto_activate(self) -> None:
@@ -299,25 +293,25 @@ class StudentControllerNode(LifecycleNode):
 
     # ------------------------------------------------------------------ sensors and e-stop
     def on_joint_states(self, msg: JointState) -> None:
+        self.on_sensor(joints=msg)
+
+    def on_imu(self, msg: Imu) -> None:
+        self.on_sensor(imu=msg)
+
+    def on_sensor(self, joints: JointState | None = None, imu: Imu | None = None) -> None:
+        """A sensor message for the controller; with trigger 'sensor', a complete new sample runs the
+        policy at once."""
         controller = self.controller
-        if controller is None or not self.active:
+        if controller is None or not self.active or (imu is not None and not controller.needs_imu):
             return
-        controller.sensors(joints=msg)
+        controller.sensors(joints=joints, imu=imu)
         if self.params['trigger'] == 'sensor' and controller.sample_ready():
             self.run_tick(time.monotonic_ns(), True)
 
     def on_episode(self, msg: JointState) -> None:
-        self.episode_start_ns = m.stamp_ns(msg.header.stamp)
+        self.episode_start_ns = stamp_ns(msg.header.stamp)
         if self.controller is not None:
             self.controller.episode_started(self.episode_start_ns)
-
-    def on_imu(self, msg: Imu) -> None:
-        controller = self.controller
-        if controller is None or not self.active or not controller.needs_imu:
-            return
-        controller.sensors(imu=msg)
-        if self.params['trigger'] == 'sensor' and controller.sample_ready():
-            self.run_tick(time.monotonic_ns(), True)
 
     def on_estop(self, msg: Bool) -> None:
         if msg.data and self.controller is not None and not self.controller.estop.latched:
@@ -360,7 +354,7 @@ class StudentControllerNode(LifecycleNode):
         data = tick.command.tolist()
         self.command_pub.publish(Float64MultiArray(data=data))
         if tick.source == POLICY:
-            self.stats.latency.add((time.monotonic_ns() - tick.sample_arrival_ns) / 1e9)
+            self.stats.latency.add((time.monotonic_ns() - tick.sample_arrival_ns) / NS_PER_S)
         if self.joint_command_pub is not None:
             msg = JointState(name=self.controller.command_joints, position=data)
             if tick.sample_header is not None:
@@ -413,7 +407,7 @@ class StudentControllerNode(LifecycleNode):
             return 'warn', 'active, waiting for the first valid sensor sample: safe action'
         if self.errors:
             return 'warn', f'{self.errors} control ticks failed'
-        if c.last_bad_ns is not None and now - c.last_bad_ns < self.params['diagnostics_period'] * 1e9:
+        if c.last_bad_ns is not None and now - c.last_bad_ns < self.params['diagnostics_period'] * NS_PER_S:
             return 'warn', f'bad sensor samples dropped ({c.bad_samples} in all): {c.last_error}'
         return 'ok', 'active: policy commanding'
 
@@ -448,12 +442,9 @@ class StudentControllerNode(LifecycleNode):
             'last_error': c.last_error if c else '',
             'fault': (c.fault(time.monotonic_ns()) if self.active else '') if c else '',
         }
-        status = DiagnosticStatus(level=LEVEL[level], name=f'{self.get_fully_qualified_name()}: control loop',
-                                  message=message, hardware_id=self.params['checkpoint'],
-                                  values=[KeyValue(key=k, value=v) for k, v in values.items()])
-        msg = DiagnosticArray(status=[status])
-        msg.header.stamp = self.get_clock().now().to_msg()
-        self.diagnostics_pub.publish(msg)
+        self.diagnostics_pub.publish(m.diagnostics(
+            self.get_clock().now().to_msg(), f'{self.get_fully_qualified_name()}: control loop', level, message,
+            self.params['checkpoint'], values))
 
 
 def main(args: list[str] | None = None) -> None:

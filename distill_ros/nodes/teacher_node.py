@@ -24,8 +24,9 @@ from distill_ros.nodes.params import Param, ParameterError, declare
 from distill_ros.observation import MalformedMessage, SensorMismatch
 from distill_ros.policies import checkpoint as ckpt_io
 from distill_ros.policies.mlp import parameter_count
-from distill_ros.policies.teachers import shipped_teacher
 from distill_ros.sim import DistillEnv
+from distill_ros.stamps import NS_PER_S, stamp_ns
+from distill_ros.teachers import shipped_teacher
 
 PARAMS = (
     Param('task', 'cartpole', 'task name from config/tasks/ or task YAML path; the checkpoint must fit it'),
@@ -64,7 +65,7 @@ class TeacherNode(Node):
         self.action_names = self.teacher.action_names
         self.distribution_names = [f'mean/{n}' for n in self.action_names] + [f'std/{n}' for n in self.action_names]
         self.rng = np.random.default_rng(p['seed'])
-        self.min_period_ns = int(1e9 / p['max_rate_hz']) if p['max_rate_hz'] > 0 else 0
+        self.min_period_ns = int(NS_PER_S / p['max_rate_hz']) if p['max_rate_hz'] > 0 else 0
         self.last_answered_ns: int | None = None
         self.inference_s: list[float] = []
         self.bad_states = 0
@@ -90,7 +91,7 @@ class TeacherNode(Node):
         self.create_subscription(JointState, 'privileged/state', self.on_state, RELIABLE_DEEP)
 
     def on_state(self, msg: JointState) -> None:
-        ns = m.stamp_ns(msg.header.stamp)
+        ns = stamp_ns(msg.header.stamp)
         if self.min_period_ns and self.last_answered_ns is not None and ns - self.last_answered_ns < self.min_period_ns:
             return
         try:

@@ -49,8 +49,10 @@ class TeacherConfig:
     torch_threads: int = 1
 
 
-def load_config(task: str, path: str | Path | None = None, overrides: dict[str, Any] | None = None) -> TeacherConfig:
-    """`defaults` of config/train_teacher.yaml, then its section for `task`, then `overrides`."""
+def load_teacher_config(task: str, path: str | Path | None = None,
+                        overrides: dict[str, Any] | None = None) -> TeacherConfig:
+    """`defaults` of config/train_teacher.yaml (or `path`), then its section for `task`, then `overrides`.
+    (The distillation config has its own loader, `distill.config.load_config`.)"""
     path = Path(path) if path else config_path('train_teacher.yaml')
     data = load_user_yaml(path, 'teacher training config')
     sections = {key: data.get(key) or {} for key in ('defaults', task)}
@@ -120,80 +122,111 @@ def learning_rate(cfg: TeacherConfig):
 
 def train_teacher(task_name: str, out: str | Path, cfg: TeacherConfig, seed: int = 0, resume: bool = False,
                   progress: bool = True) -> ckpt_io.Checkpoint:
-    from stable_baselines3 import PPO
-    from stable_baselines3.common.callbacks import BaseCallback
-    from stable_baselines3.common.vec_env import DummyVecEnv, VecNormalize
-
+    """Train a teacher for `task_name` into `out` (continuing `out/resume/` with `resume`); returns
+    the best checkpoint (held-out evaluation every `cfg.eval_every` steps)."""
     torch.set_num_threads(cfg.torch_threads)
     ckpt_io.git_revision()  # the revision this run started from, for every checkpoint it writes
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     load_task(task_name)  # fail early on a bad task name
-    # Training seeds stay below the evaluation seeds, one stream per environment.
-    vec = DummyVecEnv([_make_env(task_name, seed * 1000 + i) for i in range(cfg.n_envs)])
-    vec.seed(seed * 1000)
-    vec_normalize = VecNormalize(vec, norm_obs=True, norm_reward=True, clip_obs=10.0, gamma=cfg.gamma)
+    vec_normalize = make_training_envs(task_name, cfg, seed)
     resume_dir = out / 'resume'
     if resume and (resume_dir / 'ppo.zip').is_file():
-        model = PPO.load(resume_dir / 'ppo.zip', env=vec_normalize, device='cpu')
-        stats = json.loads((resume_dir / 'normalization.json').read_text())
-        vec_normalize.obs_rms.mean = np.array(stats['obs_mean'])
-        vec_normalize.obs_rms.var = np.array(stats['obs_var'])
-        vec_normalize.obs_rms.count = stats['obs_count']
-        vec_normalize.ret_rms.mean = np.array(stats['ret_mean'])
-        vec_normalize.ret_rms.var = np.array(stats['ret_var'])
-        vec_normalize.ret_rms.count = stats['ret_count']
+        model = load_resume_state(resume_dir, vec_normalize)
     else:
-        model = PPO('MlpPolicy', vec_normalize, learning_rate=learning_rate(cfg), n_steps=cfg.n_steps,
-                    target_kl=cfg.target_kl,
-                    batch_size=cfg.batch_size, n_epochs=cfg.n_epochs, gamma=cfg.gamma, gae_lambda=cfg.gae_lambda,
-                    clip_range=cfg.clip_range, ent_coef=cfg.ent_coef, max_grad_norm=cfg.max_grad_norm,
-                    tensorboard_log=str(out / 'tensorboard'), seed=seed, device='cpu',
-                    policy_kwargs=dict(net_arch=dict(pi=cfg.hidden, vf=cfg.value_hidden),
-                                       activation_fn={'tanh': torch.nn.Tanh, 'relu': torch.nn.ReLU,
-                                                      'elu': torch.nn.ELU}[cfg.activation],
-                                       log_std_init=cfg.log_std_init))
-    eval_env = DistillEnv(task_name)
-    seeds = eval_seeds(cfg.eval_episodes)
-    started = time.monotonic()
-    best = {'mean_return': -np.inf}
-    curve_path = out / 'learning_curve.jsonl'
-
-    def checkpoint_now() -> ckpt_io.Checkpoint:
-        wall = time.monotonic() - started
-        ckpt = to_checkpoint(model, vec_normalize, eval_env, cfg, {}, seed, model.num_timesteps, wall)
-        metrics = summarize(run_episodes(eval_env, privileged_actor(ckpt), seeds))
-        ckpt.metrics = {'eval': metrics, 'eval_seeds': [seeds[0], seeds[-1]]}
-        model.logger.record('eval/mean_return', metrics['mean_return'])
-        model.logger.record('eval/fall_rate', metrics['fall_rate'])
-        with open(curve_path, 'a') as f:
-            f.write(json.dumps({'steps': model.num_timesteps, 'wall_s': round(wall, 1), **metrics}) + '\n')
-        ckpt_io.save(ckpt, out / 'last')
-        if metrics['mean_return'] > best['mean_return']:
-            best.update(metrics)
-            ckpt_io.save(ckpt, out / 'best')
-        resume_dir.mkdir(exist_ok=True)
-        model.save(resume_dir / 'ppo.zip')
-        (resume_dir / 'normalization.json').write_text(json.dumps({
-            'obs_mean': vec_normalize.obs_rms.mean.tolist(), 'obs_var': vec_normalize.obs_rms.var.tolist(),
-            'obs_count': float(vec_normalize.obs_rms.count), 'ret_mean': float(vec_normalize.ret_rms.mean),
-            'ret_var': float(vec_normalize.ret_rms.var), 'ret_count': float(vec_normalize.ret_rms.count)}))
-        return ckpt
-
-    class Evaluate(BaseCallback):
-        def __init__(self):
-            super().__init__()
-            self.next_eval = model.num_timesteps + cfg.eval_every
-
-        def _on_step(self) -> bool:
-            if self.num_timesteps >= self.next_eval:
-                self.next_eval += cfg.eval_every
-                checkpoint_now()
-            return True
-
+        model = make_ppo(vec_normalize, cfg, seed, out / 'tensorboard')
+    evaluation = HeldOutEvaluation(model, vec_normalize, task_name, cfg, seed, out)
     remaining = max(cfg.total_steps - model.num_timesteps, 0)
-    model.learn(total_timesteps=remaining, callback=Evaluate(), progress_bar=progress,
+    model.learn(total_timesteps=remaining, callback=evaluation, progress_bar=progress,
                 reset_num_timesteps=not resume, tb_log_name='ppo')
-    final = checkpoint_now()
+    final = evaluation.checkpoint()
     vec_normalize.close()
     return ckpt_io.load(out / 'best') if (out / 'best').exists() else final
+
+
+def make_training_envs(task_name: str, cfg: TeacherConfig, seed: int):
+    """`cfg.n_envs` environments behind stable-baselines3's running observation and reward
+    normalization. Training seeds stay below the evaluation seeds, one stream per environment."""
+    from stable_baselines3.common.vec_env import DummyVecEnv, VecNormalize
+
+    vec = DummyVecEnv([_make_env(task_name, seed * 1000 + i) for i in range(cfg.n_envs)])
+    vec.seed(seed * 1000)
+    return VecNormalize(vec, norm_obs=True, norm_reward=True, clip_obs=10.0, gamma=cfg.gamma)
+
+
+def make_ppo(vec_normalize, cfg: TeacherConfig, seed: int, tensorboard: Path):
+    """A fresh stable-baselines3 PPO with the actor and critic sizes of `cfg`."""
+    from stable_baselines3 import PPO
+
+    return PPO('MlpPolicy', vec_normalize, learning_rate=learning_rate(cfg), n_steps=cfg.n_steps,
+               target_kl=cfg.target_kl,
+               batch_size=cfg.batch_size, n_epochs=cfg.n_epochs, gamma=cfg.gamma, gae_lambda=cfg.gae_lambda,
+               clip_range=cfg.clip_range, ent_coef=cfg.ent_coef, max_grad_norm=cfg.max_grad_norm,
+               tensorboard_log=str(tensorboard), seed=seed, device='cpu',
+               policy_kwargs=dict(net_arch=dict(pi=cfg.hidden, vf=cfg.value_hidden),
+                                  activation_fn={'tanh': torch.nn.Tanh, 'relu': torch.nn.ReLU,
+                                                 'elu': torch.nn.ELU}[cfg.activation],
+                                  log_std_init=cfg.log_std_init))
+
+
+def save_resume_state(resume_dir: Path, model, vec_normalize) -> None:
+    """What `--resume` continues from: the PPO state and the running normalization statistics."""
+    resume_dir.mkdir(exist_ok=True)
+    model.save(resume_dir / 'ppo.zip')
+    (resume_dir / 'normalization.json').write_text(json.dumps({
+        'obs_mean': vec_normalize.obs_rms.mean.tolist(), 'obs_var': vec_normalize.obs_rms.var.tolist(),
+        'obs_count': float(vec_normalize.obs_rms.count), 'ret_mean': float(vec_normalize.ret_rms.mean),
+        'ret_var': float(vec_normalize.ret_rms.var), 'ret_count': float(vec_normalize.ret_rms.count)}))
+
+
+def load_resume_state(resume_dir: Path, vec_normalize):
+    """The PPO saved by `save_resume_state`, on `vec_normalize` with the statistics restored."""
+    from stable_baselines3 import PPO
+
+    model = PPO.load(resume_dir / 'ppo.zip', env=vec_normalize, device='cpu')
+    stats = json.loads((resume_dir / 'normalization.json').read_text())
+    vec_normalize.obs_rms.mean = np.array(stats['obs_mean'])
+    vec_normalize.obs_rms.var = np.array(stats['obs_var'])
+    vec_normalize.obs_rms.count = stats['obs_count']
+    vec_normalize.ret_rms.mean = np.array(stats['ret_mean'])
+    vec_normalize.ret_rms.var = np.array(stats['ret_var'])
+    vec_normalize.ret_rms.count = stats['ret_count']
+    return model
+
+
+class HeldOutEvaluation:
+    """Called by PPO after every environment step (a stable-baselines3 callback): every
+    `cfg.eval_every` steps, `checkpoint` converts the policy, scores it on held-out episodes, appends
+    the score to `out/learning_curve.jsonl` and writes `out/last`, `out/best` (when it improved) and
+    the resume state."""
+
+    def __init__(self, model, vec_normalize, task_name: str, cfg: TeacherConfig, seed: int, out: Path):
+        self.model, self.vec_normalize, self.cfg, self.seed, self.out = model, vec_normalize, cfg, seed, out
+        self.env = DistillEnv(task_name)
+        self.seeds = eval_seeds(cfg.eval_episodes)
+        self.started = time.monotonic()
+        self.best_return = -np.inf
+        self.next_eval = model.num_timesteps + cfg.eval_every
+
+    def __call__(self, locals_: dict, globals_: dict) -> bool:
+        if self.model.num_timesteps >= self.next_eval:
+            self.next_eval += self.cfg.eval_every
+            self.checkpoint()
+        return True  # go on training
+
+    def checkpoint(self) -> ckpt_io.Checkpoint:
+        model, out = self.model, self.out
+        wall = time.monotonic() - self.started
+        ckpt = to_checkpoint(model, self.vec_normalize, self.env, self.cfg, {}, self.seed, model.num_timesteps, wall)
+        metrics = summarize(run_episodes(self.env, privileged_actor(ckpt), self.seeds))
+        ckpt.metrics = {'eval': metrics, 'eval_seeds': [self.seeds[0], self.seeds[-1]]}
+        model.logger.record('eval/mean_return', metrics['mean_return'])
+        model.logger.record('eval/fall_rate', metrics['fall_rate'])
+        with open(out / 'learning_curve.jsonl', 'a') as f:
+            f.write(json.dumps({'steps': model.num_timesteps, 'wall_s': round(wall, 1), **metrics}) + '\n')
+        ckpt_io.save(ckpt, out / 'last')
+        if metrics['mean_return'] > self.best_return:
+            self.best_return = metrics['mean_return']
+            ckpt_io.save(ckpt, out / 'best')
+        save_resume_state(out / 'resume', model, self.vec_normalize)
+        return ckpt
