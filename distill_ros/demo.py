@@ -7,7 +7,7 @@
               reading only) to measure against
   3. DAgger   one round over topics, dagger.launch.py's graph: student_controller_node drives
               sim_node, teacher_node labels every visited state, recorder_node records; the student
-              is retrained on all data
+              is retrained on all data, as `distill-ros distill` retrains it after a DAgger round
   4. deploy   sim_student.launch.py's graph: student_controller_node drives sim_node in real time
               (the robot-side path), recorder_node records the returns
   5. report   teacher vs students on the same held-out randomized episodes: table + plots
@@ -15,26 +15,40 @@
 Each graph is started from its description in distill_ros/graphs.py, the one its launch file uses:
 every node its own process, with the same parameter files, parameters and remappings as under
 `ros2 launch`, in a private DDS domain on localhost, so the demo neither sees nor disturbs other
-ROS 2 systems on the network.
+ROS 2 systems on the network. distill_ros.procs starts, waits for and stops those processes; this
+module is the pipeline only, and imports no rclpy.
 """
 from __future__ import annotations
 
 import argparse
 import json
-import os
-import random
 import shutil
 import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 
+from distill_ros.data.dataset import Dataset, load_dataset
+from distill_ros.distill.config import DistillConfig, load_config
+from distill_ros.distill.dagger import DAGGER_SEED_BASE, episode_returns
+from distill_ros.distill.evaluate import EVAL_SEED_BASE
+from distill_ros.distill.report import evaluate_policies, write_report
+from distill_ros.distill.runner import run_distill, train_dagger_round
+from distill_ros.distill.trainer import concat_datasets, train_student
 from distill_ros.paths import share_dir
-from distill_ros.procs import GraphProcesses
+from distill_ros.policies import checkpoint as ckpt_io
+from distill_ros.policies.checkpoint import Checkpoint
+from distill_ros.teachers import shipped_teacher
+from distill_ros.procs import GraphProcesses, localhost_env
 
 
 class Demo:
+    """The pipeline (`run`), one short method per stage, around what they share: the console, the
+    output folder, the ROS 2 environment every graph runs in, and the stage times."""
+
     def __init__(self, args: argparse.Namespace):
         from rich.console import Console
         self.args = args
@@ -42,192 +56,193 @@ class Demo:
         self.out = Path(args.out)
         self.logs = self.out / 'logs'
         self.logs.mkdir(parents=True, exist_ok=True)
-        self.config = share_dir() / 'config'
-        # 0..101 keeps the DDS ports out of Linux's ephemeral range (ROS 2's advice)
-        domain = args.domain_id if args.domain_id is not None else random.randint(60, 101)
-        self.env = {**os.environ, 'ROS_DOMAIN_ID': str(domain), 'ROS_AUTOMATIC_DISCOVERY_RANGE': 'LOCALHOST'}
-        os.environ.update({k: self.env[k] for k in ('ROS_DOMAIN_ID', 'ROS_AUTOMATIC_DISCOVERY_RANGE')})
-        self.graphs: list[GraphProcesses] = []
+        self.env = localhost_env(args.domain_id)
         self.started = time.monotonic()
         self.timings: dict[str, float] = {}
-        self.losses = 'BC'   # the offline student's losses, named in the report
         self.console.print(f'[bold]distill_ros demo[/bold]: task {args.task}, output in {self.out} '
-                           f'(ROS_DOMAIN_ID {domain}, localhost only; node logs in {self.logs})')
+                           f'(ROS_DOMAIN_ID {self.env["ROS_DOMAIN_ID"]}, localhost only; node logs in {self.logs})')
 
-    # ------------------------------------------------------------------ processes
+    # ------------------------------------------------------------------ the pipeline
+    def run(self) -> Path:
+        """record -> distil -> DAgger over topics -> deploy -> report; the report's path."""
+        args = self.args
+        teacher_path = Path(args.teacher) if args.teacher else shipped_teacher(args.task)
+        teacher = ckpt_io.load(teacher_path)
+        cfg = demo_config(args)   # checked before anything runs: a bad config costs no recording
+        data = self.record(teacher_path)
+        offline, naive = self.distil(data, teacher, cfg)
+        student = self.dagger(data, teacher, cfg, offline, teacher_path)
+        topic_returns = self.deploy()
+        report = self.report(teacher, {'naive student (BC, current reading only)': naive,
+                                       f'student ({loss_names(cfg)})': offline, 'student (+1 DAgger round)': student},
+                             cfg, topic_returns)
+        total = time.monotonic() - self.started
+        self.console.print(f'[bold green]demo finished in {total / 60:.1f} min[/bold green]; report: {report}')
+        return report
+
+    def record(self, teacher_path: Path) -> Dataset:
+        """1. sim_teacher_record.launch.py's graph. Sampled teacher actions (its own Gaussian): the
+        teacher visits and labels states off its nominal path, which teaches the student to recover
+        (DART; docs/methods.md)."""
+        args, data_dir = self.args, self.out / 'data'
+        with self.stage('record', f'1/5 record: teacher drives sim_node over ROS 2 topics ({args.episodes} episodes)'):
+            self.run_graph('sim_teacher_record', 'recording teacher episodes', timeout=60 + 30 * args.episodes,
+                           task=args.task, episodes=args.episodes, seed=args.seed, dataset=str(data_dir),
+                           bag=str(self.out / 'bag') if args.keep_bag else '', teacher_checkpoint=str(teacher_path),
+                           teacher_deterministic=False)
+            data = load_dataset(data_dir)
+            self.console.print(f'  dataset {data_dir}: {len(data.episode_starts)} episodes, {len(data)} samples'
+                               + (f'; bag {self.out / "bag"}' if args.keep_bag else ''))
+        return data
+
+    def distil(self, data: Dataset, teacher: Checkpoint, cfg: DistillConfig) -> tuple[Checkpoint, Checkpoint]:
+        """2. The task config's losses, in-process (the `distill-ros distill` job); and the naive
+        student to measure against. (offline student, naive student)"""
+        distill_dir = self.out / 'distill'
+        with self.stage('distil', f'2/5 distil: {loss_names(cfg)} ({cfg.student.type} on {cfg.student.history} '
+                                  f'steps), and the naive student'):
+            run_distill(data, teacher, cfg, distill_dir, log=lambda s: self.console.print(f'  {s}'))
+            offline = ckpt_io.load(distill_dir / 'student')
+            self.console.print('  naive student: behavioural cloning on the current sensor reading only')
+            naive = train_naive_student(data, teacher, cfg, distill_dir)
+        return offline, naive
+
+    def dagger(self, data: Dataset, teacher: Checkpoint, cfg: DistillConfig, offline: Checkpoint,
+               teacher_path: Path) -> Checkpoint:
+        """3. One DAgger round over topics, dagger.launch.py's graph (the student answers each
+        observation in lockstep, the teacher labels), then the runner's retraining of round 1 on
+        the recording and the round's data together; the result is OUT/student."""
+        args, round_dir = self.args, self.out / 'dagger_round1'
+        with self.stage('dagger', f'3/5 DAgger: the student drives sim_node, the teacher labels '
+                                  f'({args.dagger_episodes} episodes)'):
+            self.run_graph('dagger', 'student episodes, teacher labelling', timeout=60 + 30 * args.dagger_episodes,
+                           task=args.task, student=str(self.out / 'distill' / 'student'), episodes=args.dagger_episodes,
+                           seed=DAGGER_SEED_BASE + args.seed, dataset=str(round_dir),
+                           teacher_checkpoint=str(teacher_path))
+            aggregate = concat_datasets([data, load_dataset(round_dir)])
+            self.console.print(f'  retraining on {len(aggregate)} aggregated samples')
+            student = train_dagger_round(aggregate, teacher, cfg, self.out / 'distill', offline, k=1)
+            ckpt_io.save(student, self.out / 'student')
+        return student
+
+    def deploy(self) -> list[float]:
+        """4. sim_student.launch.py's graph, recording: the simulator in real time, the controller
+        answering each sample within about a millisecond, as the student was trained (a timer at the
+        same rate would add up to one step of latency). The returns of its episodes."""
+        args, deploy_dir = self.args, self.out / 'deploy'
+        with self.stage('deploy', f'4/5 deploy: student_controller_node drives sim_node ({args.deploy_episodes} '
+                                  f'episodes)'):
+            self.run_graph('sim_student', 'student episodes over topics',
+                           timeout=60 + 2 * episode_seconds(args.task) * args.deploy_episodes, task=args.task,
+                           checkpoint=str(self.out / 'student'), episodes=args.deploy_episodes, seed=EVAL_SEED_BASE,
+                           dataset=str(deploy_dir), trigger='sensor')
+            topic_returns = [float(r) for r in episode_returns(load_dataset(deploy_dir))]
+            self.console.print(f'  returns over topics: {", ".join(f"{r:.0f}" for r in topic_returns)}')
+        return topic_returns
+
+    def report(self, teacher: Checkpoint, students: dict[str, Checkpoint], cfg: DistillConfig,
+               topic_returns: list[float]) -> Path:
+        """5. Teacher vs students on the same held-out randomized episodes: table and plots, and what
+        the final student did over topics."""
+        args = self.args
+        with self.stage('report', f'5/5 report: teacher vs students on {args.eval_episodes} held-out randomized '
+                                  f'episodes'):
+            notes = report_notes(loss_names(cfg), topic_returns, self.timings)
+            rows = evaluate_policies(args.task, teacher, students, args.eval_episodes)
+            path = write_report(rows, self.out / 'report', [self.out / 'distill' / 'learning_curve.jsonl'],
+                                title=f'distill_ros demo on {args.task}', notes=notes)
+        return path
+
+    # ------------------------------------------------------------------ around the stages
+    @contextmanager
+    def stage(self, name: str, title: str) -> Iterator[None]:
+        """A stage under its title; its time, in the report's stage times, once it is done."""
+        self.console.rule(f'[bold]{title}')
+        started = time.monotonic()
+        yield
+        self.timings[name] = time.monotonic() - started
+        self.console.print(f'  done in {self.timings[name]:.0f} s')
+
     def run_graph(self, graph: str, what: str, timeout: float, **arguments) -> None:
-        """Start a graph of distill_ros/graphs.py as processes, exactly as its launch file starts it,
-        show the recorder's progress on the `dataset` argument, and wait for the graph to end by itself (the
-        simulator and the recorder finish their episodes; the rest is stopped with SIGINT)."""
+        """A graph of distill_ros/graphs.py started as processes, exactly as its launch file starts
+        it, until it ends by itself (distill_ros.procs), with a progress bar of the episodes its
+        recorder has written into the `dataset` argument."""
+        folder = Path(arguments['dataset'])
+        with GraphProcesses(graph, arguments, self.logs, env=self.env, tag=f'{folder.name}_') as processes, \
+                self.episode_progress(what, folder, arguments['episodes']) as show:
+            warning = processes.complete(timeout, poll=show)
+        if warning:
+            self.console.print(f'  [yellow]warning[/yellow]: {warning}')
+
+    @contextmanager
+    def episode_progress(self, what: str, folder: Path, episodes: int) -> Iterator[Callable[[], None]]:
+        """A progress bar of the episodes in the dataset `folder` (its manifest); yields the
+        function that updates it."""
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-        folder, episodes = Path(arguments['dataset']), arguments['episodes']
-        graph_processes = GraphProcesses(graph, arguments, self.logs, env=self.env, tag=f'{folder.name}_')
-        self.graphs.append(graph_processes)
-        deadline = time.monotonic() + timeout
+        manifest = folder / 'manifest.json'
         with Progress(TextColumn('  {task.description}'), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                       console=self.console, transient=True) as progress:
             bar = progress.add_task(what, total=episodes)
-            while not graph_processes.finished():
-                if time.monotonic() > deadline:
-                    raise RuntimeError(f'{what}: not finished after {timeout:.0f} s; see {self.logs}')
-                manifest = folder / 'manifest.json'
+
+            def show() -> None:
                 if manifest.is_file():
                     try:
                         progress.update(bar, completed=len(json.loads(manifest.read_text())['episodes']))
                     except (json.JSONDecodeError, KeyError):
                         pass
-                time.sleep(0.25)
-        codes = graph_processes.stop()
-        failed = {name: code for name, code in codes.items() if code != 0}
-        # A node that ran its part and then did not exit within 10 s of the SIGINT was stopped as
-        # `ros2 launch` stops it (SIGTERM, SIGKILL), its stack in its log: the graph's work is done
-        # (every other node exited cleanly), so that is a warning, not a failed stage.
-        slow = {name: code for name, code in failed.items() if graph_processes[name].forced}
-        if slow and len(slow) == len(failed):
-            self.console.print(f'  [yellow]warning[/yellow]: {", ".join(slow)} did not exit within 10 s of SIGINT '
-                               f'and was stopped by force (status {slow}); where it was: '
-                               f'{", ".join(str(graph_processes[n].log_path) for n in slow)}')
-            failed = {}
-        if failed:
-            logs = '\n'.join(f'--- {name}\n{graph_processes[name].log()[-2000:]}' for name in failed)
-            raise RuntimeError(f'{graph}: {failed} (exit status); see {self.logs}\n{logs}')
+            yield show
 
-    def stop_all(self) -> None:
-        for graph_processes in self.graphs:
-            graph_processes.stop()
-        self.graphs.clear()
 
-    def step(self, title: str) -> float:
-        self.console.rule(f'[bold]{title}')
-        return time.monotonic()
+def demo_config(args: argparse.Namespace) -> DistillConfig:
+    """The distillation config (--config, else config/distill/<task>.yaml where there is one, else
+    the default), without in-process DAgger rounds or evaluation (the demo runs both itself);
+    --steps for every training."""
+    task_config = share_dir() / 'config' / 'distill' / f'{args.task}.yaml'
+    config = args.config or (task_config if task_config.is_file() else None)
+    overrides = {'dagger': {'rounds': 0}, 'eval': {'episodes': 0}}
+    if args.steps is not None:
+        overrides.update(train={'steps': args.steps}, dagger={'rounds': 0, 'steps_per_round': args.steps})
+    return load_config(config, overrides)
 
-    def done(self, name: str, since: float) -> None:
-        self.timings[name] = time.monotonic() - since
-        self.console.print(f'  done in {self.timings[name]:.0f} s')
 
-    # ------------------------------------------------------------------ the pipeline
-    def run(self) -> Path:
-        from distill_ros.data.dataset import load_dataset
-        from distill_ros.distill.config import load_config
-        from distill_ros.distill.runner import run_distill
-        from distill_ros.distill.trainer import concat_datasets, train_student
-        from distill_ros.policies import checkpoint as ckpt_io
-        from distill_ros.teachers import shipped_teacher
+def loss_names(cfg: DistillConfig) -> str:
+    """The offline student's losses, for its row: BC, and logit (Gaussian KL) and feature matching
+    where weighted."""
+    return 'BC' + ('+KL' if cfg.losses.kl.weight > 0 else '') + ('+feature' if cfg.losses.feature.weight > 0 else '')
 
-        args = self.args
-        task = args.task
-        teacher_path = Path(args.teacher) if args.teacher else shipped_teacher(task)
-        teacher = ckpt_io.load(teacher_path)
-        # The distillation config is checked before anything runs: a bad one costs no recording.
-        task_config = self.config / 'distill' / f'{task}.yaml'
-        config = args.config or (task_config if task_config.is_file() else None)
-        overrides = {'dagger': {'rounds': 0}, 'eval': {'episodes': 0}}
-        if args.steps is not None:
-            overrides.update(train={'steps': args.steps}, dagger={'rounds': 0, 'steps_per_round': args.steps})
-        cfg = load_config(config, overrides)
 
-        # 1. record
-        t0 = self.step(f'1/5 record: teacher drives sim_node over ROS 2 topics ({args.episodes} episodes)')
-        data_dir = self.out / 'data'
-        # sim_teacher_record.launch.py's graph. Sampled teacher actions (its own Gaussian): the teacher
-        # visits and labels states off its nominal path, which teaches the student to recover (DART;
-        # docs/methods.md).
-        self.run_graph('sim_teacher_record', 'recording teacher episodes',
-                       timeout=60 + 30 * args.episodes, task=task, episodes=args.episodes, seed=args.seed,
-                       dataset=str(data_dir), bag=str(self.out / 'bag') if args.keep_bag else '',
-                       teacher_checkpoint=str(teacher_path), teacher_deterministic=False)
-        data = load_dataset(data_dir)
-        self.console.print(f'  dataset {data_dir}: {len(data.episode_starts)} episodes, {len(data)} samples'
-                           + (f'; bag {self.out / "bag"}' if args.keep_bag else ''))
-        self.done('record', t0)
+def train_naive_student(data: Dataset, teacher: Checkpoint, cfg: DistillConfig, out: Path) -> Checkpoint:
+    """The naive student, for the report: behavioural cloning on the current sensor reading only (no
+    history, no past actions, no logit or feature matching, no DAgger), same size and data."""
+    bc_only = replace(cfg, losses=replace(cfg.losses, kl=replace(cfg.losses.kl, weight=0.0),
+                                          feature=replace(cfg.losses.feature, weight=0.0)))
+    return train_student(data, teacher, bc_only, out, run='naive', progress=False,
+                         student_cfg=replace(cfg.student, history=1, past_actions=False))
 
-        # 2. distil offline
-        # the losses of the task's config: BC, and logit (Gaussian KL) and feature matching where weighted
-        self.losses = ('BC' + ('+KL' if cfg.losses.kl.weight > 0 else '')
-                       + ('+feature' if cfg.losses.feature.weight > 0 else ''))
-        t0 = self.step(f'2/5 distil: {self.losses} ({cfg.student.type} on {cfg.student.history} steps), '
-                       f'and the naive student')
-        distill_dir = self.out / 'distill'
-        run_distill(data, teacher, cfg, distill_dir, log=lambda s: self.console.print(f'  {s}'))
-        offline = ckpt_io.load(distill_dir / 'student')
-        # The naive student, for the report: behavioural cloning on the current sensor reading only
-        # (no history, no past actions, no logit or feature matching, no DAgger), same size and data.
-        self.console.print('  naive student: behavioural cloning on the current sensor reading only')
-        naive_cfg = replace(cfg, losses=replace(cfg.losses, kl=replace(cfg.losses.kl, weight=0.0),
-                                                feature=replace(cfg.losses.feature, weight=0.0)))
-        naive = train_student(data, teacher, naive_cfg, distill_dir, run='naive', progress=False,
-                              student_cfg=replace(cfg.student, history=1, past_actions=False))
-        self.done('distil', t0)
 
-        # 3. one DAgger round over topics
-        t0 = self.step(f'3/5 DAgger: the student drives sim_node, the teacher labels ({args.dagger_episodes} '
-                       f'episodes)')
-        dagger_dir = self.out / 'dagger_round1'
-        # dagger.launch.py's graph: the student answers each observation in lockstep, the teacher labels
-        self.run_graph('dagger', 'student episodes, teacher labelling',
-                       timeout=60 + 30 * args.dagger_episodes, task=task, student=str(distill_dir / 'student'),
-                       episodes=args.dagger_episodes, seed=500_000 + args.seed, dataset=str(dagger_dir),
-                       teacher_checkpoint=str(teacher_path))
-        aggregate = concat_datasets([data, load_dataset(dagger_dir)])
-        self.console.print(f'  retraining on {len(aggregate)} aggregated samples')
-        student = train_student(aggregate, teacher, cfg, distill_dir, run='dagger1', init=offline,
-                                steps=cfg.dagger.steps_per_round)
-        ckpt_io.save(student, self.out / 'student')
-        self.done('dagger', t0)
+def episode_seconds(task: str) -> float:
+    """Wall time of a full-length episode of `task` in real-time mode."""
+    from distill_ros.sim import DistillEnv
+    env = DistillEnv(task)
+    try:
+        return env.dt * env.task.max_episode_steps
+    finally:
+        env.close()
 
-        # 4. deploy over topics
-        t0 = self.step(f'4/5 deploy: student_controller_node drives sim_node ({args.deploy_episodes} episodes)')
-        deploy_dir = self.out / 'deploy'
-        # sim_student.launch.py's graph, recording: the simulator in real time, the controller answering
-        # each sample within about a millisecond, as the student was trained (a timer at the same rate
-        # would add up to one step of latency)
-        self.run_graph('sim_student', 'student episodes over topics',
-                       timeout=60 + 2 * self.episode_seconds() * args.deploy_episodes, task=task,
-                       checkpoint=str(self.out / 'student'), episodes=args.deploy_episodes, seed=1_000_000,
-                       dataset=str(deploy_dir), trigger='sensor')
-        deployed = load_dataset(deploy_dir)
-        topic_returns = [float(deployed.episode(i)['reward'].sum()) for i in range(len(deployed.episode_starts))]
-        self.console.print(f'  returns over topics: {", ".join(f"{r:.0f}" for r in topic_returns)}')
-        self.done('deploy', t0)
 
-        # 5. report
-        t0 = self.step(f'5/5 report: teacher vs students on {args.eval_episodes} held-out randomized episodes')
-        report = self.report(teacher, {'naive student (BC, current reading only)': naive,
-                                       f'student ({self.losses})': offline, 'student (+1 DAgger round)': student},
-                             topic_returns, distill_dir / 'learning_curve.jsonl')
-        self.done('report', t0)
-        total = time.monotonic() - self.started
-        self.console.print(f'[bold green]demo finished in {total / 60:.1f} min[/bold green]; report: {report}')
-        return report
-
-    def episode_seconds(self) -> float:
-        """Wall time of a full-length episode in real-time mode."""
-        from distill_ros.sim import DistillEnv
-        env = DistillEnv(self.args.task)
-        try:
-            return env.dt * env.task.max_episode_steps
-        finally:
-            env.close()
-
-    def report(self, teacher, students: dict, topic_returns: list[float], curve: Path) -> Path:
-        from distill_ros.distill.report import evaluate_policies, write_report
-        rows = evaluate_policies(self.args.task, teacher, students, self.args.eval_episodes)
-        report_dir = self.out / 'report'
-        path = write_report(rows, report_dir, [curve], title=f'distill_ros demo on {self.args.task}', notes=(
-            'The naive student is what distillation is measured against: the same hidden layers trained on the '
-            'same recording by behavioural cloning of the current sensor reading alone (no history, no past '
-            'actions, no logit or feature matching, no DAgger). The distilled students below it see a sensor '
-            'history and match the teacher\'s actions (' + self.losses + '); the last one also learned on the '
-            'states it visits itself (DAgger).'))
-        with open(path, 'a') as f:
-            f.write(f'\n## Over ROS 2 topics\n\nThe final student drove sim_node (real-time mode) through '
-                    f'student_controller_node for {len(topic_returns)} episodes: returns '
-                    f'{", ".join(f"{r:.0f}" for r in topic_returns)} (mean {np.mean(topic_returns):.1f}).\n\n'
-                    f'Stage times: ' + ', '.join(f'{k} {v:.0f} s' for k, v in self.timings.items()) + '.\n')
-        return path
-
-    def close(self) -> None:
-        self.stop_all()
+def report_notes(losses: str, topic_returns: list[float], timings: dict[str, float]) -> str:
+    """What the report says below its table: what the naive student is, how the final student did
+    over topics, and the stage times."""
+    return (
+        'The naive student is what distillation is measured against: the same hidden layers trained on the '
+        'same recording by behavioural cloning of the current sensor reading alone (no history, no past '
+        'actions, no logit or feature matching, no DAgger). The distilled students below it see a sensor '
+        f'history and match the teacher\'s actions ({losses}); the last one also learned on the '
+        'states it visits itself (DAgger).\n\n'
+        f'**Over ROS 2 topics.** The final student drove sim_node (real-time mode) through '
+        f'student_controller_node for {len(topic_returns)} episodes: returns '
+        f'{", ".join(f"{r:.0f}" for r in topic_returns)} (mean {np.mean(topic_returns):.1f}).\n\n'
+        'Stage times: ' + ', '.join(f'{k} {v:.0f} s' for k, v in timings.items()) + '.')
 
 
 # What a demo writes in OUT; `logs` is left out (a failed run may leave only logs behind).
@@ -247,11 +262,9 @@ def cmd_demo(args: argparse.Namespace) -> int:
     demo = Demo(args)
     try:
         demo.run()
-    except RuntimeError as exc:
+    except RuntimeError as exc:   # a graph that failed or did not end (procs.GraphFailed)
         demo.console.print(f'[bold red]demo failed:[/bold red] {exc}')
         return 1
-    finally:
-        demo.close()
     return 0
 
 

@@ -306,55 +306,60 @@ GRAPHS: dict[str, Graph] = {g.name: g for g in (SIM, SIM_TEACHER_RECORD, DISTILL
 def launch_description(name: str):
     """`launch/<name>.launch.py`'s LaunchDescription: the graph's arguments, its nodes as launch_ros
     `Node` actions, and the handler that ends the launch as described at the top of this module."""
-    from launch.actions import DeclareLaunchArgument, EmitEvent, RegisterEventHandler
+    from launch import LaunchDescription
+    graph = GRAPHS[name]
+    nodes = [_node_action(graph, spec) for spec in graph.nodes]
+    specs = {id(node): spec for node, spec in zip(nodes, graph.nodes)}
+    return LaunchDescription([*map(_declare, graph.arguments), *nodes, _end_when_done(name, specs)])
+
+
+def _declare(arg: Arg):
+    """A launch argument as DeclareLaunchArgument; a default in the share folder is found there."""
+    from launch.actions import DeclareLaunchArgument
+    from launch.substitutions import PathJoinSubstitution
+    from launch_ros.substitutions import FindPackageShare
+    if arg.default is None:
+        return DeclareLaunchArgument(arg.name, description=arg.description)
+    default = (PathJoinSubstitution([FindPackageShare(PACKAGE), *arg.default.split('/')]) if arg.in_share
+               else arg.default)
+    return DeclareLaunchArgument(arg.name, default_value=default, description=arg.description)
+
+
+def _node_action(graph: Graph, spec: NodeSpec):
+    """A node as a launch_ros Node: its parameters file, then its parameters (an argument's value
+    typed as the argument says: '' stays a string, '8' an int), its remappings, and the condition
+    its `when` gives."""
     from launch.conditions import IfCondition
-    from launch.event_handlers import OnProcessExit
-    from launch.events import Shutdown
-    from launch.substitutions import (
-        EqualsSubstitution,
-        LaunchConfiguration,
-        NotEqualsSubstitution,
-        PathJoinSubstitution,
-    )
+    from launch.substitutions import EqualsSubstitution, LaunchConfiguration, NotEqualsSubstitution
     from launch_ros.actions import Node
     from launch_ros.parameter_descriptions import ParameterValue
-    from launch_ros.substitutions import FindPackageShare
-
-    from launch import LaunchDescription
-
-    graph = GRAPHS[name]
-    actions: list = []
-    for arg in graph.arguments:
-        if arg.default is None:
-            actions.append(DeclareLaunchArgument(arg.name, description=arg.description))
-        else:
-            default = (PathJoinSubstitution([FindPackageShare(PACKAGE), *arg.default.split('/')]) if arg.in_share
-                       else arg.default)
-            actions.append(DeclareLaunchArgument(arg.name, default_value=default, description=arg.description))
 
     def parameter(value: Any) -> Any:
-        if isinstance(value, Ref):  # typed as the argument says ('' stays a string, '8' an int)
+        if isinstance(value, Ref):
             return ParameterValue(LaunchConfiguration(value.name), value_type=graph.argument(value.name).type)
         return value
 
     def remap(value: Any) -> Any:
         return LaunchConfiguration(value.name) if isinstance(value, Ref) else value
 
-    specs: dict[int, NodeSpec] = {}
-    for spec in graph.nodes:
-        condition = None
-        if spec.when is not None:
-            argument = LaunchConfiguration(spec.when.lstrip('!'))
-            compare = EqualsSubstitution if spec.when.startswith('!') else NotEqualsSubstitution
-            condition = IfCondition(compare(argument, ''))
-        node = Node(package=PACKAGE, executable=spec.executable, name=spec.name,
-                    namespace=LaunchConfiguration('namespace'), output='screen', condition=condition,
-                    parameters=[LaunchConfiguration(spec.params_file),
-                                {key: parameter(value) for key, value in spec.parameters.items()}],
-                    remappings=[(old, remap(new)) for old, new in spec.remappings])
-        specs[id(node)] = spec
-        actions.append(node)
+    condition = None
+    if spec.when is not None:
+        argument = LaunchConfiguration(spec.when.lstrip('!'))
+        compare = EqualsSubstitution if spec.when.startswith('!') else NotEqualsSubstitution
+        condition = IfCondition(compare(argument, ''))
+    return Node(package=PACKAGE, executable=spec.executable, name=spec.name, namespace=LaunchConfiguration('namespace'),
+                output='screen', condition=condition,
+                parameters=[LaunchConfiguration(spec.params_file),
+                            {key: parameter(value) for key, value in spec.parameters.items()}],
+                remappings=[(old, remap(new)) for old, new in spec.remappings])
 
+
+def _end_when_done(name: str, specs: dict[int, NodeSpec]):
+    """The handler that ends the launch (a Shutdown event): when a node fails, or once every
+    finishing node that was started has exited. `specs`: id(Node action) -> its spec."""
+    from launch.actions import EmitEvent, RegisterEventHandler
+    from launch.event_handlers import OnProcessExit
+    from launch.events import Shutdown
     exited: set[int] = set()
 
     def on_exit(event, context):
@@ -370,5 +375,4 @@ def launch_description(name: str):
             return [EmitEvent(event=Shutdown(reason=f'{name}: done'))]
         return None
 
-    actions.append(RegisterEventHandler(OnProcessExit(on_exit=on_exit)))
-    return LaunchDescription(actions)
+    return RegisterEventHandler(OnProcessExit(on_exit=on_exit))

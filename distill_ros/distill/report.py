@@ -53,26 +53,20 @@ def count_flops(ckpt: Checkpoint) -> int:
     return flops
 
 
-def measure_latency(ckpt: Checkpoint, runs: int = 2000, backend: str = 'torch') -> dict[str, float]:
-    """Inference latency at batch 1, one thread, after warm-up: p50/p99 in microseconds."""
+def measure_latency(ckpt: Checkpoint, runs: int = 2000) -> dict[str, float]:
+    """Inference latency of the torch model at batch 1, one thread, after warm-up: p50/p99 in
+    microseconds. (The controller's backends, ONNX Runtime included, are measured by
+    bench/controller_latency.py.)"""
     x = example(ckpt)
+    model = ckpt.model.eval()
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
+
+    def call():
+        with torch.no_grad():
+            model(x)
+
     try:
-        if backend == 'onnx':
-            from distill_ros.control.inference import load_backend
-            runtime, window = load_backend(ckpt, 'onnxruntime'), x[0].numpy()
-
-            def call():
-                runtime(window)
-        elif backend == 'torch':
-            model = ckpt.model.eval()
-
-            def call():
-                with torch.no_grad():
-                    model(x)
-        else:
-            raise ValueError(f'unknown backend {backend!r}; expected torch or onnx')
         for _ in range(min(200, runs)):
             call()
         times = np.empty(runs)

@@ -105,12 +105,9 @@ def run_distill(data: Dataset, teacher: Checkpoint, cfg: DistillConfig, out: str
         current_teacher = student
     assert student is not None
     if cfg.dagger.rounds:
-        last_scfg = stages[-1]
-
         def retrain(dagger_data, init, k):
-            return train_student(dagger_data, teacher, cfg, out, run=f'dagger{k}', student_cfg=last_scfg, init=init,
-                                 steps=cfg.dagger.steps_per_round, resume=resume, progress=progress,
-                                 on_eval=(lambda step, rec, r=f'dagger{k}': on_eval(r, step, rec)) if on_eval else None)
+            return train_dagger_round(dagger_data, teacher, cfg, out, init, k, resume=resume, progress=progress,
+                                      on_eval=on_eval)
         student, rounds = run_dagger(task, teacher, student, data, cfg, out, retrain, progress=progress, log=log)
         summary['dagger'] = [dataclasses.asdict(r) for r in rounds]
     if rank == 0:
@@ -135,6 +132,18 @@ def run_distill(data: Dataset, teacher: Checkpoint, cfg: DistillConfig, out: str
                     row['ratio'] = row['mean_return'] / t if t else float('nan')
         (out / 'summary.json').write_text(json.dumps(summary, indent=2) + '\n')
     return summary
+
+
+def train_dagger_round(data: Dataset, teacher: Checkpoint, cfg: DistillConfig, out: str | Path, init: Checkpoint,
+                       k: int, resume: bool = False, progress: bool = True,
+                       on_eval: Callable[[str, int, dict], None] | None = None) -> Checkpoint:
+    """DAgger round `k`'s retraining: the student `init` continues on the aggregate `data` (all
+    earlier data and round k's) for `dagger.steps_per_round` steps, as run `dagger<k>` in `out`.
+    The final stage's student config is `cfg.student` (`stage_students()` ends with it)."""
+    run = f'dagger{k}'
+    return train_student(data, teacher, cfg, out, run=run, student_cfg=cfg.student, init=init,
+                         steps=cfg.dagger.steps_per_round, resume=resume, progress=progress,
+                         on_eval=(lambda step, rec: on_eval(run, step, rec)) if on_eval else None)
 
 
 def parse_overrides(items: list[str] | None) -> dict[str, dict[str, Any]]:
