@@ -41,8 +41,8 @@ from distill_ros.distill.trainer import concat_datasets, train_student
 from distill_ros.paths import share_dir
 from distill_ros.policies import checkpoint as ckpt_io
 from distill_ros.policies.checkpoint import Checkpoint
-from distill_ros.teachers import shipped_teacher
 from distill_ros.procs import GraphProcesses, localhost_env
+from distill_ros.teachers import shipped_teacher
 
 
 class Demo:
