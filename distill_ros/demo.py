@@ -109,7 +109,9 @@ class Demo:
     def run(self) -> Path:
         from distill_ros.data.dataset import load_dataset
         from distill_ros.distill.config import load_config
+        from distill_ros.distill.run_files import LEARNING_CURVE
         from distill_ros.distill.runner import run_distill
+        from distill_ros.distill.seeds import DAGGER_SEED_BASE, EVAL_SEED_BASE
         from distill_ros.distill.trainer import concat_datasets, train_student
         from distill_ros.policies import checkpoint as ckpt_io
         from distill_ros.policies.teachers import shipped_teacher
@@ -166,7 +168,7 @@ class Demo:
         # dagger.launch.py's graph: the student answers each observation in lockstep, the teacher labels
         self.run_graph('dagger', 'student episodes, teacher labelling',
                        timeout=60 + 30 * args.dagger_episodes, task=task, student=str(distill_dir / 'student'),
-                       episodes=args.dagger_episodes, seed=500_000 + args.seed, dataset=str(dagger_dir),
+                       episodes=args.dagger_episodes, seed=DAGGER_SEED_BASE + args.seed, dataset=str(dagger_dir),
                        teacher_checkpoint=str(teacher_path))
         aggregate = concat_datasets([data, load_dataset(dagger_dir)])
         self.console.print(f'  retraining on {len(aggregate)} aggregated samples')
@@ -183,7 +185,7 @@ class Demo:
         # would add up to one step of latency)
         self.run_graph('sim_student', 'student episodes over topics',
                        timeout=60 + 2 * self.episode_seconds() * args.deploy_episodes, task=task,
-                       checkpoint=str(self.out / 'student'), episodes=args.deploy_episodes, seed=1_000_000,
+                       checkpoint=str(self.out / 'student'), episodes=args.deploy_episodes, seed=EVAL_SEED_BASE,
                        dataset=str(deploy_dir), trigger='sensor')
         deployed = load_dataset(deploy_dir)
         topic_returns = [float(deployed.episode(i)['reward'].sum()) for i in range(len(deployed.episode_starts))]
@@ -194,7 +196,7 @@ class Demo:
         t0 = self.step(f'5/5 report: teacher vs students on {args.eval_episodes} held-out randomized episodes')
         report = self.report(teacher, {'naive student (BC, current reading only)': naive,
                                        f'student ({self.losses})': offline, 'student (+1 DAgger round)': student},
-                             topic_returns, distill_dir / 'learning_curve.jsonl')
+                             topic_returns, distill_dir / LEARNING_CURVE)
         self.done('report', t0)
         total = time.monotonic() - self.started
         self.console.print(f'[bold green]demo finished in {total / 60:.1f} min[/bold green]; report: {report}')

@@ -19,6 +19,7 @@ import numpy as np
 import torch
 
 from distill_ros.distill.evaluate import eval_seeds, privileged_actor, run_episodes, summarize
+from distill_ros.distill.run_files import LEARNING_CURVE
 from distill_ros.paths import config_path, load_user_yaml
 from distill_ros.policies import checkpoint as ckpt_io
 from distill_ros.policies.mlp import GaussianMLP
@@ -157,7 +158,7 @@ def train_teacher(task_name: str, out: str | Path, cfg: TeacherConfig, seed: int
     seeds = eval_seeds(cfg.eval_episodes)
     started = time.monotonic()
     best = {'mean_return': -np.inf}
-    curve_path = out / 'learning_curve.jsonl'
+    curve_path = out / LEARNING_CURVE
 
     def checkpoint_now() -> ckpt_io.Checkpoint:
         wall = time.monotonic() - started
