@@ -48,6 +48,7 @@ import yaml
 from distill_ros.data.dataset import load_dataset
 from distill_ros.distill.config import parse_config
 from distill_ros.distill.dagger import collect_teacher_dataset
+from distill_ros.distill.run_files import LEARNING_CURVE
 from distill_ros.distill.runner import run_distill
 from distill_ros.distill.trainer import concat_datasets
 from distill_ros.paths import config_path
@@ -173,7 +174,7 @@ def main() -> None:
                 (target / 'wall_time.json').write_text(json.dumps({'wall_s': round(time.monotonic() - t0, 1),
                                                                    'env_steps': samples}))
             students[label] = target / 'student'
-            curves.append(target / 'learning_curve.jsonl')
+            curves.append(target / LEARNING_CURVE)
             budgets[label] = json.loads((target / 'wall_time.json').read_text())
             if args.finetune is not None and cfg.dagger.rounds and (not args.finetune or seed in args.finetune):
                 ft_target, ft_label = out / f'{name}+ft' / f'seed{seed}', label.replace(name, f'{name}+ft', 1)

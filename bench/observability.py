@@ -18,9 +18,12 @@ import argparse
 from pathlib import Path
 
 import numpy as np
+import torch
 
 from distill_ros.data.dataset import load_dataset
-from distill_ros.distill.trainer import concat_datasets, policy_inputs, split_episodes, teacher_labels
+from distill_ros.data.sampler import HistorySampler
+from distill_ros.distill.labels import teacher_labels
+from distill_ros.distill.trainer import concat_datasets, split_episodes
 from distill_ros.policies import checkpoint as ckpt_io
 
 
@@ -54,8 +57,8 @@ def main() -> None:
     names = data.spec.privileged.element_names()
     keep = privileged[train].std(0) > 1e-9   # constant elements (e.g. a fixed parameter) say nothing
     reps = {'current sensors': data.arrays['sensor_obs'].astype(np.float64)}
-    steps, index = policy_inputs((8, True), data)
-    reps['8-step window + past actions'] = steps[index].reshape(len(data), -1).numpy().astype(np.float64)
+    windows = HistorySampler(data, 8, past_actions=True).windows(torch.arange(len(data))).inputs
+    reps['8-step window + past actions'] = windows.reshape(len(data), -1).numpy().astype(np.float64)
     for item in args.student:
         name, _, path = item.partition('=')
         reps[f'{name} latent'] = latent(ckpt_io.load(path), data).astype(np.float64)

@@ -6,7 +6,8 @@
    to a recorder_node process writing a dataset and an MCAP bag; drops = published - recorded,
    per topic (from the bag) and in samples (from the dataset);
 2. bag -> dataset throughput against the raw `rosbags` read+deserialize rate on the same bag;
-3. history-window sampling rate for training from a dataset in the page cache.
+3. history-window sampling rate for training (the trainer's `HistorySampler.draw` + `windows`, steps
+   with the previous action) from a dataset in the page cache.
 
     python bench/recorder.py                         # 1 kHz for 30 s, 1M-sample sampler test
     python bench/recorder.py --duration 3 --sampler-samples 100000   # CI-sized
@@ -148,12 +149,12 @@ def sampler_rate(spec, samples: int, history: int, batch: int, work: Path) -> fl
         arrays['stamp_ns'] = np.arange(n)
         writer.write_episode(arrays, {})
     ds = load_dataset(work / 'big')  # the page cache holds it now
-    sampler = HistorySampler(ds, history=history, fields=('action',))
+    sampler = HistorySampler(ds, history=history, past_actions=True)
     rates = []
     for _ in range(7):
         t0 = time.perf_counter()
         for _ in range(50):
-            sampler.sample(batch)
+            sampler.windows(sampler.draw(batch))
         rates.append(50 * batch / (time.perf_counter() - t0))
     return statistics.median(rates)
 

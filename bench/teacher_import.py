@@ -9,7 +9,7 @@ answer batches of privileged states through the calls the package makes:
 
     batch 1      teacher_node: one state per message (`model.distribution`)
     batch 4..64  collection and DAgger rounds: one state per environment stepped together (`Actor.act`)
-    batch 8192   DAgger / distillation labelling: `trainer.teacher_labels` chunks (`forward_features`,
+    batch 8192   DAgger / distillation labelling: `labels.teacher_labels` chunks (`forward_features`,
                  '+ latent' also reads the feature that feature matching regresses onto)
 
 Figures are teacher actions per second (best of 3 runs of `--seconds` each, on `--threads` threads);

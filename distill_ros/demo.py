@@ -33,10 +33,11 @@ import numpy as np
 
 from distill_ros.data.dataset import Dataset, load_dataset
 from distill_ros.distill.config import DistillConfig, load_config
-from distill_ros.distill.dagger import DAGGER_SEED_BASE, episode_returns
-from distill_ros.distill.evaluate import EVAL_SEED_BASE
+from distill_ros.distill.dagger import episode_returns
 from distill_ros.distill.report import evaluate_policies, write_report
+from distill_ros.distill.run_files import LEARNING_CURVE
 from distill_ros.distill.runner import run_distill, train_dagger_round
+from distill_ros.distill.seeds import DAGGER_SEED_BASE, EVAL_SEED_BASE
 from distill_ros.distill.trainer import concat_datasets, train_student
 from distill_ros.paths import share_dir
 from distill_ros.policies import checkpoint as ckpt_io
@@ -149,7 +150,7 @@ class Demo:
                                   f'episodes'):
             notes = report_notes(loss_names(cfg), topic_returns, self.timings)
             rows = evaluate_policies(args.task, teacher, students, args.eval_episodes)
-            path = write_report(rows, self.out / 'report', [self.out / 'distill' / 'learning_curve.jsonl'],
+            path = write_report(rows, self.out / 'report', [self.out / 'distill' / LEARNING_CURVE],
                                 title=f'distill_ros demo on {args.task}', notes=notes)
         return path
 

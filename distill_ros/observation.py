@@ -367,14 +367,25 @@ def sensor_reading(joints, imu=None) -> SensorReading:
     return reading
 
 
+# ---------------------------------------------------------------- the student's history window
+#
+# The student reads h_t = (x_{t-H+1}, ..., x_t), oldest first, each step x_k = [sensor_obs_k, a_{k-1}]
+# (a_{k-1}: the action executed after the previous observation, zero at an episode's first step;
+# left out when the student has no past actions). Before an episode's first step its first step
+# repeats. This module is the one definition of that window: `HistoryBuffer` builds it tick by tick
+# at run time (student controller, evaluation, DAgger, fine-tuning, through `Checkpoint.history_buffer`
+# and `Actor`); `history_steps` and `window_rows` build the same windows from a recorded dataset
+# for training (`data.sampler.HistorySampler`), and a test proves both equal.
+
+
 class HistoryBuffer:
-    """The student's input: the last `history` steps, oldest first, each step the sensor
+    """The student's input at run time: the last `history` steps, oldest first, each step the sensor
     observation followed (when `action_dim` > 0) by the action executed after the previous one.
 
     Preallocated and written twice (at `pos` and `pos + history`), so `window` is always one
     contiguous view and a tick allocates nothing. Before the first push of an episode every slot
     repeats the first observation with a zero previous action, which is exactly what
-    `history_steps` + `HistorySampler` build from a dataset for training.
+    `history_steps` + `window_rows` build from a dataset for training.
     """
 
     def __init__(self, history: int, obs_dim: int, action_dim: int = 0, dtype=np.float32):
@@ -426,3 +437,12 @@ def history_steps(sensor_obs: np.ndarray, action: np.ndarray | None, episode_sta
     prev[1:] = action[:-1]
     prev[np.asarray(episode_starts, dtype=np.int64)] = 0.0
     return np.concatenate([sensor_obs, prev], axis=1)
+
+
+def window_rows(index: np.ndarray, episode_start: np.ndarray, history: int) -> np.ndarray:
+    """(len(index), history) dataset rows of the window ending at each sample of `index`, oldest
+    first: index - history + 1 ... index, never before its episode's first row, which repeats there
+    (`episode_start`: the first row of each index's episode). `history_steps(...)[window_rows(...)]`
+    is what `HistoryBuffer.push` returns at each step of the episode."""
+    back = np.arange(history - 1, -1, -1)
+    return np.maximum(np.asarray(index)[:, None] - back, np.asarray(episode_start)[:, None])

@@ -16,12 +16,14 @@ from safetensors.torch import load_file
 from torch import distributions as D
 
 from distill_ros.data.dataset import DatasetWriter, load_dataset
+from distill_ros.data.sampler import HistorySampler
 from distill_ros.distill.config import ConfigError, load_config, parse_config
 from distill_ros.distill.dagger import collect_episodes, collect_teacher_dataset, dataset_spec, run_dagger
 from distill_ros.distill.evaluate import eval_seeds, evaluate_checkpoint, run_episodes, summarize
-from distill_ros.distill.losses import bc_loss, categorical_kl, feature_loss, gaussian_kl, logit_loss
+from distill_ros.distill.labels import teacher_labels
+from distill_ros.distill.losses import bc_loss, feature_loss, gaussian_kl, logit_loss
 from distill_ros.distill.runner import run_distill
-from distill_ros.distill.trainer import concat_datasets, policy_inputs, teacher_labels, train_student
+from distill_ros.distill.trainer import concat_datasets, train_student
 from distill_ros.observation import HistoryBuffer
 from distill_ros.paths import config_path
 from distill_ros.policies import checkpoint as ckpt_io
@@ -68,20 +70,6 @@ def test_gaussian_kl_matches_torch_distributions_both_directions():
     assert float(gaussian_kl(mp, sp, mq, sq)) > 0.1
 
 
-def test_categorical_kl_is_rusu_tempered_kl():
-    g = torch.Generator().manual_seed(1)
-    teacher_logits, student_logits = torch.randn(16, 5, generator=g), torch.randn(16, 5, generator=g)
-    for temperature in (0.5, 1.0, 2.0):
-        target = D.Categorical(logits=teacher_logits / temperature)
-        expected = D.kl_divergence(target, D.Categorical(logits=student_logits)).mean()
-        torch.testing.assert_close(categorical_kl(teacher_logits, student_logits, temperature), expected)
-    assert float(categorical_kl(teacher_logits, teacher_logits, 1.0)) == pytest.approx(0.0, abs=1e-6)
-    # a low temperature sharpens the target: the student matching the raw logits is then off
-    assert float(categorical_kl(teacher_logits, teacher_logits, 0.1)) > 0.05
-    with pytest.raises(ValueError, match='temperature'):
-        categorical_kl(teacher_logits, student_logits, 0.0)
-
-
 def test_bc_and_feature_losses():
     a, b = torch.tensor([[1.0, 2.0], [0.0, 0.0]]), torch.tensor([[0.0, 2.0], [0.0, 3.0]])
     assert float(bc_loss(a, b, 'mse')) == pytest.approx((1.0 + 9.0) / 2)      # summed over actions, mean over batch
@@ -117,10 +105,15 @@ def test_config_errors_name_the_key(tmp_path):
 
 # ---------------------------------------------------------------- windows
 
+def windows(data, history: int, past_actions: bool) -> torch.Tensor:
+    """The window the trainer feeds a student at every sample of `data`."""
+    return HistorySampler(data, history, past_actions).windows(torch.arange(len(data))).inputs
+
+
 def test_training_windows_equal_the_runtime_history_buffer(data):
     """What the trainer feeds the student for sample i is exactly what HistoryBuffer gives at run time."""
     for history, past_actions in ((1, False), (5, True), (8, False)):
-        steps, index = policy_inputs((history, past_actions), data)
+        trained = windows(data, history, past_actions)
         a = len(data.spec.action_names)
         for ep in range(2):
             episode = data.episode(ep)
@@ -129,7 +122,7 @@ def test_training_windows_equal_the_runtime_history_buffer(data):
             for t in range(40):
                 window = buffer.push(episode['sensor_obs'][t])
                 buffer.set_action(episode['action'][t])
-                np.testing.assert_allclose(steps[index[start + t]].numpy(), window, rtol=1e-6, atol=1e-6)
+                np.testing.assert_allclose(trained[start + t].numpy(), window, rtol=1e-6, atol=1e-6)
 
 
 # ---------------------------------------------------------------- trainer
@@ -210,14 +203,14 @@ def test_bc_regresses_the_teachers_mean_clipped_to_the_action_limits(tmp_path, d
         loud.model.head.weight.mul_(scale)
         loud.model.head.bias.mul_(scale)
     loud.action_low, loud.action_high = np.array([-0.5]), np.array([0.5])
-    steps, index = policy_inputs((8, True), data)
+    inputs = windows(data, 8, True)
     means = {}
     for clip in (True, False):
         losses = {'bc': {'clip_labels': clip}, 'kl': {'weight': 0.0}, 'feature': {'weight': 0.0}}
         cfg = parse_config(tiny(train={'steps': 300, 'eval_every': 100, 'lr': 3e-3}, losses=losses))
         student = train_student(data, loud, cfg, tmp_path / str(clip), progress=False)
         with torch.no_grad():
-            means[clip] = student.model(steps[index]).abs().max().item()
+            means[clip] = student.model(inputs).abs().max().item()
     assert means[True] < 0.75 and means[False] > 1.5, means
 
 
@@ -268,7 +261,7 @@ def test_recurrent_student_runs_as_it_was_trained(tmp_path, data, teacher, cell)
     student = ckpt_io.load(tmp_path / 'runs' / 'offline' / 'best')
     assert is_recurrent(student.model) and student.history == 1 and student.past_actions
     assert student.metrics['steps'] == 40
-    steps, _ = policy_inputs((1, True), data)
+    steps = HistorySampler(data, 1, past_actions=True).steps
     start, episode = int(data.episode_starts[1]), data.episode(1)
     length = len(episode['action'])
     with torch.no_grad():

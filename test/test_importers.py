@@ -283,7 +283,8 @@ def test_an_imported_graph_teacher_collects_labels_distils_and_runs_dagger(tmp_p
     from distill_ros.data.dataset import DatasetWriter, load_dataset
     from distill_ros.distill.config import parse_config
     from distill_ros.distill.dagger import collect_episodes, collect_teacher_dataset, dataset_spec
-    from distill_ros.distill.trainer import teacher_labels, train_student
+    from distill_ros.distill.labels import teacher_labels
+    from distill_ros.distill.trainer import train_student
     from distill_ros.policies.export import export_onnx
 
     env = DistillEnv('cartpole')

@@ -1,10 +1,20 @@
-"""The named observation layout and the shared sensor-observation builder."""
+"""The named observation layout, the shared sensor-observation builder and the student's history
+window (run time and from a dataset)."""
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from distill_ros.observation import Field, ObsSpec, SensorMismatch, SensorObsBuilder, SensorReading
+from distill_ros.observation import (
+    Field,
+    HistoryBuffer,
+    ObsSpec,
+    SensorMismatch,
+    SensorObsBuilder,
+    SensorReading,
+    history_steps,
+    window_rows,
+)
 from distill_ros.sim import SENSOR, DistillEnv
 
 
@@ -73,3 +83,23 @@ def test_build_from_messages_equals_build_of_reading():
         builder.build_from_messages(NS(name=['hip'], position=[1.0], velocity=[0.0]), imu)
     with pytest.raises(SensorMismatch, match='carries no velocity'):
         builder.build_from_messages(NS(name=['hip', 'knee'], position=[1.0, 2.0], velocity=[]), imu)
+
+
+@pytest.mark.parametrize('history, past_actions', [(1, False), (3, True), (4, False)])
+def test_dataset_windows_equal_the_history_buffer(history, past_actions):
+    """`history_steps` + `window_rows` over recorded episodes give, at every sample, the window
+    `HistoryBuffer` returned at that tick (first step repeated, zero previous action at a start)."""
+    rng = np.random.default_rng(0)
+    lengths = [5, 2, 7]
+    starts = np.cumsum([0] + lengths[:-1])
+    n = sum(lengths)
+    obs, action = rng.normal(size=(n, 3)), rng.normal(size=(n, 2))
+    steps = history_steps(obs, action if past_actions else None, starts)
+    episode_start = np.repeat(starts, lengths)
+    windows = steps[window_rows(np.arange(n), episode_start, history)]
+    assert windows.shape == (n, history, 3 + (2 if past_actions else 0))
+    for start, length in zip(starts, lengths):
+        buffer = HistoryBuffer(history, 3, 2 if past_actions else 0)
+        for t in range(start, start + length):
+            np.testing.assert_allclose(windows[t], buffer.push(obs[t]), rtol=1e-6)
+            buffer.set_action(action[t])

@@ -18,15 +18,25 @@ def test_windows_stay_inside_episodes_oldest_first(tmp_path):
     for episode, n in enumerate([4, 6]):
         arrays = {name: np.zeros((n, *shape), dtype=dtype) for name, (shape, dtype) in spec.fields().items()}
         arrays['sensor_obs'][:, 0] = 100 * episode + np.arange(n)  # tag: episode and step
+        arrays['action'][:, 0] = 1000 + 100 * episode + np.arange(n)
         arrays['stamp_ns'] = np.arange(n)
         writer.write_episode(arrays, {})
-    sampler = HistorySampler(load_dataset(tmp_path / 'ds'), history=3, fields=('action',))
-    w = sampler.windows(torch.tensor([0, 2, 4, 9]))[:, :, 0]
+    data = load_dataset(tmp_path / 'ds')
+    sampler = HistorySampler(data, history=3)
+    w = sampler.windows(torch.tensor([0, 2, 4, 9])).inputs[:, :, 0]
     assert w.tolist() == [[0, 0, 0], [0, 1, 2], [100, 100, 100], [103, 104, 105]]
-    batch = sampler.sample(64)
-    assert batch['obs_history'].shape == (64, 3, 12) and batch['action'].shape == (64, 1)
-    newest = batch['obs_history'][:, -1, 0]
-    assert torch.equal(newest, sampler.obs[batch['index'], 0])
+    # with past actions each step ends with the action executed before it (zero at an episode's start)
+    steps = HistorySampler(data, history=3, past_actions=True).windows(torch.tensor([2, 5])).inputs
+    assert steps.shape == (2, 3, 12 + 1)
+    assert steps[:, :, -1].tolist() == [[0, 1000, 1001], [0, 0, 1100]]
+    # training draws: seeded, only from the given indices, each window ending at its sample
+    train = np.arange(4, 10)
+    pick = HistorySampler(data, history=3, indices=train, seed=5).draw(64)
+    assert torch.equal(pick, HistorySampler(data, history=3, indices=train, seed=5).draw(64))
+    assert set(pick.tolist()) <= set(train.tolist())
+    batch = sampler.windows(pick)
+    assert batch.inputs.shape == (64, 3, 12) and torch.equal(batch.index, pick)
+    assert torch.equal(batch.inputs[:, -1, 0], sampler.steps[pick, 0])
 
 
 def test_tbptt_sequences_respect_episode_boundaries():

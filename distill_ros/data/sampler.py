@@ -1,33 +1,28 @@
-"""Random minibatches from a loaded dataset, for training: observation-history windows for window
+"""The student's inputs over a loaded dataset, for training: observation-history windows for window
 students, and truncated-BPTT sequences (with burn-in, padded and masked at episode ends) or whole
-episodes for recurrent students.
+episodes for recurrent students; random draws of training samples from a seeded generator.
 
-A window for sample i holds the observations i-H+1 ... i of i's episode, oldest first (frame-major:
-shape (batch, H, obs_dim)); before an episode's first sample the first observation repeats, as the
-student controller's history buffer does at start-up. Windows never cross episode boundaries.
-Everything is precomputed as tensors, so drawing a batch is two index operations.
+A window for sample i holds the steps i-H+1 ... i of i's episode, oldest first (frame-major:
+shape (batch, H, step_dim)), built by `observation.history_steps` and `observation.window_rows`,
+the offline form of the `HistoryBuffer` the student runs with. Windows never cross episode
+boundaries. The step rows are precomputed once as a tensor, so a batch is a few index operations.
 """
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 
 import numpy as np
 import torch
 
 from distill_ros.data.dataset import Dataset
+from distill_ros.observation import history_steps, window_rows
 
 
 def episode_start_of(episode_starts: np.ndarray, n: int) -> torch.Tensor:
     """For each of `n` samples, the index of its episode's first sample."""
     lengths = np.diff(np.append(episode_starts, n))
     return torch.from_numpy(np.repeat(np.asarray(episode_starts, dtype=np.int64), lengths))
-
-
-def window_rows(index: torch.Tensor, start_of_index: torch.Tensor, history: int) -> torch.Tensor:
-    """(len(index), history) sample rows of each window ending at `index`, oldest first, the
-    episode's first row repeated before its start (`start_of_index`: episode start of each index)."""
-    back = torch.arange(history - 1, -1, -1)
-    return torch.maximum(index[:, None] - back, start_of_index[:, None])
 
 
 def episode_end_of(episode_starts: np.ndarray, n: int) -> torch.Tensor:
@@ -63,32 +58,70 @@ def episode_rows(episode_starts: np.ndarray, n: int, episodes: Sequence[int]) ->
     return torch.minimum(rows, stops[:, None] - 1), mask
 
 
+@dataclass
+class Batch:
+    """Student inputs and the samples their loss is computed at.
+
+    inputs   windows (batch, H, step_dim), or step sequences (batch, T, step_dim) run from a zero state
+    index    the dataset row of each loss term (batch,), or of each masked-in sequence step
+    mask     sequences only: (batch, T), True on the steps whose output counts"""
+
+    inputs: torch.Tensor
+    index: torch.Tensor
+    mask: torch.Tensor | None = None
+
+
 class HistorySampler:
-    def __init__(self, dataset: Dataset, history: int, fields: tuple[str, ...] = ('teacher_action',),
-                 obs_field: str = 'sensor_obs', seed: int = 0, indices: np.ndarray | None = None):
+    """The inputs of a student with `history` steps (and the previous action in each step when
+    `past_actions`) over `dataset`, and seeded random draws from its samples `indices` (default: all).
+
+    `draw(n)` picks n samples; `windows`, `sequences` and `episodes` give the batches a window or a
+    recurrent student trains and validates on; `window_batches` and `episode_batches` walk a set in
+    chunks. The trainer draws every batch here; `generator` is saved with its state for --resume."""
+
+    def __init__(self, dataset: Dataset, history: int, past_actions: bool = False, indices: np.ndarray | None = None,
+                 seed: int = 0):
         if history < 1:
             raise ValueError(f'history must be >= 1, got {history}')
         n = len(dataset)
         if n == 0:
             raise ValueError(f'dataset {dataset.folder} holds no samples')
-        self.history = history
-        self.obs = torch.from_numpy(np.ascontiguousarray(dataset.arrays[obs_field], dtype=np.float32))
-        self.targets = {name: torch.from_numpy(np.ascontiguousarray(dataset.arrays[name], dtype=np.float32))
-                        for name in fields}
+        self.history, self.n = history, n
+        self.episode_starts = dataset.episode_starts
+        steps = history_steps(dataset.arrays['sensor_obs'], dataset.arrays['action'] if past_actions else None,
+                              dataset.episode_starts)
+        self.steps = torch.from_numpy(np.ascontiguousarray(steps))   # (n, step_dim): x_k for every sample
         self.episode_start = episode_start_of(dataset.episode_starts, n)
+        self.episode_end = episode_end_of(dataset.episode_starts, n)
         self.indices = torch.from_numpy(np.arange(n) if indices is None else np.asarray(indices))
         self.generator = torch.Generator().manual_seed(seed)
 
     def __len__(self) -> int:
         return len(self.indices)
 
-    def windows(self, index: torch.Tensor) -> torch.Tensor:
-        """Observation windows (len(index), H, obs_dim) ending at each sample in `index`."""
-        return self.obs[window_rows(index, self.episode_start[index], self.history)]
+    def draw(self, n: int) -> torch.Tensor:
+        """`n` samples of `indices`, uniformly with replacement."""
+        return self.indices[torch.randint(len(self.indices), (n,), generator=self.generator)]
 
-    def sample(self, batch: int) -> dict[str, torch.Tensor]:
-        pick = self.indices[torch.randint(len(self.indices), (batch,), generator=self.generator)]
-        out = {'obs_history': self.windows(pick), 'index': pick}
-        for name, values in self.targets.items():
-            out[name] = values[pick]
-        return out
+    def windows(self, index: torch.Tensor) -> Batch:
+        """The history windows (len(index), H, step_dim) ending at each sample of `index`."""
+        rows = window_rows(index.numpy(), self.episode_start[index].numpy(), self.history)
+        return Batch(self.steps[torch.from_numpy(rows)], index)
+
+    def sequences(self, t0: torch.Tensor, burn_in: int, length: int) -> Batch:
+        """Truncated-BPTT sequences whose loss starts at each sample of `t0` (`sequence_rows`)."""
+        rows, mask = sequence_rows(t0, self.episode_start[t0], self.episode_end[t0], burn_in, length)
+        return Batch(self.steps[rows], rows[mask], mask)
+
+    def episodes(self, episodes: Sequence[int]) -> Batch:
+        """Whole episodes from their first step, padded and masked (`episode_rows`)."""
+        rows, mask = episode_rows(self.episode_starts, self.n, episodes)
+        return Batch(self.steps[rows], rows[mask], mask)
+
+    def window_batches(self, index: torch.Tensor, chunk: int = 8192) -> Iterator[Batch]:
+        for start in range(0, len(index), chunk):
+            yield self.windows(index[start:start + chunk])
+
+    def episode_batches(self, episodes: Sequence[int], chunk: int = 16) -> Iterator[Batch]:
+        for start in range(0, len(episodes), chunk):
+            yield self.episodes(episodes[start:start + chunk])

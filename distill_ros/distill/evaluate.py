@@ -6,10 +6,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from distill_ros.distill.seeds import EVAL_SEED_BASE
 from distill_ros.sim import PRIVILEGED, SENSOR, DistillEnv
-
-# Evaluation seeds never overlap training seeds (training draws below this).
-EVAL_SEED_BASE = 1_000_000
 
 
 @dataclass
@@ -21,6 +19,8 @@ class EpisodeResult:
 
 
 def eval_seeds(n: int, base: int = EVAL_SEED_BASE) -> list[int]:
+    """The held-out evaluation episodes' seeds (seeds.py: no training, collection or validation
+    episode is drawn from them)."""
     return list(range(base, base + n))
 
 

@@ -17,6 +17,10 @@ forward velocity, contacts). Fine-tuning closes it with the student's own experi
 The first `critic.warmup_iterations` train the critic only: a random critic's advantages would
 otherwise undo the distillation in the first updates.
 
+`TeacherRegularizedPPO` is the update (rsl_rl's PPO, then the regularizer); `FinetuneRunner` is the
+loop around it (rollouts, validation, checkpoints, resume, learning curve), as
+`distillation.Distillation` and `trainer.DistillationRunner` are for offline distillation.
+
 Outputs in OUT: student/ (the best actor on validation episodes, never the held-out evaluation
 seeds), runs/finetune/{last,trainer_state.*} for `--resume`, learning_curve.jsonl, tensorboard/.
 """
@@ -26,30 +30,36 @@ import copy
 import dataclasses
 import json
 import math
-import os
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
-from safetensors.torch import load_file, save_file
 from torch import nn
 from torch.distributions import Normal, kl_divergence
 
 from distill_ros.distill.config import ConfigError, _build, need, read_sections
 from distill_ros.distill.evaluate import PolicyActor, run_episodes, summarize
+from distill_ros.distill.labels import policy_std, teacher_distribution
+from distill_ros.distill.run_files import (
+    LEARNING_CURVE,
+    RunLog,
+    copy_checkpoint,
+    has_trainer_state,
+    load_optimizer,
+    load_trainer_state,
+    optimizer_tensors,
+    prefixed,
+    save_trainer_state,
+)
+from distill_ros.distill.seeds import finetune_seed, validation_seeds
 from distill_ros.policies import checkpoint as ckpt_io
 from distill_ros.policies.checkpoint import Checkpoint
 from distill_ros.policies.students import HistoryPolicy, is_history_policy, is_recurrent
 from distill_ros.sim import PRIVILEGED, SENSOR, DistillEnv
-
-# Seeds of fine-tuning episodes and of the validation episodes that pick the best actor: apart from
-# teacher training's, DAgger's (500_000...) and the held-out evaluation seeds (1_000_000...).
-FINETUNE_SEED_BASE = 2_000_000
-VALIDATION_SEED_BASE = 900_000
-CURVE = 'learning_curve.jsonl'
 
 
 @dataclass
@@ -302,7 +312,7 @@ class StudentEnvs:
         windows = np.stack([self.buffers[i].push(o[SENSOR]) for i, o in enumerate(self.obs)])
         privileged = torch.as_tensor(np.stack([o[PRIVILEGED] for o in self.obs]), dtype=torch.float32)
         return TensorDict({'student': torch.as_tensor(windows.reshape(self.n, -1)), 'critic': privileged,
-                           'teacher': self.teacher.model(privileged)}, batch_size=[self.n])
+                           'teacher': teacher_distribution(self.teacher.model, privileged)[0]}, batch_size=[self.n])
 
     def step(self, actions: torch.Tensor):
         """Execute (clipped) actions; the next observations, rewards, dones and time-outs."""
@@ -334,29 +344,98 @@ def _critic(obs, cfg: FinetuneConfig):
                     activation=cfg.critic.activation, obs_normalization=True)
 
 
-def _regularize(ppo, actor: StudentActor, optimizer: torch.optim.Optimizer, weight: float, kind: str,
-                epochs: int, mini_batches: int) -> float:
-    """One pass (per epoch) over the rollout on weight · (BC or KL) toward the teacher's means."""
-    storage, losses = ppo.storage, []
-    generator = (storage.recurrent_mini_batch_generator(mini_batches, epochs) if actor.is_recurrent
-                 else storage.mini_batch_generator(mini_batches, epochs))
-    for batch in generator:
-        from rsl_rl.utils import unpad_trajectories
-        mean = actor(batch.observations, masks=batch.masks, hidden_state=batch.hidden_states[0])
-        target = batch.observations['teacher']
-        if batch.masks is not None:
-            target = unpad_trajectories(target, batch.masks)
-        if kind == 'bc':
-            loss = (mean - target).pow(2).sum(-1).mean()
+class TeacherRegularizedPPO:
+    """rsl_rl's PPO on the student actor and a privileged critic, then a step on the teacher
+    regularizer over the same rollout (module docstring):
+
+        L_reg = w_k · E ‖ μ_θ(h) − μ*(s) ‖²   (`teacher.kind: bc`)   or   w_k · KL(π* ‖ π_θ)   (`kl`)
+
+    `iteration(envs, obs, k)` is one iteration k: critic warm-up or not, a rollout, PPO's update and
+    the regularizer's; `state_dict()`/`load_state_dict()` carry the critic, both optimizers, the
+    RNG and PPO's adapted learning rate for --resume."""
+
+    def __init__(self, actor: StudentActor, obs, cfg: FinetuneConfig):
+        from rsl_rl.algorithms import PPO
+        from rsl_rl.storage import RolloutStorage
+        p = cfg.ppo
+        self.actor, self.cfg = actor, cfg
+        self.ppo = PPO(actor, _critic(obs, cfg), RolloutStorage('rl', cfg.env.envs, cfg.env.steps_per_env, obs,
+                                                                [actor.student.action_dim]),
+                       num_learning_epochs=p.num_learning_epochs, num_mini_batches=p.num_mini_batches,
+                       clip_param=p.clip_param, gamma=p.gamma, lam=p.lam, value_loss_coef=p.value_loss_coef,
+                       entropy_coef=p.entropy_coef, learning_rate=p.learning_rate, max_grad_norm=p.max_grad_norm,
+                       schedule=p.schedule, desired_kl=p.desired_kl)
+        self.regularizer = torch.optim.Adam(actor.parameters(), lr=cfg.teacher.learning_rate)
+
+    def iteration(self, envs: StudentEnvs, obs, k: int):
+        """Iteration k from observations `obs`; returns the next observations and
+        (PPO's losses, w_k, the regularizer's loss or None, whether the critic warmed up alone)."""
+        warmup = k < self.cfg.critic.warmup_iterations
+        for param in self.actor.parameters():   # the critic learns the student's values before the actor moves
+            param.requires_grad_(not warmup)
+        if warmup:   # the actor does not move: no KL to adapt the learning rate to
+            self.ppo.schedule, self.ppo.learning_rate = 'fixed', self.cfg.ppo.learning_rate
         else:
-            teacher_std = actor.teacher_std.expand_as(target)
-            loss = kl_divergence(Normal(target, teacher_std), Normal(mean, actor.output_std)).sum(-1).mean()
-        optimizer.zero_grad()
-        (weight * loss).backward()
-        nn.utils.clip_grad_norm_(actor.parameters(), ppo.max_grad_norm)
-        optimizer.step()
-        losses.append(float(loss.detach()))
-    return float(np.mean(losses)) if losses else None
+            self.ppo.schedule = self.cfg.ppo.schedule
+        obs = self.rollout(envs, obs)
+        losses = self.ppo.update()
+        # After PPO's update (its ratios and KL then compare with the policy that collected the
+        # rollout), and on the same rollout: storage.clear() only rewinds the write position.
+        weight = teacher_weight(self.cfg, k)
+        reg_loss = self.regularize(weight) if weight > 0 and not warmup else None
+        return obs, (losses, weight, reg_loss, warmup)
+
+    @torch.no_grad()
+    def rollout(self, envs: StudentEnvs, obs):
+        """`env.steps_per_env` steps of every environment into PPO's storage, then GAE returns."""
+        for _ in range(self.cfg.env.steps_per_env):
+            actions = self.ppo.act(obs)
+            obs, rewards, dones, extras = envs.step(actions)
+            self.ppo.process_env_step(obs, rewards * self.cfg.env.reward_scale, dones, extras)
+        self.ppo.compute_returns(obs)
+        return obs
+
+    def regularize(self, weight: float) -> float | None:
+        """`teacher.epochs` passes over the rollout's mini-batches on weight · L_reg (teacher's means
+        from the observations' 'teacher' group); returns the mean unweighted loss."""
+        from rsl_rl.utils import unpad_trajectories
+        actor, storage, losses = self.actor, self.ppo.storage, []
+        mini_batches, epochs = self.cfg.ppo.num_mini_batches, self.cfg.teacher.epochs
+        generator = (storage.recurrent_mini_batch_generator(mini_batches, epochs) if actor.is_recurrent
+                     else storage.mini_batch_generator(mini_batches, epochs))
+        for batch in generator:
+            mean = actor(batch.observations, masks=batch.masks, hidden_state=batch.hidden_states[0])
+            target = batch.observations['teacher']
+            if batch.masks is not None:
+                target = unpad_trajectories(target, batch.masks)
+            if self.cfg.teacher.kind == 'bc':
+                loss = (mean - target).pow(2).sum(-1).mean()
+            else:
+                teacher_std = actor.teacher_std.expand_as(target)
+                loss = kl_divergence(Normal(target, teacher_std), Normal(mean, actor.output_std)).sum(-1).mean()
+            self.regularizer.zero_grad()
+            (weight * loss).backward()
+            nn.utils.clip_grad_norm_(actor.parameters(), self.ppo.max_grad_norm)
+            self.regularizer.step()
+            losses.append(float(loss.detach()))
+        return float(np.mean(losses)) if losses else None
+
+    def state_dict(self) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+        tensors = {f'critic.{k}': v.contiguous() for k, v in self.ppo.critic.state_dict().items()}
+        opt, opt_meta = optimizer_tensors(self.ppo.optimizer)
+        tensors.update({f'opt.{k}': v for k, v in opt.items()})
+        reg, reg_meta = optimizer_tensors(self.regularizer)
+        tensors.update({f'reg.{k}': v for k, v in reg.items()})
+        tensors['torch_rng'] = torch.get_rng_state()
+        return tensors, {'learning_rate': self.ppo.learning_rate, 'optimizer': opt_meta,
+                         'regularizer_optimizer': reg_meta}
+
+    def load_state_dict(self, tensors: dict[str, torch.Tensor], meta: dict[str, Any]) -> None:
+        self.ppo.critic.load_state_dict(prefixed(tensors, 'critic'))
+        load_optimizer(self.ppo.optimizer, prefixed(tensors, 'opt'), meta['optimizer'])
+        load_optimizer(self.regularizer, prefixed(tensors, 'reg'), meta['regularizer_optimizer'])
+        torch.set_rng_state(tensors['torch_rng'])
+        self.ppo.learning_rate = meta['learning_rate']
 
 
 def _student_checkpoint(student: HistoryPolicy, parent: Checkpoint, cfg: FinetuneConfig, teacher: Checkpoint,
@@ -371,171 +450,130 @@ def _student_checkpoint(student: HistoryPolicy, parent: Checkpoint, cfg: Finetun
     return ckpt
 
 
-def _save_state(run_dir: Path, ppo, student_opt, iteration: int, env_steps: int, best: float,
-                wall_s: float) -> None:
-    from distill_ros.distill.trainer import _optimizer_tensors
-    tensors = {f'critic.{k}': v.contiguous() for k, v in ppo.critic.state_dict().items()}
-    opt, opt_meta = _optimizer_tensors(ppo.optimizer)
-    tensors.update({f'opt.{k}': v for k, v in opt.items()})
-    reg, reg_meta = _optimizer_tensors(student_opt)
-    tensors.update({f'reg.{k}': v for k, v in reg.items()})
-    tensors['torch_rng'] = torch.get_rng_state()
-    save_file(tensors, str(run_dir / 'trainer_state.safetensors.tmp'))
-    os.replace(run_dir / 'trainer_state.safetensors.tmp', run_dir / 'trainer_state.safetensors')
-    meta = {'iteration': iteration, 'env_steps': env_steps, 'best': best, 'wall_s': wall_s,
-            'learning_rate': ppo.learning_rate, 'optimizer': opt_meta, 'regularizer_optimizer': reg_meta}
-    (run_dir / 'trainer_state.json.tmp').write_text(json.dumps(meta))
-    os.replace(run_dir / 'trainer_state.json.tmp', run_dir / 'trainer_state.json')
-
-
-def finetune(student: Checkpoint, teacher: Checkpoint, cfg: FinetuneConfig, out: str | Path, resume: bool = False,
-             progress: bool = True, log=print) -> dict[str, Any]:
-    """Fine-tune `student` with PPO on its task (see the module docstring); returns a summary and
-    writes OUT/student (the best actor on validation episodes)."""
-    from rsl_rl.algorithms import PPO
-    from rsl_rl.storage import RolloutStorage
-
-    from distill_ros.distill.trainer import _load_optimizer
+def _check_pair(student: Checkpoint, teacher: Checkpoint) -> None:
     if student.obs_source != 'sensor' or not is_history_policy(student.model):
         raise ValueError(f'{student.path} is not a sensor student (a distilled checkpoint); fine-tuning starts '
                          'from one')
     if teacher.task and student.task and teacher.task != student.task:
         raise ValueError(f'student {student.path} is for task {student.task!r}, teacher {teacher.path} for '
                          f'{teacher.task!r}')
+
+
+class FinetuneRunner:
+    """The loop around `TeacherRegularizedPPO`: the actor set up from the student (or the last
+    snapshot when resuming), validation episodes that pick the best actor, OUT/runs/finetune/
+    {best,last,trainer_state.*}, the learning curve, TensorBoard and progress."""
+
+    def __init__(self, student: Checkpoint, teacher: Checkpoint, cfg: FinetuneConfig, out: Path, resume: bool,
+                 log: Callable[[str], None]):
+        self.parent, self.teacher, self.cfg, self.out, self.log = student, teacher, cfg, out, log
+        self.run_dir = out / 'runs' / 'finetune'
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        self.resuming = resume and has_trainer_state(self.run_dir) and (self.run_dir / 'last' / 'policy.json').is_file()
+        if not resume and (out / LEARNING_CURVE).exists():
+            (out / LEARNING_CURVE).unlink()
+        torch.set_num_threads(cfg.train.torch_threads)
+        torch.manual_seed(cfg.train.seed)
+        self.model = copy.deepcopy((ckpt_io.load(self.run_dir / 'last') if self.resuming else student).model).train()
+        if cfg.actor.init_std > 0 and not self.resuming:
+            with torch.no_grad():
+                self.model.log_std.fill_(math.log(cfg.actor.init_std))
+        for buffer in self.model.buffers():   # the normalization stays as distilled
+            buffer.requires_grad_(False)
+        actor = StudentActor(self.model, min_std=cfg.actor.min_std, teacher_std=policy_std(teacher.model))
+        tensors, meta = load_trainer_state(self.run_dir) if self.resuming else ({}, {})
+        self.task = student.task or teacher.task
+        self.envs = StudentEnvs(self.task, student, teacher, cfg.env.envs,
+                                finetune_seed(cfg.train.seed) + meta.get('env_steps', 0), cfg.env.fall_penalty)
+        self.obs = self.envs.observations()
+        self.algorithm = TeacherRegularizedPPO(actor, self.obs, cfg)
+        self.start, self.env_steps, self.best, self.wall_s = 0, 0, -math.inf, 0.0
+        if self.resuming:
+            self.algorithm.load_state_dict(tensors, meta)
+            self.start, self.env_steps, self.best, self.wall_s = (meta['iteration'], meta['env_steps'], meta['best'],
+                                                                  meta['wall_s'])
+            log(f'resuming fine-tuning at iteration {self.start} ({self.env_steps} env steps)')
+        self.val_env = DistillEnv(self.task)
+        self.val_seeds = validation_seeds(cfg.train.eval_episodes)
+
+    def snapshot(self, metrics: dict[str, Any]) -> Checkpoint:
+        """The actor now, as a student checkpoint of the parent's kind."""
+        return _student_checkpoint(copy.deepcopy(self.model).eval(), self.parent, self.cfg, self.teacher, metrics)
+
+    def validate(self) -> dict[str, float]:
+        """The actor's summary over the validation episodes (never the held-out evaluation seeds)."""
+        actor = PolicyActor(self.snapshot({}))
+        return summarize(run_episodes(self.val_env, actor, self.val_seeds, reset_policy=actor.reset))
+
+    def learn(self, progress: bool) -> None:
+        """Score the distilled student first (fine-tuning keeps it unless it does better), then
+        iterate to `ppo.iterations`."""
+        if not self.resuming:
+            first = self.validate()
+            self.best = first['mean_return']
+            ckpt_io.save(self.snapshot({'validation': first, 'iteration': 0, 'env_steps': 0}), self.run_dir / 'best')
+            self.log(f'distilled student on {len(self.val_seeds)} validation episodes: {self.best:.1f}')
+        self.started = time.monotonic() - self.wall_s
+        iterations = self.cfg.ppo.iterations
+        log = RunLog(self.out, 'finetune', iterations, self.start, 'fine-tuning', 'it', progress)
+        for k in range(self.start, iterations):
+            self.obs, (losses, weight, reg_loss, warmup) = self.algorithm.iteration(self.envs, self.obs, k)
+            self.env_steps += self.cfg.env.envs * self.cfg.env.steps_per_env
+            returns, self.envs.finished = self.envs.finished, []
+            record = {'iteration': k + 1, 'env_steps': self.env_steps, 'teacher_weight': weight,
+                      'teacher_loss': reg_loss, 'learning_rate': self.algorithm.ppo.learning_rate, 'warmup': warmup,
+                      'train_return': float(np.mean(returns)) if returns else None,
+                      'std': float(self.model.log_std.detach().exp().mean()),
+                      **{f'{name}_loss': v for name, v in losses.items()},
+                      'wall_s': round(time.monotonic() - self.started, 1)}
+            if (k + 1) % self.cfg.train.eval_every == 0 or k + 1 == iterations:
+                self._evaluate(record)
+            log.write(record, {f'finetune/{key}': value for key, value in record.items()
+                               if isinstance(value, (int, float)) and value is not None and key != 'iteration'},
+                      self.env_steps)
+            log.advance(ret=f"{record['train_return'] or float('nan'):.0f}", w=f'{weight:.2f}',
+                        val=f"{record.get('val_return', float('nan')):.0f}")
+        log.close()
+
+    def _evaluate(self, record: dict[str, Any]) -> None:
+        """Validation: `last`, `best` when the actor beats every earlier one, the trainer state."""
+        val = self.validate()
+        record['val_return'], record['val_fall_rate'] = val['mean_return'], val['fall_rate']
+        snapshot = self.snapshot({'validation': val, 'iteration': record['iteration'], 'env_steps': self.env_steps})
+        ckpt_io.save(snapshot, self.run_dir / 'last')
+        if val['mean_return'] > self.best:
+            self.best = val['mean_return']
+            ckpt_io.save(snapshot, self.run_dir / 'best')
+        tensors, meta = self.algorithm.state_dict()
+        save_trainer_state(self.run_dir, tensors, {'iteration': record['iteration'], 'env_steps': self.env_steps,
+                                                   'best': self.best, 'wall_s': record['wall_s'], **meta})
+
+    def finish(self) -> dict[str, Any]:
+        """OUT/student (the best actor on validation) and OUT/summary.json; returns the summary."""
+        self.envs.close()
+        self.val_env.close()
+        wall_s = round(time.monotonic() - self.started, 1)
+        final = ckpt_io.load(self.run_dir / 'best')
+        final.metrics = {**final.metrics, 'finetune_env_steps': self.env_steps, 'finetune_wall_s': wall_s}
+        ckpt_io.save(final, self.run_dir / 'best')
+        copy_checkpoint(self.run_dir / 'best', self.out / 'student')
+        summary = {'student': str(self.out / 'student'), 'parent': str(self.parent.path),
+                   'teacher': str(self.teacher.path), 'env_steps': self.env_steps,
+                   'best_validation_return': self.best, 'config': self.cfg.to_dict(),
+                   'wall_s': round(time.monotonic() - self.started, 1)}
+        (self.out / 'summary.json').write_text(json.dumps(summary, indent=2) + '\n')
+        return summary
+
+
+def finetune(student: Checkpoint, teacher: Checkpoint, cfg: FinetuneConfig, out: str | Path, resume: bool = False,
+             progress: bool = True, log: Callable[[str], None] = print) -> dict[str, Any]:
+    """Fine-tune `student` with PPO on its task (see the module docstring); returns a summary and
+    writes OUT/student (the best actor on validation episodes)."""
+    _check_pair(student, teacher)
     ckpt_io.git_revision()
-    out = Path(out)
-    run_dir = out / 'runs' / 'finetune'
-    run_dir.mkdir(parents=True, exist_ok=True)
-    state_file = run_dir / 'trainer_state.json'
-    resuming = resume and state_file.is_file() and (run_dir / 'last' / 'policy.json').is_file()
-    if not resume and (out / CURVE).exists():
-        (out / CURVE).unlink()
-    torch.set_num_threads(cfg.train.torch_threads)
-    torch.manual_seed(cfg.train.seed)
-    model = copy.deepcopy((ckpt_io.load(run_dir / 'last') if resuming else student).model).train()
-    if cfg.actor.init_std > 0 and not resuming:
-        with torch.no_grad():
-            model.log_std.fill_(math.log(cfg.actor.init_std))
-    for buffer in model.buffers():   # the normalization stays as distilled
-        buffer.requires_grad_(False)
-    actor = StudentActor(model, min_std=cfg.actor.min_std, teacher_std=teacher.model.log_std.detach().exp())
-    meta: dict[str, Any] = json.loads(state_file.read_text()) if resuming else {}
-    seed_base = FINETUNE_SEED_BASE + 100_000 * cfg.train.seed + meta.get('env_steps', 0)
-    envs = StudentEnvs(student.task or teacher.task, student, teacher, cfg.env.envs, seed_base,
-                       cfg.env.fall_penalty)
-    obs = envs.observations()
-    p = cfg.ppo
-    ppo = PPO(actor, _critic(obs, cfg), RolloutStorage('rl', cfg.env.envs, cfg.env.steps_per_env, obs,
-                                                        [model.action_dim]),
-              num_learning_epochs=p.num_learning_epochs, num_mini_batches=p.num_mini_batches,
-              clip_param=p.clip_param, gamma=p.gamma, lam=p.lam, value_loss_coef=p.value_loss_coef,
-              entropy_coef=p.entropy_coef, learning_rate=p.learning_rate, max_grad_norm=p.max_grad_norm,
-              schedule=p.schedule, desired_kl=p.desired_kl)
-    student_opt = torch.optim.Adam(actor.parameters(), lr=cfg.teacher.learning_rate)
-    start, env_steps, best, wall0 = 0, 0, -math.inf, 0.0
-    if resuming:
-        tensors = load_file(str(run_dir / 'trainer_state.safetensors'))
-        ppo.critic.load_state_dict({k[len('critic.'):]: v for k, v in tensors.items() if k.startswith('critic.')})
-        _load_optimizer(ppo.optimizer, {k[4:]: v for k, v in tensors.items() if k.startswith('opt.')},
-                        meta['optimizer'])
-        _load_optimizer(student_opt, {k[4:]: v for k, v in tensors.items() if k.startswith('reg.')},
-                        meta['regularizer_optimizer'])
-        torch.set_rng_state(tensors['torch_rng'])
-        ppo.learning_rate = meta['learning_rate']
-        start, env_steps, best, wall0 = meta['iteration'], meta['env_steps'], meta['best'], meta['wall_s']
-        log(f'resuming fine-tuning at iteration {start} ({env_steps} env steps)')
-    writer = None
-    try:
-        from torch.utils.tensorboard import SummaryWriter
-        writer = SummaryWriter(str(out / 'tensorboard' / 'finetune'))
-    except ImportError:
-        pass
-    val_env = DistillEnv(student.task or teacher.task)
-    val_seeds = list(range(VALIDATION_SEED_BASE, VALIDATION_SEED_BASE + cfg.train.eval_episodes))
-
-    def validate() -> dict[str, float]:
-        snapshot = _student_checkpoint(copy.deepcopy(model).eval(), student, cfg, teacher, {})
-        actor_fn = PolicyActor(snapshot)
-        return summarize(run_episodes(val_env, actor_fn, val_seeds, reset_policy=actor_fn.reset))
-
-    if not resuming:   # the distilled student's own score: fine-tuning keeps it unless it does better
-        first = validate()
-        best = first['mean_return']
-        ckpt_io.save(_student_checkpoint(copy.deepcopy(model).eval(), student, cfg, teacher,
-                                         {'validation': first, 'iteration': 0, 'env_steps': 0}), run_dir / 'best')
-        log(f'distilled student on {len(val_seeds)} validation episodes: {best:.1f}')
-    bar = None
-    if progress:
-        from tqdm import tqdm
-        bar = tqdm(total=p.iterations, initial=start, desc='fine-tuning', unit='it', leave=False, disable=None)
-    started = time.monotonic() - wall0
-    actor_params = list(actor.parameters())
-    for iteration in range(start, p.iterations):
-        warmup = iteration < cfg.critic.warmup_iterations
-        for param in actor_params:    # the critic learns the student's values before the actor moves
-            param.requires_grad_(not warmup)
-        if warmup:   # the actor does not move: no KL to adapt the learning rate to
-            ppo.schedule, ppo.learning_rate = 'fixed', p.learning_rate
-        else:
-            ppo.schedule = p.schedule
-        with torch.no_grad():
-            for _ in range(cfg.env.steps_per_env):
-                actions = ppo.act(obs)
-                obs, rewards, dones, extras = envs.step(actions)
-                ppo.process_env_step(obs, rewards * cfg.env.reward_scale, dones, extras)
-            ppo.compute_returns(obs)
-        env_steps += cfg.env.envs * cfg.env.steps_per_env
-        losses = ppo.update()
-        # After PPO's update (its ratios and KL then compare with the policy that collected the
-        # rollout), and on the same rollout: storage.clear() only rewinds the write position.
-        weight = teacher_weight(cfg, iteration)
-        reg_loss = None
-        if weight > 0 and not warmup:
-            reg_loss = _regularize(ppo, actor, student_opt, weight, cfg.teacher.kind, cfg.teacher.epochs,
-                                   p.num_mini_batches)
-        returns, envs.finished = envs.finished, []
-        record = {'iteration': iteration + 1, 'env_steps': env_steps, 'teacher_weight': weight,
-                  'teacher_loss': reg_loss, 'learning_rate': ppo.learning_rate, 'warmup': warmup,
-                  'train_return': float(np.mean(returns)) if returns else None,
-                  'std': float(model.log_std.detach().exp().mean()), **{f'{k}_loss': v for k, v in losses.items()},
-                  'wall_s': round(time.monotonic() - started, 1)}
-        if (iteration + 1) % cfg.train.eval_every == 0 or iteration + 1 == p.iterations:
-            val = validate()
-            record['val_return'], record['val_fall_rate'] = val['mean_return'], val['fall_rate']
-            snapshot = _student_checkpoint(copy.deepcopy(model).eval(), student, cfg, teacher,
-                                           {'validation': val, 'iteration': iteration + 1, 'env_steps': env_steps})
-            ckpt_io.save(snapshot, run_dir / 'last')
-            if val['mean_return'] > best:
-                best = val['mean_return']
-                ckpt_io.save(snapshot, run_dir / 'best')
-            _save_state(run_dir, ppo, student_opt, iteration + 1, env_steps, best, record['wall_s'])
-        with open(out / CURVE, 'a') as f:
-            f.write(json.dumps(record) + '\n')
-        if writer is not None:
-            for key, value in record.items():
-                if isinstance(value, (int, float)) and value is not None and key != 'iteration':
-                    writer.add_scalar(f'finetune/{key}', value, env_steps)
-        if bar is not None:
-            bar.update(1)
-            bar.set_postfix(ret=f"{record['train_return'] or float('nan'):.0f}", w=f'{weight:.2f}',
-                            val=f"{record.get('val_return', float('nan')):.0f}")
-    if bar is not None:
-        bar.close()
-    if writer is not None:
-        writer.close()
-    envs.close()
-    val_env.close()
-    final = ckpt_io.load(run_dir / 'best')
-    final.metrics = {**final.metrics, 'finetune_env_steps': env_steps, 'finetune_wall_s': round(time.monotonic()
-                                                                                               - started, 1)}
-    from distill_ros.distill.runner import _copy_checkpoint
-    ckpt_io.save(final, run_dir / 'best')
-    _copy_checkpoint(run_dir / 'best', out / 'student')
-    summary = {'student': str(out / 'student'), 'parent': str(student.path), 'teacher': str(teacher.path),
-               'env_steps': env_steps, 'best_validation_return': best, 'config': cfg.to_dict(),
-               'wall_s': round(time.monotonic() - started, 1)}
-    (out / 'summary.json').write_text(json.dumps(summary, indent=2) + '\n')
-    return summary
+    runner = FinetuneRunner(student, teacher, cfg, Path(out), resume, log)
+    runner.learn(progress)
+    return runner.finish()
 
 
 def cmd_finetune(args) -> int:

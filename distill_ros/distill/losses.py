@@ -1,12 +1,9 @@
-"""Distillation losses. Each returns a scalar averaged over the batch; the trainer sums them by weight.
+"""Distillation losses. Each returns a scalar averaged over the batch; `Distillation.loss` sums them by weight.
 
 - `bc_loss`: behavioural cloning on the teacher's action mean (MSE or Huber).
 - `gaussian_kl`: analytic KL between diagonal Gaussians, summed over action dimensions.
   Logit matching uses it forward, KL(teacher || student) (mean-seeking: the student covers the
   teacher's distribution), or reverse, KL(student || teacher) (mode-seeking).
-- `categorical_kl`: Rusu et al. 2016 ("Policy Distillation") for discrete actions:
-  KL(softmax(teacher_logits / T) || softmax(student_logits)), the teacher sharpened or softened by
-  the temperature T, the student at temperature 1.
 - `feature_loss`: MSE between a learned projection of the student's latent and a teacher feature
   (RMA-style regression of the privileged latent from the sensor history).
 """
@@ -21,6 +18,7 @@ KL_DIRECTIONS = ('forward', 'reverse')
 
 def bc_loss(student_mean: torch.Tensor, teacher_mean: torch.Tensor, kind: str = 'mse',
             huber_delta: float = 1.0) -> torch.Tensor:
+    """L_bc = E ‖ μ_θ − μ* ‖², summed over action dimensions (or the Huber loss of each difference)."""
     if kind == 'mse':
         return F.mse_loss(student_mean, teacher_mean, reduction='none').sum(-1).mean()
     if kind == 'huber':
@@ -36,6 +34,7 @@ def gaussian_kl(mean_p: torch.Tensor, std_p: torch.Tensor, mean_q: torch.Tensor,
 
 
 def logit_loss(student_mean, student_std, teacher_mean, teacher_std, direction: str = 'forward') -> torch.Tensor:
+    """L_kl: KL(π* ‖ π_θ) (`forward`) or KL(π_θ ‖ π*) (`reverse`) of the Gaussian policies."""
     if direction == 'forward':
         return gaussian_kl(teacher_mean, teacher_std, student_mean, student_std)
     if direction == 'reverse':
@@ -43,15 +42,7 @@ def logit_loss(student_mean, student_std, teacher_mean, teacher_std, direction: 
     raise ValueError(f'unknown KL direction {direction!r}; expected one of {KL_DIRECTIONS}')
 
 
-def categorical_kl(teacher_logits: torch.Tensor, student_logits: torch.Tensor,
-                   temperature: float = 1.0) -> torch.Tensor:
-    """KL(softmax(teacher / T) || softmax(student)), averaged over the batch (Rusu et al. 2016, eq. 3)."""
-    if temperature <= 0:
-        raise ValueError(f'temperature must be > 0, got {temperature}')
-    target = F.softmax(teacher_logits / temperature, dim=-1)
-    return F.kl_div(F.log_softmax(student_logits, dim=-1), target, reduction='batchmean')
-
-
 def feature_loss(projected_student: torch.Tensor, teacher_feature: torch.Tensor) -> torch.Tensor:
-    """Mean squared error per feature element (scale-free in the feature width)."""
+    """L_feat = mean_j (P z_θ − f*)_j²: mean squared error per feature element (scale-free in the
+    feature width); also the estimator head's loss against the standardized privileged state."""
     return F.mse_loss(projected_student, teacher_feature)

@@ -19,7 +19,6 @@ import argparse
 import dataclasses
 import json
 import os
-import shutil
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -28,6 +27,7 @@ from distill_ros.data.dataset import Dataset, DatasetError, load_dataset
 from distill_ros.distill.config import DistillConfig, load_config
 from distill_ros.distill.dagger import run_dagger
 from distill_ros.distill.evaluate import eval_seeds, evaluate_checkpoint, summarize
+from distill_ros.distill.run_files import LEARNING_CURVE, copy_checkpoint
 from distill_ros.distill.trainer import describe, train_student, world
 from distill_ros.policies import checkpoint as ckpt_io
 from distill_ros.policies.checkpoint import Checkpoint
@@ -57,26 +57,8 @@ def load_data(dataset: str | Path | None, bag: str | Path | None, out: Path, tas
     return data
 
 
-def _copy_checkpoint(src: Path, dst: Path) -> None:
-    tmp = dst.with_name(dst.name + '.tmp')
-    if tmp.exists():
-        shutil.rmtree(tmp)
-    shutil.copytree(src, tmp)
-    if dst.exists():
-        shutil.rmtree(dst)
-    os.replace(tmp, dst)
-
-
-def run_distill(data: Dataset, teacher: Checkpoint, cfg: DistillConfig, out: str | Path, resume: bool = False,
-                progress: bool = True, log: Callable[[str], None] = print,
-                on_eval: Callable[[str, int, dict], None] | None = None) -> dict[str, Any]:
-    ckpt_io.git_revision()  # the revision this run started from, for every checkpoint it writes
-    out = Path(out)
-    rank, world_size = world()
-    if rank == 0:
-        out.mkdir(parents=True, exist_ok=True)
-        if not resume and (out / 'learning_curve.jsonl').exists():
-            (out / 'learning_curve.jsonl').unlink()
+def _check_job(data: Dataset, teacher: Checkpoint, cfg: DistillConfig, world_size: int) -> None:
+    """Refuse a job that cannot run, before anything is trained."""
     task = data.spec.task
     if cfg.dagger.rounds and world_size > 1:
         raise ValueError('dagger.rounds > 0 under torchrun: run DAgger in one process (torchrun is for the '
@@ -87,49 +69,84 @@ def run_distill(data: Dataset, teacher: Checkpoint, cfg: DistillConfig, out: str
         raise ValueError(f'{data.folder} has no privileged state (a bag recorded without it), so DAgger rounds, '
                          f'which add simulator rollouts with privileged state to it, cannot aggregate onto it; '
                          f'set dagger.rounds: 0')
+
+
+def _reporter(on_eval: Callable[[str, int, dict], None] | None, run: str) -> Callable[[int, dict], None] | None:
+    """`train_student`'s on_eval for run `run`, from the job's (which also takes the run's name)."""
+    return (lambda step, record: on_eval(run, step, record)) if on_eval else None
+
+
+def _train_stages(data: Dataset, teacher: Checkpoint, cfg: DistillConfig, out: Path, summary: dict[str, Any],
+                  resume: bool, progress: bool, log: Callable[[str], None],
+                  on_eval: Callable[[str, int, dict], None] | None) -> Checkpoint:
+    """Progressive distillation: teacher -> stage 1 -> ... -> the final student, each stage taught by
+    the previous one (its `latent` the feature to match); one stage `offline` without stages."""
     stages = cfg.stage_students()
-    summary: dict[str, Any] = {'task': task, 'teacher': str(teacher.path),
+    current_teacher = teacher
+    for i, student_cfg in enumerate(stages):
+        run = 'offline' if len(stages) == 1 else f'stage{i + 1}'
+        log(f'{run}: {describe(student_cfg)} from {"the teacher" if i == 0 else f"stage{i}"} on {len(data)} samples')
+        student = train_student(data, current_teacher, cfg, out, run=run, student_cfg=student_cfg, resume=resume,
+                                progress=progress, teacher_feature=None if i == 0 else 'latent',
+                                on_eval=_reporter(on_eval, run))
+        summary['stages'].append({'run': run, 'student': describe(student_cfg),
+                                  'params': parameter_count(student.model),
+                                  'checkpoint': str(out / 'runs' / run / 'best'), **student.metrics})
+        current_teacher = student
+    return student
+
+
+def _evaluate(summary: dict[str, Any], teacher: Checkpoint, student: Checkpoint, cfg: DistillConfig,
+              progress: bool) -> None:
+    """summary['eval']: the teacher, every stage and (after DAgger) the final student on the held-out
+    evaluation seeds, each with its ratio to the teacher's mean return."""
+    from distill_ros.sim import DistillEnv
+    env = DistillEnv(summary['task'])
+    seeds = eval_seeds(cfg.eval.episodes)
+    summary['eval'] = {'episodes': cfg.eval.episodes,
+                       'teacher': summarize(evaluate_checkpoint(teacher, env, seeds, progress=progress))}
+    for stage in summary['stages']:
+        ck = ckpt_io.load(stage['checkpoint'])
+        summary['eval'][stage['run']] = summarize(evaluate_checkpoint(ck, env, seeds, progress=progress))
+    if cfg.dagger.rounds:
+        summary['eval']['student'] = summarize(evaluate_checkpoint(student, env, seeds, progress=progress))
+    t = summary['eval']['teacher']['mean_return']
+    for row in summary['eval'].values():
+        if isinstance(row, dict):
+            row['ratio'] = row['mean_return'] / t if t else float('nan')
+
+
+def run_distill(data: Dataset, teacher: Checkpoint, cfg: DistillConfig, out: str | Path, resume: bool = False,
+                progress: bool = True, log: Callable[[str], None] = print,
+                on_eval: Callable[[str, int, dict], None] | None = None) -> dict[str, Any]:
+    """The whole job (module docstring); returns the summary, also written to OUT/summary.json."""
+    ckpt_io.git_revision()  # the revision this run started from, for every checkpoint it writes
+    out = Path(out)
+    rank, world_size = world()
+    if rank == 0:
+        out.mkdir(parents=True, exist_ok=True)
+        if not resume and (out / LEARNING_CURVE).exists():
+            (out / LEARNING_CURVE).unlink()
+    _check_job(data, teacher, cfg, world_size)
+    summary: dict[str, Any] = {'task': data.spec.task, 'teacher': str(teacher.path),
                                'teacher_params': parameter_count(teacher.model), 'dataset': str(data.folder),
                                'samples': len(data),
                                'episodes': len(data.episode_starts), 'config': cfg.to_dict(), 'stages': []}
-    current_teacher = teacher
-    student = None
-    for i, scfg in enumerate(stages):
-        run = 'offline' if len(stages) == 1 else f'stage{i + 1}'
-        log(f'{run}: {describe(scfg)} from {"the teacher" if i == 0 else f"stage{i}"} on {len(data)} samples')
-        student = train_student(data, current_teacher, cfg, out, run=run, student_cfg=scfg, resume=resume,
-                                progress=progress, teacher_feature=None if i == 0 else 'latent',
-                                on_eval=(lambda step, rec, r=run: on_eval(r, step, rec)) if on_eval else None)
-        summary['stages'].append({'run': run, 'student': describe(scfg), 'params': parameter_count(student.model),
-                                  'checkpoint': str(out / 'runs' / run / 'best'), **student.metrics})
-        current_teacher = student
-    assert student is not None
+    student = _train_stages(data, teacher, cfg, out, summary, resume, progress, log, on_eval)
     if cfg.dagger.rounds:
         def retrain(dagger_data, init, k):
             return train_dagger_round(dagger_data, teacher, cfg, out, init, k, resume=resume, progress=progress,
                                       on_eval=on_eval)
-        student, rounds = run_dagger(task, teacher, student, data, cfg, out, retrain, progress=progress, log=log)
+        student, rounds = run_dagger(data.spec.task, teacher, student, data, cfg, out, retrain, progress=progress,
+                                     log=log)
         summary['dagger'] = [dataclasses.asdict(r) for r in rounds]
     if rank == 0:
-        _copy_checkpoint(Path(student.path), out / 'student')
+        copy_checkpoint(Path(student.path), out / 'student')
         student.path = out / 'student'
         summary['student'] = str(out / 'student')
         summary['student_params'] = parameter_count(student.model)
         if cfg.eval.episodes:
-            from distill_ros.sim import DistillEnv
-            env = DistillEnv(task)
-            seeds = eval_seeds(cfg.eval.episodes)
-            summary['eval'] = {'episodes': cfg.eval.episodes,
-                               'teacher': summarize(evaluate_checkpoint(teacher, env, seeds, progress=progress))}
-            for stage in summary['stages']:
-                ck = ckpt_io.load(stage['checkpoint'])
-                summary['eval'][stage['run']] = summarize(evaluate_checkpoint(ck, env, seeds, progress=progress))
-            if cfg.dagger.rounds:
-                summary['eval']['student'] = summarize(evaluate_checkpoint(student, env, seeds, progress=progress))
-            t = summary['eval']['teacher']['mean_return']
-            for row in summary['eval'].values():
-                if isinstance(row, dict):
-                    row['ratio'] = row['mean_return'] / t if t else float('nan')
+            _evaluate(summary, teacher, student, cfg, progress)
         (out / 'summary.json').write_text(json.dumps(summary, indent=2) + '\n')
     return summary
 
@@ -143,7 +160,7 @@ def train_dagger_round(data: Dataset, teacher: Checkpoint, cfg: DistillConfig, o
     run = f'dagger{k}'
     return train_student(data, teacher, cfg, out, run=run, student_cfg=cfg.student, init=init,
                          steps=cfg.dagger.steps_per_round, resume=resume, progress=progress,
-                         on_eval=(lambda step, rec: on_eval(run, step, rec)) if on_eval else None)
+                         on_eval=_reporter(on_eval, run))
 
 
 def parse_overrides(items: list[str] | None) -> dict[str, dict[str, Any]]:

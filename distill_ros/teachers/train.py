@@ -19,6 +19,7 @@ import numpy as np
 import torch
 
 from distill_ros.distill.evaluate import eval_seeds, privileged_actor, run_episodes, summarize
+from distill_ros.distill.run_files import LEARNING_CURVE
 from distill_ros.paths import config_path, load_user_yaml
 from distill_ros.policies import checkpoint as ckpt_io
 from distill_ros.policies.mlp import GaussianMLP
@@ -222,7 +223,7 @@ class HeldOutEvaluation:
         ckpt.metrics = {'eval': metrics, 'eval_seeds': [self.seeds[0], self.seeds[-1]]}
         model.logger.record('eval/mean_return', metrics['mean_return'])
         model.logger.record('eval/fall_rate', metrics['fall_rate'])
-        with open(out / 'learning_curve.jsonl', 'a') as f:
+        with open(out / LEARNING_CURVE, 'a') as f:
             f.write(json.dumps({'steps': model.num_timesteps, 'wall_s': round(wall, 1), **metrics}) + '\n')
         ckpt_io.save(ckpt, out / 'last')
         if metrics['mean_return'] > self.best_return:
