@@ -43,7 +43,7 @@ from distill_ros.paths import share_dir
 from distill_ros.policies import checkpoint as ckpt_io
 from distill_ros.policies.checkpoint import Checkpoint
 from distill_ros.procs import GraphProcesses, localhost_env
-from distill_ros.teachers import shipped_teacher
+from distill_ros.teachers import add_teacher_option, teacher_folder
 
 
 class Demo:
@@ -67,7 +67,7 @@ class Demo:
     def run(self) -> Path:
         """record -> distil -> DAgger over topics -> deploy -> report; the report's path."""
         args = self.args
-        teacher_path = Path(args.teacher) if args.teacher else shipped_teacher(args.task)
+        teacher_path = teacher_folder(args.teacher, args.task)
         teacher = ckpt_io.load(teacher_path)
         cfg = demo_config(args)   # checked before anything runs: a bad config costs no recording
         data = self.record(teacher_path)
@@ -273,7 +273,7 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser('demo', help='the whole pipeline over ROS 2 topics on a built-in task (minutes)')
     p.add_argument('--task', default='cartpole', help='cartpole (default, minutes), hopper or ant (each has a '
                    'shipped teacher; longer), or a task YAML path (with --teacher)')
-    p.add_argument('--teacher', help='teacher checkpoint (default: the shipped teacher of the task)')
+    add_teacher_option(p)
     p.add_argument('--config', help='distillation YAML (default: config/distill/<task>.yaml where there is one, '
                    'else config/distill/default.yaml)')
     p.add_argument('--out', default='demo_out', help='output folder (default: demo_out)')

@@ -60,6 +60,7 @@ from distill_ros.policies import checkpoint as ckpt_io
 from distill_ros.policies.checkpoint import Checkpoint
 from distill_ros.policies.students import HistoryPolicy, is_history_policy, is_recurrent
 from distill_ros.sim import PRIVILEGED, SENSOR, DistillEnv
+from distill_ros.teachers import add_teacher_option, teacher_folder
 
 
 @dataclass
@@ -578,10 +579,9 @@ def finetune(student: Checkpoint, teacher: Checkpoint, cfg: FinetuneConfig, out:
 
 def cmd_finetune(args) -> int:
     from distill_ros.distill.runner import parse_overrides
-    from distill_ros.teachers import shipped_teacher
     cfg = load_finetune_config(args.config, parse_overrides(args.set))
     student = ckpt_io.load(args.student)
-    teacher = ckpt_io.load(args.teacher or shipped_teacher(student.task))
+    teacher = ckpt_io.load(teacher_folder(args.teacher, student.task))
     summary = finetune(student, teacher, cfg, args.out, resume=args.resume, progress=not args.no_progress)
     print(f"fine-tuned student: {summary['student']} (best validation return {summary['best_validation_return']:.1f} "
           f"after {summary['env_steps']} env steps, {summary['wall_s']:.0f} s)")
@@ -593,7 +593,7 @@ def add_commands(sub) -> None:
     f = sub.add_parser('finetune', help='improve a distilled student with RL (PPO, asymmetric critic, teacher '
                                         'regularizer); the result is the same checkpoint format')
     f.add_argument('--student', required=True, help='distilled student checkpoint folder')
-    f.add_argument('--teacher', help='teacher checkpoint (default: the shipped teacher of the student\'s task)')
+    add_teacher_option(f, "the student's task")
     f.add_argument('--config', help='fine-tuning YAML (default: config/finetune/default.yaml)')
     f.add_argument('--out', required=True, help='output folder (OUT/student is the result)')
     f.add_argument('--set', action='append', metavar='SECTION.KEY=VALUE', help='override a config value')

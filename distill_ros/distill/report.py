@@ -23,6 +23,7 @@ from distill_ros.paths import load_user_json, read_user_text
 from distill_ros.policies import checkpoint as ckpt_io
 from distill_ros.policies.checkpoint import Checkpoint
 from distill_ros.policies.mlp import parameter_count
+from distill_ros.teachers import add_teacher_option, teacher_folder
 
 
 def example(ckpt: Checkpoint) -> torch.Tensor:
@@ -271,8 +272,7 @@ def _student_arg(text: str) -> tuple[str, str]:
 
 def cmd_eval(args: argparse.Namespace) -> int:
     from distill_ros.students import student_path
-    from distill_ros.teachers import shipped_teacher
-    teacher = ckpt_io.load(args.teacher or shipped_teacher(args.task))
+    teacher = ckpt_io.load(teacher_folder(args.teacher, args.task))
     students = {name: ckpt_io.load(student_path(path)) for name, path in map(_student_arg, args.student)}
     rows = evaluate_policies(args.task, teacher, students, args.episodes, progress=not args.no_progress)
     print_table(rows, f'{args.task}: teacher vs students on {args.episodes} held-out episodes')
@@ -318,7 +318,7 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     """Register `distill-ros eval`, `report` and `export`."""
     e = sub.add_parser('eval', help='teacher vs students on the same held-out episodes: table, report, plots')
     e.add_argument('--task', default='cartpole')
-    e.add_argument('--teacher', help='teacher checkpoint (default: the shipped teacher of the task)')
+    add_teacher_option(e)
     e.add_argument('--student', action='append', default=[], metavar='NAME=CHECKPOINT',
                    help='a student (repeat): a checkpoint folder, or the name of a shipped one (hopper)')
     e.add_argument('--episodes', type=int, default=100)

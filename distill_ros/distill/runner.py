@@ -32,6 +32,7 @@ from distill_ros.distill.trainer import describe, train_student, world
 from distill_ros.policies import checkpoint as ckpt_io
 from distill_ros.policies.checkpoint import Checkpoint
 from distill_ros.policies.mlp import parameter_count
+from distill_ros.teachers import add_teacher_option, teacher_folder
 
 
 def load_data(dataset: str | Path | None, bag: str | Path | None, out: Path, task: str | None,
@@ -213,8 +214,7 @@ def cmd_distill(args: argparse.Namespace) -> int:
 
 def cmd_collect(args: argparse.Namespace) -> int:
     from distill_ros.distill.dagger import collect_teacher_dataset
-    from distill_ros.teachers import shipped_teacher
-    teacher = ckpt_io.load(args.teacher or shipped_teacher(args.task))
+    teacher = ckpt_io.load(teacher_folder(args.teacher, args.task))
     data = collect_teacher_dataset(args.task, teacher, args.out, args.episodes, seed_base=args.seed, envs=args.envs,
                                    progress=not args.no_progress, teacher_noise=args.teacher_noise)
     print(f'{args.out}: {len(data.episode_starts)} episodes, {len(data)} samples of {args.task} teacher rollouts')
@@ -225,7 +225,7 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     """Register `distill-ros distill` and `distill-ros collect`."""
     c = sub.add_parser('collect', help='record teacher rollouts in-process into a dataset (no ROS needed)')
     c.add_argument('--task', default='cartpole')
-    c.add_argument('--teacher', help='teacher checkpoint (default: the shipped teacher of the task)')
+    add_teacher_option(c)
     c.add_argument('--episodes', type=int, default=20)
     c.add_argument('--seed', type=int, default=0, help='seed of the first episode (episode i uses seed + i)')
     c.add_argument('--envs', type=int, default=4, help='environments stepped together')

@@ -24,3 +24,13 @@ def shipped_teacher(task: str) -> Path:
     """The folder of the teacher shipped for `task` (distill_ros/teachers/<task>)."""
     return shipped_checkpoint(SHIPPED, 'teacher', task, f'train one with `distill-ros train-teacher --task {task} '
                               '--out DIR` and pass its DIR/best')
+
+
+def add_teacher_option(parser, default_from: str = 'the task') -> None:
+    """The commands' `--teacher` option: a checkpoint folder, else the shipped teacher."""
+    parser.add_argument('--teacher', help=f'teacher checkpoint (default: the shipped teacher of {default_from})')
+
+
+def teacher_folder(teacher: str | None, task: str) -> Path:
+    """A `--teacher` value, or the shipped teacher of `task` when it is not given."""
+    return Path(teacher) if teacher else shipped_teacher(task)
