@@ -164,12 +164,26 @@ def _check_tensor_shapes(weights_path: Path, shapes: nn.Module) -> None:
 
 
 def load(folder: str | Path) -> Checkpoint:
+    """The checkpoint in `folder`, every part checked against the others before any weight is read
+    (a clear `CheckpointError` naming the file and what was expected, never a pickle)."""
     folder = Path(folder)
     spec_path, weights_path = folder / SPEC, folder / WEIGHTS
     for path in (spec_path, weights_path):
         if not path.is_file():
             raise CheckpointError(f'{folder} is not a distill_ros checkpoint: {path.name} is missing '
                                   f'(expected {WEIGHTS} and {SPEC})')
+    spec = _read_spec(spec_path)
+    shapes, obs_spec, source, past_actions, names, low, high = _parse_spec(spec_path, spec)
+    _check_tensor_shapes(weights_path, shapes)
+    model = _load_model(folder, spec['architecture'])
+    return Checkpoint(model=model, obs_source=source, obs_spec=obs_spec, action_names=names,
+                      action_low=np.asarray(low, dtype=np.float64),
+                      action_high=np.asarray(high, dtype=np.float64), task=spec.get('task', ''),
+                      role=spec.get('role', 'teacher'), provenance=spec.get('provenance', {}),
+                      metrics=spec.get('metrics', {}), path=folder, past_actions=past_actions)
+
+
+def _read_spec(spec_path: Path) -> dict[str, Any]:
     try:
         spec = json.loads(spec_path.read_text())
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
@@ -179,6 +193,12 @@ def load(folder: str | Path) -> Checkpoint:
                               f'{FORMAT!r}')
     if spec.get('format') != FORMAT:
         raise CheckpointError(f'{spec_path}: format is {spec.get("format")!r}, expected {FORMAT!r}')
+    return spec
+
+
+def _parse_spec(spec_path: Path, spec: dict[str, Any]):
+    """(model on the meta device, ObsSpec, source, past_actions, action names, low, high) of a spec
+    whose observation and action sizes agree with its architecture."""
     try:
         obs = spec['observation']
         action = spec['action']
@@ -210,12 +230,17 @@ def load(folder: str | Path) -> Checkpoint:
     if not (len(names) == shapes.action_dim == np.size(low) == np.size(high)):
         raise CheckpointError(f'{spec_path}: action has {len(names)} names, {np.size(low)} low and {np.size(high)} '
                               f'high limits; the model outputs {shapes.action_dim} actions')
-    _check_tensor_shapes(weights_path, shapes)
+    return shapes, obs_spec, source, past_actions, names, low, high
+
+
+def _load_model(folder: Path, architecture: dict[str, Any]) -> nn.Module:
+    """The model of `architecture` with the folder's weights (and graph, for an ONNX teacher)."""
+    weights_path = folder / WEIGHTS
     try:
         tensors = load_file(str(weights_path))
     except Exception as exc:  # safetensors raises its own error types for damaged files
         raise CheckpointError(f'{weights_path}: cannot read safetensors file: {exc}') from exc
-    model = build_model(spec['architecture'])  # sizes now known to match the file
+    model = build_model(architecture)  # sizes now known to match the file
     try:
         model.load_state_dict(tensors, strict=True)
     except RuntimeError as exc:
@@ -228,9 +253,4 @@ def load(folder: str | Path) -> Checkpoint:
             model.attach(graph_path.read_bytes(), str(graph_path))
         except Exception as exc:  # noqa: BLE001 - onnx raises DecodeError and others for damaged files
             raise CheckpointError(f'{graph_path}: {exc}' if str(graph_path) not in str(exc) else str(exc)) from None
-    model.eval()
-    return Checkpoint(model=model, obs_source=source, obs_spec=obs_spec, action_names=names,
-                      action_low=np.asarray(low, dtype=np.float64),
-                      action_high=np.asarray(high, dtype=np.float64), task=spec.get('task', ''),
-                      role=spec.get('role', 'teacher'), provenance=spec.get('provenance', {}),
-                      metrics=spec.get('metrics', {}), path=folder, past_actions=past_actions)
+    return model.eval()
