@@ -33,6 +33,8 @@ from pathlib import Path
 
 import numpy as np
 
+from distill_ros.stamps import sec_nanosec, stamp_ns
+
 os.environ.setdefault('ROS_DOMAIN_ID', '83')
 os.environ['ROS_AUTOMATIC_DISCOVERY_RANGE'] = 'LOCALHOST'
 
@@ -151,7 +153,7 @@ class Driver:
 
     def on_command(self, msg) -> None:
         now = time.time_ns()
-        stamp = msg.header.stamp.sec * 1_000_000_000 + msg.header.stamp.nanosec
+        stamp = stamp_ns(msg.header.stamp)
         # The first command answering each sample sent in this run (repeats and safe actions carry
         # an older stamp or the controller's clock).
         if self.recording and self.pending.pop(stamp, None) is not None:
@@ -174,7 +176,7 @@ class Driver:
         now = time.time_ns()
         self.pending[now] = True
         for msg in (self.joint_msg, self.imu_msg):
-            msg.header.stamp.sec, msg.header.stamp.nanosec = divmod(now, 1_000_000_000)
+            msg.header.stamp.sec, msg.header.stamp.nanosec = sec_nanosec(now)
         self.joint_pub.publish(self.joint_msg)
         self.imu_pub.publish(self.imu_msg)
         self.sent += 1

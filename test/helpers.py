@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from sensor_msgs.msg import JointState
 
+from distill_ros.distill.seeds import DAGGER_SEED_BASE
 from distill_ros.nodes.common import LATCHED, SENSOR_DATA
 
 
@@ -61,7 +62,7 @@ def wait_for_subscribers(ros, topics: dict[str, int], timeout: float = 30) -> No
     ros.spin_until(lambda: False, timeout=3.0)
 
 
-def check_dagger_round(dataset, episodes: int, seed: int = 500_000) -> None:
+def check_dagger_round(dataset, episodes: int, seed: int = DAGGER_SEED_BASE) -> None:
     """A DAgger round over topics with the shipped cartpole student and teacher: `episodes` complete
     episodes from `seed` on; the teacher labelled every state the student visited; every executed
     action is the student's on its own sensor history, a fresh window at every episode start

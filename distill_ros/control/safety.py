@@ -6,6 +6,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from distill_ros.stamps import NS_PER_S
+
 SAFE_ACTIONS = ('zero', 'hold')
 
 
@@ -79,7 +81,7 @@ class Watchdog:
     def __init__(self, timeout_s: float, latch: bool = False):
         if not timeout_s > 0:
             raise ValueError(f'watchdog timeout must be > 0 s, got {timeout_s}')
-        self.timeout_ns = round(timeout_s * 1e9)
+        self.timeout_ns = round(timeout_s * NS_PER_S)
         self.latch = latch
         self.trips = 0
         self.reset()

@@ -28,6 +28,7 @@ from distill_ros.distill.seeds import dagger_seeds
 from distill_ros.policies.actor import Actor
 from distill_ros.policies.checkpoint import Checkpoint
 from distill_ros.sim import PRIVILEGED, SENSOR, DistillEnv
+from distill_ros.stamps import NS_PER_S
 
 # The fields of a collected episode, in the order the live recorder writes them.
 EPISODE_FIELDS = ('sensor_obs', 'privileged_obs', 'action', 'reward', 'terminated', 'truncated', 'stamp_ns',
@@ -128,7 +129,7 @@ class Collection:
             rows = episode.rows
             rows['sensor_obs'].append(episode.obs[SENSOR])
             rows['privileged_obs'].append(episode.obs[PRIVILEGED])
-            rows['stamp_ns'].append(int(round(env.sim_time * 1e9)))
+            rows['stamp_ns'].append(int(round(env.sim_time * NS_PER_S)))
             obs, reward, terminated, truncated, _ = env.step(action)
             episode.t += 1
             if self.max_episode_steps and episode.t >= self.max_episode_steps and not terminated:
