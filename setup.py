@@ -31,6 +31,7 @@ setup(
         ('share/' + package_name, ['package.xml']),
         *tree('launch', '*.launch.py'),
         *tree('config', '*.yaml'),
+        *tree('config', '*.xml'),   # MuJoCo models of the tasks on a model file (config/tasks/models/)
     ],
     python_requires='>=3.10',
     install_requires=[

@@ -125,6 +125,10 @@ IMU_LINEAR_ACCELERATION = 'imu_linear_acceleration'
 IMU_ORIENTATION = 'imu_orientation'
 XYZ = ('x', 'y', 'z')
 QUATERNION_XYZW = ('x', 'y', 'z', 'w')  # sensor_msgs/Imu order
+# A task's velocity command (forward m/s, lateral m/s, yaw rate rad/s), as geometry_msgs/Twist on
+# cmd_vel gives it (linear.x, linear.y, angular.z); the last sensor field of tasks that have one.
+COMMAND = 'command'
+COMMAND_ELEMENTS = ('vx', 'vy', 'yaw_rate')
 
 
 class SensorMessageError(ValueError):
@@ -207,6 +211,7 @@ class SensorReading:
     angular_velocity: np.ndarray = field(default_factory=lambda: np.zeros(3))
     linear_acceleration: np.ndarray = field(default_factory=lambda: np.zeros(3))
     orientation: np.ndarray = field(default_factory=lambda: np.array([0.0, 0.0, 0.0, 1.0]))
+    command: np.ndarray = field(default_factory=lambda: np.zeros(3))   # COMMAND_ELEMENTS order
 
 
 class SensorObsBuilder:
@@ -216,22 +221,26 @@ class SensorObsBuilder:
     vector; a reading that lacks a joint the spec needs is refused with the joint's name.
     """
 
-    def __init__(self, joints: Sequence[str], joint_velocity: bool, imu: bool):
+    def __init__(self, joints: Sequence[str], joint_velocity: bool, imu: bool, command: bool = False):
         self.joints = tuple(joints)
         self.has_joint_velocity = joint_velocity
         self.has_imu = imu
+        self.has_command = command
         fields = [Field(JOINT_POSITION, self.joints)]
         if joint_velocity:
             fields.append(Field(JOINT_VELOCITY, self.joints))
         if imu:
             fields += [Field(IMU_ANGULAR_VELOCITY, XYZ), Field(IMU_LINEAR_ACCELERATION, XYZ),
                        Field(IMU_ORIENTATION, QUATERNION_XYZW)]
+        if command:
+            fields.append(Field(COMMAND, COMMAND_ELEMENTS))
         self.spec = ObsSpec(fields)
         n = len(self.joints)
         self._pos = slice(0, n)
         self._vel = slice(n, 2 * n) if joint_velocity else None
         start = 2 * n if joint_velocity else n
         self._imu = slice(start, start + 10) if imu else None
+        self._command = slice(self.spec.size - len(COMMAND_ELEMENTS), self.spec.size) if command else None
 
     @classmethod
     def from_spec(cls, spec: ObsSpec) -> SensorObsBuilder:
@@ -239,7 +248,8 @@ class SensorObsBuilder:
         names = spec.names
         if not names or names[0] != JOINT_POSITION:
             raise ValueError(f'not a sensor observation spec (first field must be {JOINT_POSITION!r}): {spec!r}')
-        builder = cls(spec.fields[0].elements, JOINT_VELOCITY in names, IMU_ANGULAR_VELOCITY in names)
+        builder = cls(spec.fields[0].elements, JOINT_VELOCITY in names, IMU_ANGULAR_VELOCITY in names,
+                      COMMAND in names)
         builder.spec.check_matches(spec, 'sensor observation')
         return builder
 
@@ -262,6 +272,8 @@ class SensorObsBuilder:
             out[s:s + 3] = reading.angular_velocity
             out[s + 3:s + 6] = reading.linear_acceleration
             out[s + 6:s + 10] = reading.orientation
+        if self._command is not None:
+            out[self._command] = reading.command
         return out
 
     def _joint_order(self, joints) -> list[int] | None:
@@ -296,14 +308,16 @@ class SensorObsBuilder:
                 exc.stream = 'imu'
                 raise
 
-    def build_from_messages(self, joints, imu=None, out: np.ndarray | None = None) -> np.ndarray:
+    def build_from_messages(self, joints, imu=None, out: np.ndarray | None = None,
+                            command: Sequence[float] | None = None) -> np.ndarray:
         """`build(sensor_reading(joints, imu))` without the intermediate reading: the hot path of
         the recorder, bag replay and the student controller. Joints still map by name; when a
         driver publishes them in the spec's order, the arrays are copied as they are.
 
         Every message is checked first (`check_joint_state`, `check_imu`): a malformed one raises
         `MalformedMessage`, one that lacks what the spec reads raises `SensorMismatch`; neither
-        ever becomes a value of the observation."""
+        ever becomes a value of the observation. A spec with a velocity command takes it as `command`
+        (vx, vy, yaw_rate: what the node read from cmd_vel, zero after its timeout)."""
         if out is None:
             out = np.empty(self.spec.size, dtype=np.float64)
         order = self._joint_order(joints)
@@ -326,6 +340,11 @@ class SensorObsBuilder:
             g, a, o = imu.angular_velocity, imu.linear_acceleration, imu.orientation
             s = self._imu.start
             out[s:s + 10] = (g.x, g.y, g.z, a.x, a.y, a.z, o.x, o.y, o.z, o.w)
+        if self._command is not None:
+            if command is None:
+                raise SensorMismatch(f'this observation needs the velocity command ({COMMAND}: '
+                                     f'{list(COMMAND_ELEMENTS)}); none was given', 'command')
+            out[self._command] = command
         if not np.isfinite(out).all():
             bad = [name for name, v in zip(self.spec.element_names(), out) if not np.isfinite(v)]
             raise MalformedMessage(f'sensor message with NaN or Inf in {bad}',
@@ -343,6 +362,8 @@ class SensorObsBuilder:
             reading.angular_velocity = sensor_obs[s:s + 3].copy()
             reading.linear_acceleration = sensor_obs[s + 3:s + 6].copy()
             reading.orientation = sensor_obs[s + 6:s + 10].copy()
+        if self._command is not None:
+            reading.command = sensor_obs[self._command].copy()
         return reading
 
 

@@ -20,9 +20,11 @@ import gymnasium as gym
 import mujoco
 import numpy as np
 
-from distill_ros.observation import Field, ObsSpec, SensorObsBuilder
+from distill_ros.observation import COMMAND, COMMAND_ELEMENTS, Field, ObsSpec, SensorObsBuilder
 from distill_ros.sim import model as mj
-from distill_ros.sim.task import RANDOMIZABLE, TaskConfigError, TaskSpec, load_task
+from distill_ros.sim.actuation import PositionActuation, resolve
+from distill_ros.sim.reward import Reward
+from distill_ros.sim.task import POSITION, RANDOMIZABLE, TaskConfigError, TaskSpec, load_task
 
 SENSOR = 'sensor'
 PRIVILEGED = 'privileged'
@@ -42,15 +44,29 @@ class DistillEnv(gym.Env):
                  latency: bool = True):
         self.task = task if isinstance(task, TaskSpec) else load_task(task)
         self.randomize, self.sensor_noise, self.use_latency = randomize, sensor_noise, latency
-        self._env = gym.make(self.task.env_id, xml_file=mj.model_file(self.task), disable_env_checker=True,
-                             **self.task.env_kwargs).unwrapped
-        self.model: mujoco.MjModel = self._env.model
-        self.data: mujoco.MjData = self._env.data
-        self.dt: float = float(self._env.dt)
+        # A gymnasium task steps through its gymnasium env (its reward, termination, frame skip); a task on
+        # a model file steps MuJoCo itself, with the task's actuation, reward and termination.
+        self.position: PositionActuation | None = None
+        if self.task.is_gymnasium:
+            self._env = gym.make(self.task.env_id, xml_file=mj.model_file(self.task), disable_env_checker=True,
+                                 **self.task.env_kwargs).unwrapped
+            self.model: mujoco.MjModel = self._env.model
+            self.data: mujoco.MjData = self._env.data
+            self.dt: float = float(self._env.dt)
+        else:
+            self._env = None
+            self.model = mj.mjcf_model(self.task)
+            self.data = mujoco.MjData(self.model)
+            self.dt = float(self.model.opt.timestep) * self.task.actuation.decimation
+        self.command = np.zeros(len(COMMAND_ELEMENTS))
         self._setup_sensors()
         self._setup_privileged()
         self.action_names: list[str] = mj.actuator_names(self.model)
-        self.action_space = self._env.action_space
+        if self.task.is_gymnasium:
+            self.action_space = self._env.action_space
+        else:
+            self._setup_actuation()
+            self.reward = Reward(self.task, self.model, self.data)
         self.observation_space = gym.spaces.Dict({
             SENSOR: gym.spaces.Box(-np.inf, np.inf, (self.sensor_spec.size,), np.float64),
             PRIVILEGED: gym.spaces.Box(-np.inf, np.inf, (self.privileged_spec.size,), np.float64),
@@ -59,11 +75,48 @@ class DistillEnv(gym.Env):
             'mass_scale': (self.model.body_mass.copy(), self.model.body_inertia.copy()),
             'friction_scale': self.model.geom_friction[:, 0].copy(),
             'motor_strength': self.model.actuator_gear[:, 0].copy(),
+            'pd': (self.model.actuator_gainprm[:, 0].copy(), self.model.actuator_biasprm[:, 1:3].copy(),
+                   self.model.actuator_forcerange.copy()),
             'joint_damping_scale': self.model.dof_damping.copy(),
         }
         self.dynamics: dict[str, float] = {}
         self.episode_seed: int | None = None
         self._t = 0
+
+    # ---------------------------------------------------------------- actuation (tasks on a model file)
+    def _setup_actuation(self) -> None:
+        """Torque: the actuators as the model has them. Position: every actuator becomes the PD law
+        tau = kp (q* - q) - kd qdot on its joint, clipped to +-torque_limit, with ctrl = q*; MuJoCo
+        evaluates it at every physics step (gain kp, affine bias -kp q - kd qdot, force range)."""
+        m, task = self.model, self.task
+        for a, name in enumerate(self.action_names):
+            if m.actuator_trntype[a] != mujoco.mjtTrn.mjTRN_JOINT:
+                raise TaskConfigError(f'{task.source}: actuator {a} ({name}) does not drive a joint; tasks on a '
+                                      f'model file need one actuator per actuated joint')
+        qpos_adr = [int(m.jnt_qposadr[m.actuator_trnid[a, 0]]) for a in range(m.nu)]
+        self._actuated_qpos = np.array(qpos_adr, dtype=int)
+        if task.actuation.type != POSITION:
+            low = np.where(m.actuator_ctrllimited, m.actuator_ctrlrange[:, 0], -np.inf)
+            high = np.where(m.actuator_ctrllimited, m.actuator_ctrlrange[:, 1], np.inf)
+            self.action_space = gym.spaces.Box(low.astype(np.float32), high.astype(np.float32), dtype=np.float32)
+            return
+        self.position = pd = resolve(task.actuation, self.action_names, task.source)
+        m.actuator_dyntype[:] = mujoco.mjtDyn.mjDYN_NONE
+        m.actuator_gaintype[:] = mujoco.mjtGain.mjGAIN_FIXED
+        m.actuator_biastype[:] = mujoco.mjtBias.mjBIAS_AFFINE
+        m.actuator_gainprm[:] = 0.0
+        m.actuator_biasprm[:] = 0.0
+        m.actuator_gainprm[:, 0] = pd.kp
+        m.actuator_biasprm[:, 1] = -pd.kp
+        m.actuator_biasprm[:, 2] = -pd.kd
+        m.actuator_gear[:] = 0.0
+        m.actuator_gear[:, 0] = 1.0
+        m.actuator_ctrllimited[:] = 0
+        m.actuator_forcelimited[:] = np.isfinite(pd.torque_limit)
+        limit = np.where(np.isfinite(pd.torque_limit), pd.torque_limit, 0.0)
+        m.actuator_forcerange[:] = np.stack([-limit, limit], axis=1)
+        clip = np.full(m.nu, pd.action_clip, dtype=np.float32)
+        self.action_space = gym.spaces.Box(-clip, clip, dtype=np.float32)
 
     # ---------------------------------------------------------------- layouts
     def _setup_sensors(self) -> None:
@@ -74,7 +127,8 @@ class DistillEnv(gym.Env):
                 raise TaskConfigError(f'{task.source}: sensors.joints entry {name!r} is not a hinge or slide '
                                       f'joint; encoders measure one degree of freedom')
         has_imu = task.imu_body is not None
-        self.sensor_builder = SensorObsBuilder(task.sensor_joints, task.joint_velocity, has_imu)
+        self.sensor_builder = SensorObsBuilder(task.sensor_joints, task.joint_velocity, has_imu,
+                                               command=bool(task.command))
         self.sensor_spec: ObsSpec = self.sensor_builder.spec
 
         def adr(name: str) -> int:
@@ -92,6 +146,9 @@ class DistillEnv(gym.Env):
             index += [gyro, gyro + 1, gyro + 2, accel, accel + 1, accel + 2, quat + 1, quat + 2, quat + 3, quat]
             std += [imu.gyro_noise_std] * 3 + [imu.accel_noise_std] * 3 + [imu.orientation_noise_std] * 4
         self._sensor_index = np.asarray(index)
+        # The velocity command, when the task has one, closes the sensor vector; it is read exactly.
+        self._command_start = len(index) if task.command else None
+        std += [0.0] * (self.sensor_spec.size - len(std))
         self._noise_std = np.asarray(std, dtype=np.float64)
         n = len(task.sensor_joints)
         self._n_joints = n
@@ -123,6 +180,8 @@ class DistillEnv(gym.Env):
         self._dynamics_names = [name for name in RANDOMIZABLE if name in task.randomization]
         if self._dynamics_names:
             fields.append(Field('dynamics', tuple(self._dynamics_names)))
+        if task.command:
+            fields.append(Field(COMMAND, COMMAND_ELEMENTS))
         # Sensor fields the task adds to the teacher's input, as the sensors read them.
         sensor_fields = {f.name: f for f in self.sensor_spec.fields}
         unknown = [name for name in task.sensor_fields if name not in sensor_fields]
@@ -157,13 +216,38 @@ class DistillEnv(gym.Env):
             self.dynamics[name] = float(overrides.get(name, drawn))
         self._dynamics_vector = np.array([self.dynamics[name] for name in self._dynamics_names])
         self._apply_dynamics()
-        self._env.np_random = rng  # gymnasium draws the initial-state noise from it
-        self._env.reset()
+        if self._env is not None:
+            self._env.np_random = rng  # gymnasium draws the initial-state noise from it
+            self._env.reset()
+        else:
+            self._reset_model(rng)
+        if self.task.command:
+            self.command = np.array([rng.uniform(*self.task.command[name]) for name in COMMAND_ELEMENTS])
+            self.reward.reset(self.command)
+        elif self._env is None:
+            self.reward.reset(self.command)
         self._t = 0
         self._draw_sensor_episode(rng)
         obs = self._observe(first=True)
         info = {'seed': episode_seed, 'dynamics': dict(self.dynamics), 'latency_steps': self.latency_steps}
+        if self.task.command:
+            info['command'] = dict(zip(COMMAND_ELEMENTS, self.command.tolist()))
         return obs, info
+
+    def _reset_model(self, rng: np.random.Generator) -> None:
+        """The model's initial state (actuated joints at the default pose under position actuation),
+        with uniform noise of +-reset_noise_scale on the actuated joints and on every velocity."""
+        m, d = self.model, self.data
+        mujoco.mj_resetData(m, d)
+        if self.position is not None:
+            d.qpos[self._actuated_qpos] = self.position.default_pose
+        scale = self.task.reset_noise_scale
+        if scale > 0:
+            d.qpos[self._actuated_qpos] += rng.uniform(-scale, scale, self._actuated_qpos.size)
+            d.qvel[:] = rng.uniform(-scale, scale, m.nv)
+        if self.position is not None:
+            d.ctrl[:] = self.position.default_pose
+        mujoco.mj_forward(m, d)
 
     def _apply_dynamics(self) -> None:
         m, nominal, d = self.model, self._nominal, self.dynamics
@@ -172,7 +256,14 @@ class DistillEnv(gym.Env):
         m.body_mass[:] = mass * scale
         m.body_inertia[:] = inertia * scale
         m.geom_friction[:, 0] = nominal['friction_scale'] * d.get('friction_scale', 1.0)
-        m.actuator_gear[:, 0] = nominal['motor_strength'] * d.get('motor_strength', 1.0)
+        if self.position is None:
+            m.actuator_gear[:, 0] = nominal['motor_strength'] * d.get('motor_strength', 1.0)
+        else:  # a PD motor's strength scales its gains and its torque limit alike
+            strength = d.get('motor_strength', 1.0)
+            gain, bias, force = nominal['pd']
+            m.actuator_gainprm[:, 0] = gain * strength
+            m.actuator_biasprm[:, 1:3] = bias * strength
+            m.actuator_forcerange[:] = force * strength
         m.dof_damping[:] = nominal['joint_damping_scale'] * d.get('joint_damping_scale', 1.0)
 
     def _draw_sensor_episode(self, rng: np.random.Generator) -> None:
@@ -206,16 +297,30 @@ class DistillEnv(gym.Env):
                              f'for joints {self.action_names}')
         if not math.isfinite(action.sum()):
             raise ValueError(f'action contains NaN or Inf: {action.tolist()}')
-        _, reward, terminated, _, info = self._env.step(action)
+        if self._env is not None:
+            _, reward, terminated, _, info = self._env.step(action)
+        else:
+            reward, terminated, info = self._step_model(action)
         self._t += 1
         truncated = self._t >= self.task.max_episode_steps and not terminated
         return self._observe(), float(reward), bool(terminated), bool(truncated), info
+
+    def _step_model(self, action: np.ndarray) -> tuple[float, bool, dict[str, Any]]:
+        """One policy step of a task on a model file: `decimation` physics steps on one control."""
+        self.data.ctrl[:] = action if self.position is None else self.position.targets(action)
+        mujoco.mj_step(self.model, self.data, nstep=self.task.actuation.decimation)
+        reward, terminated, terms = self.reward.step(action)
+        return reward, terminated, {'reward_terms': terms}
 
     # ---------------------------------------------------------------- observations
     def _read_sensors(self, out: np.ndarray) -> None:
         """Write the sensor vector, in `sensor_spec` order, as the hardware reads it now, into `out`."""
         n, s = self._n_joints, self._imu_start
-        np.take(self._sensordata, self._sensor_index, out=out)
+        if self._command_start is None:
+            np.take(self._sensordata, self._sensor_index, out=out)
+        else:
+            np.take(self._sensordata, self._sensor_index, out=out[:self._command_start])
+            out[self._command_start:] = self.command
         if not self.sensor_noise:
             return
         out += self._next_noise()
@@ -246,6 +351,8 @@ class DistillEnv(gym.Env):
             parts.append(np.clip(self.data.cfrc_ext[self._contact_ids, 3:6].ravel(), -clip, clip))
         if self._dynamics_names:
             parts.append(self._dynamics_vector)
+        if self.task.command:
+            parts.append(self.command)
         parts += [sensor[s] for s in self._sensor_slices]
         return np.concatenate(parts)  # one call: this runs every step
 
@@ -258,4 +365,5 @@ class DistillEnv(gym.Env):
         return self._t
 
     def close(self) -> None:
-        self._env.close()
+        if self._env is not None:
+            self._env.close()

@@ -1,4 +1,5 @@
-"""MuJoCo model preparation: the task's gymnasium model with an IMU added, and name lookups."""
+"""MuJoCo model preparation: the task's model (gymnasium's, a model file or a MuJoCo Menagerie robot)
+with encoders and an IMU added, and name lookups."""
 from __future__ import annotations
 
 import functools
@@ -86,6 +87,63 @@ def model_file(task: TaskSpec) -> str:
             f.write(xml)
         os.replace(tmp, path)  # atomic: concurrent processes never read a half-written file
     return path
+
+
+def _menagerie_spec(task: TaskSpec) -> mujoco.MjSpec:
+    """The default scene of MuJoCo Menagerie robot `task.menagerie`, through the `mujoco-menagerie`
+    package (it downloads the robot on first use)."""
+    how = ('install it with `pip install mujoco-menagerie` on a machine with internet and load the robot once '
+           'there (it is then cached), or download the robot\'s MJCF and give its path as env.model')
+    try:
+        import mujoco_menagerie
+    except ImportError:
+        raise TaskConfigError(f'{task.source}: env.menagerie {task.menagerie!r} needs the MuJoCo Menagerie model, '
+                              f'which must be downloaded first: the mujoco-menagerie package is not installed; '
+                              f'{how}') from None
+    try:
+        robot = mujoco_menagerie.get(task.menagerie)
+        return robot.spec(robot.default_scene)
+    except Exception as exc:  # noqa: BLE001 - unknown robot, offline, damaged cache: one message, no traceback
+        raise TaskConfigError(f'{task.source}: env.menagerie {task.menagerie!r}: cannot load the robot '
+                              f'({type(exc).__name__}: {exc}); the model must be downloaded first: {how}') from None
+
+
+def mjcf_model(task: TaskSpec) -> mujoco.MjModel:
+    """The model of an env.model / env.menagerie task with the task's sensors added (as `model_xml`
+    adds them to a gymnasium model). MjSpec edits the model in place, so a model's meshes and
+    includes resolve from its own folder."""
+    if task.menagerie:
+        spec = _menagerie_spec(task)
+    else:
+        try:
+            spec = mujoco.MjSpec.from_file(task.model_file)
+        except ValueError as exc:
+            raise TaskConfigError(f'{task.source}: env.model {task.model_file} is not a valid MuJoCo model: '
+                                  f'{exc}') from None
+    joints = [j.name for j in spec.joints]
+    for joint in task.sensor_joints:
+        if joint not in joints:
+            raise TaskConfigError(f'{task.source}: sensors.joints entry {joint!r} is not a joint of the model; '
+                                  f'joints are {joints}')
+        spec.add_sensor(name=ENCODER_POSITION + joint, type=mujoco.mjtSensor.mjSENS_JOINTPOS,
+                        objtype=mujoco.mjtObj.mjOBJ_JOINT, objname=joint)
+        if task.joint_velocity:
+            spec.add_sensor(name=ENCODER_VELOCITY + joint, type=mujoco.mjtSensor.mjSENS_JOINTVEL,
+                            objtype=mujoco.mjtObj.mjOBJ_JOINT, objname=joint)
+    if task.imu_body is not None:
+        body = spec.body(task.imu_body)
+        if body is None:
+            raise TaskConfigError(f'{task.source}: imu.body {task.imu_body!r} is not a body of the model; '
+                                  f'bodies are {[b.name for b in spec.bodies]}')
+        body.add_site(name=IMU_SITE, pos=list(task.imu_pos), size=[0.01, 0.0, 0.0])
+        site = {'objtype': mujoco.mjtObj.mjOBJ_SITE, 'objname': IMU_SITE}
+        spec.add_sensor(name=IMU_GYRO, type=mujoco.mjtSensor.mjSENS_GYRO, **site)
+        spec.add_sensor(name=IMU_ACCEL, type=mujoco.mjtSensor.mjSENS_ACCELEROMETER, **site)
+        spec.add_sensor(name=IMU_QUAT, type=mujoco.mjtSensor.mjSENS_FRAMEQUAT, **site)
+    try:
+        return spec.compile()
+    except ValueError as exc:
+        raise TaskConfigError(f'{task.source}: the model does not compile with the task\'s sensors: {exc}') from None
 
 
 def name_id(model: mujoco.MjModel, kind: mujoco.mjtObj, name: str, what: str, source: str) -> int:

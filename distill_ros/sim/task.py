@@ -1,10 +1,13 @@
 """Task definitions: one YAML file per task under `config/tasks/`, validated into a `TaskSpec`."""
 from __future__ import annotations
 
+import math
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from distill_ros.observation import COMMAND_ELEMENTS
 from distill_ros.paths import UserFileError, config_path, load_user_yaml
 
 
@@ -59,6 +62,60 @@ class ImuNoise:
     orientation_noise_std: float = 0.0
 
 
+TORQUE, POSITION = 'torque', 'position'
+# A per-joint value: one number for every actuated joint, or {joint name or regex: number}.
+JointValues = float | dict[str, float]
+
+
+@dataclass(frozen=True)
+class Actuation:
+    """How an action reaches the joints.
+
+    `torque`: the action is the actuators' control (as gymnasium's tasks have it). `position`: the
+    action a is an offset from `default_pose`; the target q* = default_pose + action_scale * a is
+    tracked by a PD law tau = kp (q* - q) - kd qdot, clipped to +-torque_limit, that MuJoCo evaluates
+    at every physics step, while the policy acts every `decimation` physics steps."""
+
+    type: str = TORQUE
+    kp: JointValues = 0.0
+    kd: JointValues = 0.0
+    default_pose: JointValues = 0.0
+    action_scale: float = 1.0
+    action_clip: float = 1.0
+    torque_limit: JointValues = math.inf
+    decimation: int = 1
+
+
+# Reward terms of an env.model task: name -> (parameters with defaults). The term's value each
+# policy step is weight * term; see docs/tasks.md for the formulas.
+REWARD_TERMS: dict[str, dict[str, float]] = {
+    'alive': {},
+    'lin_vel_tracking': {'sigma': 0.25},
+    'yaw_rate_tracking': {'sigma': 0.25},
+    'lin_vel_z': {},
+    'ang_vel_xy': {},
+    'orientation': {},
+    'base_height': {'target': 0.0},
+    'torque': {},
+    'action_rate': {},
+}
+
+
+@dataclass(frozen=True)
+class RewardTerm:
+    weight: float
+    params: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Termination:
+    """When an env.model task's episode ends early (each rule off when unset)."""
+
+    base_height_below: float | None = None
+    tilt_above: float | None = None           # rad between the base's z axis and the world's
+    contact_bodies: tuple[str, ...] = ()      # a contact on any of these bodies ends the episode
+
+
 @dataclass(frozen=True)
 class TaskSpec:
     name: str
@@ -81,6 +138,20 @@ class TaskSpec:
     randomization: dict[str, Distribution] = field(default_factory=dict)
     name_bodies: dict[str, str] = field(default_factory=dict)
     source: str = ''
+    # A task on a MuJoCo model file (env.model, resolved to an absolute path) or a MuJoCo Menagerie
+    # robot (env.menagerie) instead of a gymnasium id (env_id is then empty).
+    model_file: str = ''
+    menagerie: str = ''
+    base_body: str = ''           # empty: the body of the model's free joint
+    reset_noise_scale: float = 0.0
+    actuation: Actuation = field(default_factory=Actuation)
+    command: dict[str, tuple[float, float]] = field(default_factory=dict)   # COMMAND_ELEMENTS -> range
+    reward: dict[str, RewardTerm] = field(default_factory=dict)
+    terminate: Termination = field(default_factory=Termination)
+
+    @property
+    def is_gymnasium(self) -> bool:
+        return bool(self.env_id)
 
 
 RANDOMIZABLE = ('mass_scale', 'friction_scale', 'motor_strength', 'joint_damping_scale')
@@ -136,8 +207,117 @@ def _nonnegative(cls, data: dict, where: str):
     return cls(**values)
 
 
-def parse_task(data: dict, source: str = '<dict>') -> TaskSpec:
-    """Validate a task mapping (the content of a task YAML) into a `TaskSpec`."""
+def _joint_values(data: Any, where: str) -> JointValues:
+    if isinstance(data, (int, float)) and not isinstance(data, bool):
+        return float(data)
+    if (isinstance(data, dict) and data and all(isinstance(k, str) for k in data)
+            and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in data.values())):
+        return {k: float(v) for k, v in data.items()}
+    raise TaskConfigError(f'{where} must be a number or a mapping {{joint name or regex: number}}, got {data!r}')
+
+
+def _actuation(data: dict, where: str) -> Actuation:
+    kind = _get(data, 'type', str, where, TORQUE)
+    if kind not in (TORQUE, POSITION):
+        raise TaskConfigError(f'{where}.type must be {TORQUE!r} or {POSITION!r}, got {kind!r}')
+    keys = set(Actuation.__dataclass_fields__)
+    allowed = {'type', 'decimation'} if kind == TORQUE else keys
+    unknown = set(data) - allowed
+    if unknown:
+        raise TaskConfigError(f'{where}: unknown keys {sorted(unknown)} for type {kind}; expected some of '
+                              f'{sorted(allowed)}')
+    decimation = _get(data, 'decimation', int, where, 1)
+    if decimation < 1:
+        raise TaskConfigError(f'{where}.decimation must be >= 1, got {decimation}')
+    if kind == TORQUE:
+        return Actuation(TORQUE, decimation=decimation)
+    for key in ('kp', 'kd', 'default_pose'):
+        if key not in data:
+            raise TaskConfigError(f'{where}: missing key {key!r} (type position)')
+    values = {key: _joint_values(data[key], f'{where}.{key}') for key in ('kp', 'kd', 'default_pose')}
+    values['torque_limit'] = _joint_values(data.get('torque_limit', math.inf), f'{where}.torque_limit')
+    for key in ('action_scale', 'action_clip'):
+        values[key] = _get(data, key, float, where, 1.0)
+        if values[key] <= 0:
+            raise TaskConfigError(f'{where}.{key} must be > 0, got {values[key]}')
+    for key in ('kp', 'kd', 'torque_limit'):
+        v = values[key]
+        if min(v.values() if isinstance(v, dict) else [v]) < 0:
+            raise TaskConfigError(f'{where}.{key} must be >= 0, got {v}')
+    return Actuation(POSITION, decimation=decimation, **values)
+
+
+def _command(data: dict, where: str) -> dict[str, tuple[float, float]]:
+    unknown = set(data) - set(COMMAND_ELEMENTS)
+    if unknown:
+        raise TaskConfigError(f'{where}: unknown keys {sorted(unknown)}; expected some of {list(COMMAND_ELEMENTS)}')
+    command = {}
+    for name in COMMAND_ELEMENTS:
+        value = data.get(name, [0.0, 0.0])
+        if (not isinstance(value, list) or len(value) != 2
+                or not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in value)
+                or value[0] > value[1]):
+            raise TaskConfigError(f'{where}.{name} must be [low, high] with low <= high, got {value!r}')
+        command[name] = (float(value[0]), float(value[1]))
+    return command
+
+
+def _reward(data: dict, where: str) -> dict[str, RewardTerm]:
+    terms = {}
+    for name, value in data.items():
+        if name not in REWARD_TERMS:
+            raise TaskConfigError(f'{where}: unknown reward term {name!r}; expected some of {list(REWARD_TERMS)}')
+        defaults = REWARD_TERMS[name]
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            value = {'weight': value}
+        if not isinstance(value, dict):
+            raise TaskConfigError(f'{where}.{name} must be a weight or a mapping with "weight", got {value!r}')
+        unknown = set(value) - {'weight', *defaults}
+        if unknown:
+            raise TaskConfigError(f'{where}.{name}: unknown keys {sorted(unknown)}; expected weight'
+                                  + ''.join(f', {k}' for k in defaults))
+        params = {key: _get(value, key, float, f'{where}.{name}', default) for key, default in defaults.items()}
+        if 'sigma' in params and params['sigma'] <= 0:
+            raise TaskConfigError(f'{where}.{name}.sigma must be > 0, got {params["sigma"]}')
+        terms[name] = RewardTerm(_get(value, 'weight', float, f'{where}.{name}'), params)
+    return terms
+
+
+def _termination(data: dict, where: str) -> Termination:
+    unknown = set(data) - set(Termination.__dataclass_fields__)
+    if unknown:
+        raise TaskConfigError(f'{where}: unknown keys {sorted(unknown)}; expected some of '
+                              f'{sorted(Termination.__dataclass_fields__)}')
+    bodies = _get(data, 'contact_bodies', list, where, [])
+    if not all(isinstance(b, str) for b in bodies):
+        raise TaskConfigError(f'{where}.contact_bodies must be a list of body names, got {bodies!r}')
+    return Termination(_get(data, 'base_height_below', float, where) if 'base_height_below' in data else None,
+                       _get(data, 'tilt_above', float, where) if 'tilt_above' in data else None, tuple(bodies))
+
+
+def _model_source(env: dict, where: str, base_dir: Path | None) -> tuple[str, str, str]:
+    """(env_id, model_file, menagerie): exactly one of env.id, env.model, env.menagerie."""
+    given = [key for key in ('id', 'model', 'menagerie') if key in env]
+    if len(given) != 1:
+        raise TaskConfigError(f'{where}: give exactly one of id (a gymnasium id), model (a MuJoCo model file) '
+                              f'or menagerie (a MuJoCo Menagerie robot); got {given or "none"}')
+    value = _get(env, given[0], str, where)
+    if given[0] == 'id':
+        return value, '', ''
+    if given[0] == 'menagerie':
+        return '', '', value
+    path = Path(os.path.expanduser(value))
+    if not path.is_absolute():
+        path = (base_dir or Path.cwd()) / path
+    if not path.is_file():
+        raise TaskConfigError(f'{where}.model: model file {path} does not exist (a relative path is taken '
+                              f'from the task YAML\'s folder)')
+    return '', str(path.resolve()), ''
+
+
+def parse_task(data: dict, source: str = '<dict>', base_dir: Path | None = None) -> TaskSpec:
+    """Validate a task mapping (the content of a task YAML) into a `TaskSpec`. A relative env.model
+    path is taken from `base_dir` (the YAML's folder; default: the working directory)."""
     if not isinstance(data, dict):
         raise TaskConfigError(f'{source}: a task file must hold a mapping, got {type(data).__name__}')
     env = _get(data, 'env', dict, source)
@@ -164,13 +344,29 @@ def parse_task(data: dict, source: str = '<dict>') -> TaskSpec:
     imu_pos = imu.get('pos', [0.0, 0.0, 0.0])
     if not isinstance(imu_pos, list) or len(imu_pos) != 3:
         raise TaskConfigError(f'{source}: imu.pos must be [x, y, z], got {imu_pos!r}')
+    env_id, model_file, menagerie = _model_source(env, f'{source}: env', base_dir)
+    mjcf_only = [key for key in ('reward', 'terminate', 'command', 'actuation') if key in data]
+    if env_id and mjcf_only:
+        raise TaskConfigError(f'{source}: {mjcf_only} are for tasks on a model file (env.model or env.menagerie); '
+                              f'gymnasium env {env_id!r} has its own reward, termination and torque actuation')
+    for key in ('base_body', 'reset_noise_scale'):
+        if env_id and key in env:
+            raise TaskConfigError(f'{source}: env.{key} is for tasks on a model file; gymnasium takes env.kwargs')
+    if not env_id and 'kwargs' in env:
+        raise TaskConfigError(f'{source}: env.kwargs is for gymnasium tasks (env.id)')
+    reward = _reward(_get(data, 'reward', dict, source, {}), f'{source}: reward')
+    if not env_id and not reward:
+        raise TaskConfigError(f'{source}: a task on a model file needs a reward section (e.g. reward: {{alive: 1.0}})')
+    reset_noise = _get(env, 'reset_noise_scale', float, f'{source}: env', 0.0)
+    if reset_noise < 0:
+        raise TaskConfigError(f'{source}: env.reset_noise_scale must be >= 0, got {reset_noise}')
     max_steps = _get(env, 'max_episode_steps', int, f'{source}: env')
     if max_steps <= 0:
         raise TaskConfigError(f'{source}: env.max_episode_steps must be > 0, got {max_steps}')
     return TaskSpec(
         name=_get(data, 'name', str, source),
         description=str(data.get('description', '')).strip(),
-        env_id=_get(env, 'id', str, f'{source}: env'),
+        env_id=env_id,
         env_kwargs=dict(_get(env, 'kwargs', dict, f'{source}: env', {})),
         max_episode_steps=max_steps,
         best_return=_get(env, 'best_return', float, f'{source}: env'),
@@ -189,6 +385,14 @@ def parse_task(data: dict, source: str = '<dict>') -> TaskSpec:
         name_bodies={str(k): str(v) for k, v in _get(_get(data, 'model', dict, source, {}), 'name_bodies', dict,
                                                       f'{source}: model', {}).items()},
         source=source,
+        model_file=model_file,
+        menagerie=menagerie,
+        base_body=_get(env, 'base_body', str, f'{source}: env', ''),
+        reset_noise_scale=reset_noise,
+        actuation=_actuation(_get(data, 'actuation', dict, source, {}), f'{source}: actuation'),
+        command=_command(_get(data, 'command', dict, source), f'{source}: command') if 'command' in data else {},
+        reward=reward,
+        terminate=_termination(_get(data, 'terminate', dict, source, {}), f'{source}: terminate'),
     )
 
 
@@ -211,4 +415,4 @@ def load_task(name_or_path: str | Path) -> TaskSpec:
         data = load_user_yaml(path, 'task file', mapping=False)
     except UserFileError as exc:
         raise TaskConfigError(str(exc)) from None
-    return parse_task(data, str(path))
+    return parse_task(data, str(path), path.parent)

@@ -1,0 +1,109 @@
+"""The reward and termination of a task on a model file (env.model / env.menagerie), from its YAML.
+
+Gymnasium's tasks bring their own; a robot's MJCF does not, so the task names weighted terms in the
+style of legged_gym (velocity-command tracking, penalties on torque, action rate, base orientation
+and height) and termination rules. Each policy step the reward is sum(weight * term); the formulas
+are in docs/tasks.md. Velocities are the base's, in the base frame.
+"""
+from __future__ import annotations
+
+import math
+
+import mujoco
+import numpy as np
+
+from distill_ros.sim.task import TaskConfigError, TaskSpec
+
+_BASE_TERMS = {'lin_vel_tracking', 'yaw_rate_tracking', 'lin_vel_z', 'ang_vel_xy', 'orientation', 'base_height'}
+
+
+def base_body_id(task: TaskSpec, model: mujoco.MjModel) -> int:
+    """The task's env.base_body, or the body of the model's free joint."""
+    if task.base_body:
+        index = mujoco.mj_name2id(model, mujoco.mjtObj.mjOBJ_BODY, task.base_body)
+        if index < 0:
+            names = [mujoco.mj_id2name(model, mujoco.mjtObj.mjOBJ_BODY, i) for i in range(model.nbody)]
+            raise TaskConfigError(f'{task.source}: env.base_body {task.base_body!r} is not a body of the model; '
+                                  f'bodies are {names}')
+        return index
+    free = [j for j in range(model.njnt) if model.jnt_type[j] == mujoco.mjtJoint.mjJNT_FREE]
+    if not free:
+        raise TaskConfigError(f'{task.source}: the reward or termination needs the robot\'s base, and the model has '
+                              f'no free joint; name it with env.base_body')
+    return int(model.jnt_bodyid[free[0]])
+
+
+class Reward:
+    """`reset(command)` at an episode's start, then `step(action)` after each policy step gives
+    (reward, terminated, {term: weighted value})."""
+
+    def __init__(self, task: TaskSpec, model: mujoco.MjModel, data: mujoco.MjData):
+        self.task, self.model, self.data = task, model, data
+        self.terms = [(name, term.weight, term.params) for name, term in task.reward.items()]
+        rules = task.terminate
+        needs_base = bool(_BASE_TERMS & set(task.reward)) or rules.base_height_below is not None \
+            or rules.tilt_above is not None
+        self.base = base_body_id(task, model) if needs_base else -1
+        ids = []
+        for name in rules.contact_bodies:
+            index = mujoco.mj_name2id(model, mujoco.mjtObj.mjOBJ_BODY, name)
+            if index < 0:
+                names = [mujoco.mj_id2name(model, mujoco.mjtObj.mjOBJ_BODY, i) for i in range(model.nbody)]
+                raise TaskConfigError(f'{task.source}: terminate.contact_bodies entry {name!r} is not a body of the '
+                                      f'model; bodies are {names}')
+            ids.append(index)
+        self._contact_bodies = np.array(ids, dtype=int)
+        self._cos_tilt = math.cos(rules.tilt_above) if rules.tilt_above is not None else None
+        self._velocity = np.zeros(6)
+        self.command = np.zeros(3)
+        self._previous_action: np.ndarray | None = None
+
+    def reset(self, command: np.ndarray) -> None:
+        self.command = command
+        self._previous_action = None
+
+    def step(self, action: np.ndarray) -> tuple[float, bool, dict[str, float]]:
+        m, d = self.model, self.data
+        if self.base >= 0:
+            rotation = d.xmat[self.base].reshape(3, 3)        # base -> world
+            mujoco.mj_objectVelocity(m, d, mujoco.mjtObj.mjOBJ_BODY, self.base, self._velocity, 1)
+            angular, linear = self._velocity[:3], self._velocity[3:]   # in the base frame
+            gravity = -rotation[2]                             # projected gravity, base frame
+            height = float(d.xpos[self.base, 2])
+        previous = action if self._previous_action is None else self._previous_action
+        self._previous_action = action.copy()
+        values = {}
+        for name, weight, params in self.terms:
+            if name == 'alive':
+                value = 1.0
+            elif name == 'lin_vel_tracking':
+                error = self.command[:2] - linear[:2]
+                value = math.exp(-float(error @ error) / params['sigma'])
+            elif name == 'yaw_rate_tracking':
+                value = math.exp(-(self.command[2] - angular[2]) ** 2 / params['sigma'])
+            elif name == 'lin_vel_z':
+                value = float(linear[2] ** 2)
+            elif name == 'ang_vel_xy':
+                value = float(angular[0] ** 2 + angular[1] ** 2)
+            elif name == 'orientation':
+                value = float(gravity[0] ** 2 + gravity[1] ** 2)
+            elif name == 'base_height':
+                value = (height - params['target']) ** 2
+            elif name == 'torque':
+                value = float(d.qfrc_actuator @ d.qfrc_actuator)
+            else:  # action_rate
+                change = action - previous
+                value = float(change @ change)
+            values[name] = weight * value
+        return sum(values.values()), self.terminated(), values
+
+    def terminated(self) -> bool:
+        rules, d = self.task.terminate, self.data
+        if rules.base_height_below is not None and d.xpos[self.base, 2] < rules.base_height_below:
+            return True
+        if self._cos_tilt is not None and d.xmat[self.base, 8] < self._cos_tilt:
+            return True
+        if self._contact_bodies.size and d.ncon:
+            bodies = self.model.geom_bodyid[d.contact.geom[:d.ncon]]
+            return bool(np.isin(bodies, self._contact_bodies).any())
+        return False
