@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
 
@@ -15,13 +16,14 @@ def cmd_tasks(args: argparse.Namespace) -> int:
     console = Console()
     if not args.task:
         table = Table(title='built-in tasks (config/tasks/)')
-        for column in ('task', 'gymnasium env', 'control Hz', 'episode steps', 'sensor_obs', 'privileged_obs',
+        for column in ('task', 'model', 'control Hz', 'episode steps', 'sensor_obs', 'privileged_obs',
                        'actions'):
             table.add_column(column)
         for name in task_names():
             task = load_task(name)
             env = DistillEnv(task)
-            table.add_row(name, task.env_id, f'{1 / env.dt:.0f}', str(task.max_episode_steps),
+            model = task.env_id or task.menagerie or os.path.basename(task.model_file)
+            table.add_row(name, model, f'{1 / env.dt:.0f}', str(task.max_episode_steps),
                           str(env.sensor_spec.size), str(env.privileged_spec.size), str(len(env.action_names)))
             env.close()
         console.print(table)

@@ -15,7 +15,8 @@ Subscribes (sensor-data QoS; joints mapped by name, never by index):
   estop          std_msgs/Bool              true latches the safe action
   estop_reset    std_msgs/Bool              true clears the latch (so does re-activation)
 Publishes:
-  commands       std_msgs/Float64MultiArray in `command_joints` order (forward_command_controller)
+  commands       std_msgs/Float64MultiArray in `command_joints` order (forward_command_controller):
+                 efforts (the action), or with command_interface position joint position targets
   joint_commands sensor_msgs/JointState     optional: names, values, and the stamp of the sensor
                                             sample the command answers
   /diagnostics   diagnostic_msgs/DiagnosticArray  loop rate, jitter, misses, latency, inference,
@@ -46,10 +47,13 @@ from distill_ros.nodes import messages as m
 from distill_ros.nodes.common import LATCHED, RELIABLE, REPEATED_SIGINT_S, SENSOR_DATA, FinishingNode, run
 from distill_ros.nodes.params import Param, ParameterError, declare
 from distill_ros.policies import checkpoint as ckpt_io
+from distill_ros.sim.actuation import PositionActuation, position_command
+from distill_ros.sim.task import TaskConfigError
 from distill_ros.stamps import NS_PER_S, stamp_ns
 from distill_ros.students import student_path
 
 TRIGGERS = ('timer', 'sensor')
+EFFORT, POSITION = 'effort', 'position'
 
 PARAMS = (
     Param('checkpoint', 'cartpole', 'student checkpoint folder, or the name of a student shipped in '
@@ -70,6 +74,10 @@ PARAMS = (
     Param('action_limit', 0.0, 'clip commands to +-this as well as to the checkpoint limits (0: checkpoint limits)',
           low=0.0, high=1e9),
     Param('max_rate', 0.0, 'rate limit per joint in command units per second (0: none)', low=0.0, high=1e9),
+    Param('command_interface', EFFORT, 'what commands carries: effort, the policy action as it is (an effort '
+          'forward_command_controller); position, joint targets default_pose + action_scale * action from the '
+          "checkpoint task's position actuation (a position forward_command_controller; the zero safe action is "
+          'then the default pose)', choices=(EFFORT, POSITION)),
     Param('publish_joint_commands', False, 'also publish commands as a stamped JointState on joint_commands'),
     Param('episode_topic', '', "simulation: sim_node's episode announcements (e.g. sim/episode); each new "
           'episode starts a fresh history window (and a recurrent student\'s zero state), as in training '
@@ -99,6 +107,7 @@ class StudentControllerNode(FinishingNode, LifecycleNode):
     def __init__(self):
         super().__init__('student_controller_node')
         self.controller: StudentController | None = None
+        self.position: PositionActuation | None = None   # command_interface position: action -> joint targets
         self.loop: RealtimeLoop | None = None
         self.active = False
         self.fifo_threads: list[int] = []
@@ -200,6 +209,12 @@ class StudentControllerNode(FinishingNode, LifecycleNode):
                                             'imu': self.resolve_topic_name('imu/data')})
         except ValueError as exc:
             raise ParameterError(f"parameter 'command_joints': {exc}") from None
+        self.position = None
+        if p['command_interface'] == POSITION:
+            try:
+                self.position = position_command(ckpt.task, controller.command_joints)
+            except TaskConfigError as exc:
+                raise ParameterError(f"parameter 'command_interface' position: checkpoint {path}: {exc}") from None
         if p['sensor_check_timeout'] > 0:
             topic = self.resolve_topic_name('joint_states')
             ok, msg = wait_for_message(JointState, self, 'joint_states', qos_profile=SENSOR_DATA,
@@ -351,7 +366,7 @@ class StudentControllerNode(FinishingNode, LifecycleNode):
                 pass
 
     def publish(self, tick, now_ns: int) -> None:
-        data = tick.command.tolist()
+        data = (tick.command if self.position is None else self.position.targets(tick.command)).tolist()
         self.command_pub.publish(Float64MultiArray(data=data))
         if tick.source == POLICY:
             self.stats.latency.add((time.monotonic_ns() - tick.sample_arrival_ns) / NS_PER_S)

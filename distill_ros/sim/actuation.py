@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from distill_ros.sim.task import POSITION, Actuation, JointValues, TaskConfigError
+from distill_ros.sim.task import POSITION, Actuation, JointValues, TaskConfigError, TaskSpec, load_task
 
 
 def joint_values(values: JointValues, joints: Sequence[str], key: str, source: str = '') -> np.ndarray:
@@ -82,3 +82,14 @@ def resolve(actuation: Actuation, joints: Sequence[str], source: str = '') -> Po
 
     return PositionActuation(joints, values('kp'), values('kd'), values('default_pose'), values('torque_limit'),
                              actuation.action_scale, actuation.action_clip, actuation.decimation)
+
+
+def position_command(task: TaskSpec | str, joints: Sequence[str]) -> PositionActuation:
+    """What a controller sending joint position targets needs of `task` (a name or a spec), in
+    `joints` order: its default pose and action scale, so that target = default_pose + action_scale
+    * action. Refused when the task is not position-actuated."""
+    spec = task if isinstance(task, TaskSpec) else load_task(task)
+    if spec.actuation.type != POSITION:
+        raise TaskConfigError(f'task {spec.name!r} has {spec.actuation.type} actuation; position commands need a '
+                              f'task with actuation.type {POSITION} (its default pose and action scale)')
+    return resolve(spec.actuation, joints, spec.source)

@@ -1,0 +1,183 @@
+"""Tasks on a robot's own MJCF (not a gymnasium id): names from the model, PD position actuation at the
+physics rate, a YAML reward with a velocity command, the shipped quadruped standing on its PD loop,
+the Menagerie error offline, and the position targets the student controller sends."""
+from __future__ import annotations
+
+import sys
+
+import numpy as np
+import pytest
+import yaml
+
+from distill_ros.observation import COMMAND, COMMAND_ELEMENTS, JOINT_POSITION, SensorMismatch, SensorObsBuilder
+from distill_ros.sim import PRIVILEGED, SENSOR, DistillEnv, TaskConfigError, load_task
+from distill_ros.sim.actuation import position_command
+from distill_ros.sim.task import parse_task
+
+# An arm with two hinges about y (no gravity: a still simulator), one motor each.
+ARM = """<mujoco model="arm">
+  <option timestep="0.002" gravity="0 0 0"/>
+  <worldbody>
+    <body name="upper"><joint name="shoulder" axis="0 1 0"/><geom type="capsule" fromto="0 0 0 0.3 0 0" size="0.03"/>
+      <body name="lower" pos="0.3 0 0"><joint name="elbow" axis="0 1 0"/>
+        <geom type="capsule" fromto="0 0 0 0.25 0 0" size="0.02"/></body></body>
+  </worldbody>
+  <actuator><motor joint="elbow" ctrlrange="-2 2"/><motor joint="shoulder" ctrlrange="-5 5"/></actuator>
+</mujoco>
+"""
+
+
+def arm_task(tmp_path, **overrides) -> dict:
+    (tmp_path / 'models').mkdir(exist_ok=True)
+    (tmp_path / 'models' / 'arm.xml').write_text(ARM)
+    data = {'name': 'arm', 'env': {'model': 'models/arm.xml', 'max_episode_steps': 50, 'best_return': 50},
+            'imu': {'body': 'lower', 'pos': [0.25, 0, 0]},
+            'sensors': {'joints': ['shoulder', 'elbow'], 'joint_velocity': True},
+            'reward': {'alive': 1.0}}
+    data.update(overrides)
+    return data
+
+
+def build(tmp_path, data) -> DistillEnv:
+    path = tmp_path / 'arm.yaml'
+    path.write_text(yaml.safe_dump(data))
+    return DistillEnv(load_task(path), randomize=False, sensor_noise=False, latency=False)
+
+
+def test_task_from_an_mjcf_file_steps_and_names_joints_from_the_model(tmp_path):
+    env = build(tmp_path, arm_task(tmp_path))
+    assert env.action_names == ['elbow', 'shoulder']              # the model's actuator order
+    assert env.sensor_spec.fields[0].elements == ('shoulder', 'elbow')
+    np.testing.assert_array_equal(env.action_space.high, [2, 5])  # the motors' ctrlrange
+    assert env.dt == pytest.approx(0.002)
+    obs, _ = env.reset(seed=0)
+    for _ in range(5):
+        obs, reward, terminated, truncated, info = env.step(np.array([1.0, 0.0]))
+    assert reward == 1.0 and not terminated and info['reward_terms'] == {'alive': 1.0}
+    velocity = env.sensor_spec.get(obs[SENSOR], 'joint_velocity')
+    assert velocity[1] > 0 and velocity[0] < 0                    # the elbow turns, the shoulder reacts
+
+
+@pytest.mark.parametrize('edit, message', [
+    (lambda d: d['sensors'].update(joints=['shoulder', 'wrist']),
+     r"sensors.joints entry 'wrist' is not a joint of the model; joints are \['shoulder', 'elbow'\]"),
+    (lambda d: d['imu'].update(body='hand'), r"imu.body 'hand' is not a body of the model; bodies are \['world', "),
+    (lambda d: d.update(actuation={'type': 'position', 'kp': {'shoulder': 1.0, 'wrist': 2.0}, 'kd': 0.1,
+                                   'default_pose': 0.0}),
+     r"actuation.kp gives no value for joint 'elbow'"),
+    (lambda d: d.update(actuation={'type': 'position', 'kp': 1.0, 'kd': 0.1,
+                                   'default_pose': {'shoulder': 0.0, 'elbow': 0.0, 'wrist': 0.0}}),
+     r"actuation.default_pose names \['wrist'\], which match no actuated joint; the actuated joints are "
+     r"\['elbow', 'shoulder'\]"),
+    (lambda d: d.update(terminate={'contact_bodies': ['foot']}),
+     r"terminate.contact_bodies entry 'foot' is not a body of the model"),
+    (lambda d: d['env'].update(id='Hopper-v5'), 'give exactly one of id'),
+    (lambda d: d.pop('reward'), 'needs a reward section'),
+    (lambda d: d['reward'].update(speed=1.0), "unknown reward term 'speed'"),
+])
+def test_a_yaml_naming_what_the_model_lacks_is_refused(tmp_path, edit, message):
+    data = arm_task(tmp_path)
+    edit(data)
+    with pytest.raises(TaskConfigError, match=message):
+        build(tmp_path, data)
+
+
+def test_gymnasium_tasks_refuse_mjcf_only_sections():
+    data = yaml.safe_load(open(load_task('cartpole').source).read())
+    data['reward'] = {'alive': 1.0}
+    with pytest.raises(TaskConfigError, match=r"\['reward'\] are for tasks on a model file"):
+        parse_task(data, 'edited.yaml')
+
+
+def test_pd_position_actuation_tracks_the_target_at_the_physics_rate(tmp_path):
+    kp, kd, limit = {'elbow': 8.0, 'shoulder': 20.0}, 0.5, {'elbow': 1.5, 'shoulder': 10.0}
+    env = build(tmp_path, arm_task(tmp_path, actuation={
+        'type': 'position', 'kp': kp, 'kd': kd, 'default_pose': {'elbow': 0.3, 'shoulder': -0.2},
+        'action_scale': 0.5, 'action_clip': 2.0, 'torque_limit': limit, 'decimation': 5}))
+    assert env.dt == pytest.approx(0.01)
+    obs, _ = env.reset(seed=0)
+    position = env.sensor_spec.slice(JOINT_POSITION)          # shoulder, elbow
+    np.testing.assert_allclose(obs[SENSOR][position], [-0.2, 0.3])   # starts at the default pose
+    action = np.array([1.0, 0.8])                             # elbow, shoulder offsets / action_scale
+    target = np.array([0.3 + 0.5 * 1.0, -0.2 + 0.5 * 0.8])
+    for _ in range(300):
+        obs, *_ = env.step(action)
+    np.testing.assert_allclose(obs[SENSOR][position][::-1], target, atol=2e-3)
+    # The law itself, in the last physics step: tau = clip(kp (q* - q) - kd qdot, +-limit) per joint.
+    env.reset(seed=0)
+    env.step(np.array([2.0, -2.0]))
+    q, qd = env.data.qpos[env._actuated_qpos], env.data.qvel[env._actuated_qpos]
+    mujoco_force = env.data.actuator_force.copy()
+    import mujoco
+    mujoco.mj_forward(env.model, env.data)                    # the force at the current state
+    gains, limits = np.array([8.0, 20.0]), np.array([1.5, 10.0])
+    expected = np.clip(gains * (np.array([1.3, -1.2]) - q) - kd * qd, -limits, limits)
+    np.testing.assert_allclose(env.data.actuator_force, expected, rtol=1e-9, atol=1e-9)
+    assert np.abs(mujoco_force[0]) == pytest.approx(1.5)      # the elbow's torque limit holds
+    assert env.action_space.high.tolist() == [2.0, 2.0]
+
+
+def test_the_quadruped_stands_on_its_pd_loop_with_zero_action():
+    env = DistillEnv('quadruped', randomize=False, sensor_noise=False, latency=False)
+    assert env.action_names[:3] == ['FL_hip_joint', 'FL_thigh_joint', 'FL_calf_joint'] and len(env.action_names) == 12
+    assert env.dt == pytest.approx(0.02)
+    obs, info = env.reset(seed=3)
+    for _ in range(150):                                      # 3 s at 50 Hz
+        obs, reward, terminated, truncated, _ = env.step(np.zeros(12))
+        assert not terminated
+    base = env.model.body('base').id
+    assert 0.26 < env.data.xpos[base, 2] < 0.33 and env.data.xmat[base, 8] > 0.99   # up and level
+    assert np.abs(env.data.qvel).max() < 0.05                                        # at rest
+    np.testing.assert_allclose(env.data.qpos[env._actuated_qpos], env.position.default_pose, atol=0.25)
+    contact = env.privileged_spec.get(obs[PRIVILEGED], 'contact_force').reshape(4, 3)
+    assert (np.abs(contact[:, 2]) > 10).all()                 # on four feet
+
+
+def test_the_velocity_command_is_in_both_observations():
+    env = DistillEnv('quadruped')
+    for seed in (0, 1):
+        obs, info = env.reset(seed=seed)
+        command = np.array([info['command'][k] for k in COMMAND_ELEMENTS])
+        for name, (low, high) in env.task.command.items():
+            assert low <= info['command'][name] <= high
+        obs, *_ = env.step(np.zeros(12))
+        assert env.sensor_spec.names[-1] == COMMAND and env.sensor_spec.fields[-1].elements == COMMAND_ELEMENTS
+        np.testing.assert_array_equal(env.sensor_spec.get(obs[SENSOR], COMMAND), command)   # read exactly
+        np.testing.assert_array_equal(env.privileged_spec.get(obs[PRIVILEGED], COMMAND), command)
+    # The student's builder takes it beside the sensor messages (at run time: from cmd_vel).
+    builder = SensorObsBuilder.from_spec(env.sensor_spec)
+    assert builder.has_command
+    reading = builder.reading(obs[SENSOR])
+    np.testing.assert_array_equal(builder.build(reading), obs[SENSOR])
+
+    class Joints:
+        name = list(env.sensor_spec.fields[0].elements)
+        position, velocity, effort = [0.0] * 12, [0.1] * 12, []
+    joints_only = SensorObsBuilder(Joints.name, joint_velocity=True, imu=False, command=True)
+    with pytest.raises(SensorMismatch, match='needs the velocity command'):
+        joints_only.build_from_messages(Joints())
+    np.testing.assert_array_equal(joints_only.build_from_messages(Joints(), command=[0.5, 0.0, -0.2])[-4:],
+                                  [0.1, 0.5, 0.0, -0.2])
+
+
+def test_a_menagerie_robot_without_the_package_gives_one_clear_error(tmp_path, monkeypatch):
+    monkeypatch.setitem(sys.modules, 'mujoco_menagerie', None)   # not importable, installed or not
+    data = arm_task(tmp_path)
+    data['env'] = {'menagerie': 'unitree_go2', 'max_episode_steps': 10, 'best_return': 1}
+    data['sensors']['joints'] = ['FL_hip_joint']
+    with pytest.raises(TaskConfigError, match=r"env.menagerie 'unitree_go2'.*must be downloaded first.*"
+                                              r"pip install mujoco-menagerie.*env.model") as error:
+        DistillEnv(parse_task(data, 'go2.yaml'))
+    assert error.value.__cause__ is None and error.value.__suppress_context__
+
+
+def test_position_command_targets_for_the_controller():
+    joints = list(reversed(DistillEnv('quadruped').action_names))   # any command_joints order
+    position = position_command('quadruped', joints)
+    action = np.linspace(-1, 1, 12)
+    default = {'hip': 0.0, 'calf': -1.5}
+    expected = [default.get(j.split('_')[1], 0.8 if j[0] == 'F' else 1.0) + 0.25 * a for j, a in zip(joints, action)]
+    np.testing.assert_allclose(position.targets(action), expected)
+    np.testing.assert_allclose(position.targets(np.zeros(12)), [e - 0.25 * a for e, a in zip(expected, action)])
+    with pytest.raises(TaskConfigError, match="task 'cartpole' has torque actuation"):
+        position_command('cartpole', ['slider'])
