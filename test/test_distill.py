@@ -375,12 +375,20 @@ def test_dagger_keeps_the_student_that_scored_best_acting_alone(tmp_path, data, 
     kept, rounds = run_dagger('cartpole', teacher, student, data, cfg, tmp_path, retrain, progress=False,
                               log=logs.append)
     # three students scored on their own episodes: offline (round 1), dagger1 (round 2), dagger2 (final)
-    assert [r.round for r in rounds] == [1, 2, 3] and (tmp_path / 'dagger' / 'final' / 'manifest.json').is_file()
+    assert [r.round for r in rounds] == [1, 2, 3]
+    assert (tmp_path / 'dagger' / 'final_after_round2' / 'manifest.json').is_file()
     returns = [r.collect_return for r in rounds]
     best = int(np.argmax(returns))
     assert kept.path == [tmp_path / 'runs' / 'offline' / 'best', tmp_path / 'runs' / 'dagger1' / 'best',
                          tmp_path / 'runs' / 'dagger2' / 'best'][best]
     assert ('the offline student' if best == 0 else f'the student trained after round {best}') in logs[-1]
+    # The same job extended to 3 rounds: rounds 1-2 are not collected again, and the last student
+    # (after round 3) is scored on episodes of its own, not on the 2-round job's final ones.
+    cfg.dagger.rounds = 3
+    _, more = run_dagger('cartpole', teacher, student, data, cfg, tmp_path, retrain, progress=False,
+                         log=logs.append)
+    assert [r.round for r in more] == [1, 2, 3, 4] and [r.episodes for r in more[:2]] == [0, 0]
+    assert more[3].episodes == 2 and (tmp_path / 'dagger' / 'final_after_round3' / 'manifest.json').is_file()
     with pytest.raises(ConfigError, match="dagger.keep is 'first'"):
         parse_config({'dagger': {'keep': 'first'}})
 

@@ -269,8 +269,10 @@ def run_dagger(task: str, teacher: Checkpoint, student: Checkpoint, base: Datase
             f'training on {len(data)} aggregated samples')
         student = train(data, student, k + 1)
     if d.keep == 'best' and d.rounds:
-        # One more round scores the last student the same way; its episodes count in the budget.
-        stats, collected = collect(d.rounds, 0.0, student, 'final')
+        # One more round scores the last student the same way; its episodes count in the budget. Its
+        # folder names the rounds before it, so a job resumed with more rounds scores its own last
+        # student instead of reusing an earlier job's final episodes.
+        stats, collected = collect(d.rounds, 0.0, student, f'final_after_round{d.rounds}')
         rounds.append(DaggerRound(d.rounds + 1, 0.0, stats.episodes, len(collected), stats.student_steps, 0,
                                   float(episode_returns(collected).mean())))
         best_return, best_round, student = max(scored, key=lambda s: s[0])
