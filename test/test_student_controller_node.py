@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 pytest.importorskip('rclpy')
-from controller_checks import Driver, check_balancing, diagnostics  # noqa: E402
+from controller_checks import Driver, check_balancing, diagnostics, quadruped_student  # noqa: E402
 from diagnostic_msgs.msg import DiagnosticStatus  # noqa: E402
 from geometry_msgs.msg import Twist  # noqa: E402
 from lifecycle_msgs.msg import Transition  # noqa: E402
@@ -21,7 +21,6 @@ from std_msgs.msg import Bool, Float64MultiArray  # noqa: E402
 from distill_ros.nodes import messages as m  # noqa: E402
 from distill_ros.nodes.common import RELIABLE, RELIABLE_DEEP  # noqa: E402
 from distill_ros.policies import checkpoint as ckpt_io  # noqa: E402
-from distill_ros.policies.students import make_student  # noqa: E402
 from distill_ros.sim import SENSOR, DistillEnv  # noqa: E402
 from distill_ros.stamps import NS_PER_S, stamp_ns  # noqa: E402
 from distill_ros.teachers import shipped_teacher  # noqa: E402
@@ -157,20 +156,6 @@ def test_shuffled_joints_and_nan_samples(ros, start_node):
     np.testing.assert_allclose([got[s] for s in sorted(got)], [expected[s] for s in sorted(got)], atol=1e-4)
     assert raw and np.all(np.isfinite(raw)), 'NaN or Inf reached the commands topic'
     assert 'NaN' not in ''.join(str(v) for v in raw)
-
-
-def quadruped_student(folder) -> str:
-    """A random-weight student of the quadruped task, whose sensor observation ends with the
-    velocity command (vx, vy, yaw_rate); returns its folder."""
-    import torch
-    env = DistillEnv('quadruped')
-    torch.manual_seed(0)
-    ckpt = ckpt_io.Checkpoint(model=make_student('mlp', env.sensor_spec.size, len(env.action_names), 1, hidden=[32]),
-                              obs_source='sensor', obs_spec=env.sensor_spec, action_names=env.action_names,
-                              action_low=env.action_space.low.astype(np.float64),
-                              action_high=env.action_space.high.astype(np.float64), task='quadruped', role='student')
-    env.close()
-    return str(ckpt_io.save(ckpt, folder))
 
 
 def test_cmd_vel_reaches_the_observation_and_times_out_to_zero(ros, start_node, tmp_path):
