@@ -14,11 +14,11 @@ from distill_ros.control.controller import POLICY, REPEAT, SAFE, StudentControll
 from distill_ros.control.inference import BACKENDS, BackendError, NumpyMLPBackend, TorchBackend, load_backend, verify
 from distill_ros.control.safety import EStop, SafetyFilter, Watchdog
 from distill_ros.control.timing import LoopStats, RealtimeLoop, Ring, request_fifo
-from distill_ros.control.velocity_command import VelocityCommand
 from distill_ros.observation import COMMAND, SensorObsBuilder
 from distill_ros.policies import checkpoint as ckpt_io
 from distill_ros.policies.students import make_student
 from distill_ros.sim import SENSOR, DistillEnv
+from distill_ros.velocity_command import VelocityCommand
 
 MS = 1_000_000  # ns
 

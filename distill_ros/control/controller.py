@@ -23,10 +23,10 @@ import numpy as np
 from distill_ros.control.inference import Backend
 from distill_ros.control.safety import EStop, SafetyFilter, Watchdog
 from distill_ros.control.timing import LoopStats
-from distill_ros.control.velocity_command import DEFAULT_TIMEOUT_S, VelocityCommand
 from distill_ros.observation import SensorMessageError, SensorObsBuilder
 from distill_ros.policies.checkpoint import Checkpoint
 from distill_ros.stamps import NS_PER_S, stamp_ns
+from distill_ros.velocity_command import DEFAULT_TIMEOUT_S, VelocityCommand
 
 # What a tick did, in `Tick.source`.
 POLICY = 'policy'          # a fresh sample went through the policy

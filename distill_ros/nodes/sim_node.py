@@ -37,13 +37,13 @@ from rosgraph_msgs.msg import Clock
 from sensor_msgs.msg import Imu, JointState
 from std_msgs.msg import Float64MultiArray
 
-from distill_ros.control.velocity_command import DEFAULT_TIMEOUT_S, VelocityCommand
 from distill_ros.nodes import messages as m
 from distill_ros.nodes.common import LATCHED, RELIABLE, RELIABLE_DEEP, SENSOR_DATA, FinishingNode, SubscriptionGate, run
 from distill_ros.nodes.params import Param, ParameterError, declare
 from distill_ros.observation import SensorMessageError
 from distill_ros.sim import PRIVILEGED, SENSOR, DistillEnv
 from distill_ros.stamps import NS_PER_S, stamp_ns
+from distill_ros.velocity_command import DEFAULT_TIMEOUT_S, VelocityCommand
 
 COMMAND_TYPES = ('Float64MultiArray', 'JointState')
 SAMPLED, CMD_VEL = 'sampled', 'cmd_vel'

@@ -4,7 +4,8 @@ velocity once it is older than a timeout, so a teleop or planner that falls sile
 
 No rclpy: `student_controller_node` and `sim_node` hand it plain values and arrival times; the
 student controller puts `value(now)` into the observation's `command` field, the simulator into
-`DistillEnv.set_command`.
+`DistillEnv.set_command`. Outside `control/` so that sim_node, which imports it, does not load the
+inference backends (torch, onnxruntime) at start.
 """
 from __future__ import annotations
 
