@@ -253,7 +253,8 @@ DAGGER = Graph('dagger', (
 def _sim_realtime(wait_for_subscribers: int, when: str) -> NodeSpec:
     return NodeSpec('sim_node', 'sim_params_file', {
         'task': Ref('task'), 'mode': 'realtime', 'seed': Ref('seed'), 'realtime_factor': Ref('realtime_factor'),
-        'max_episodes': Ref('episodes'), 'wait_for_subscribers': wait_for_subscribers}, when=when, finishes=True)
+        'max_episodes': Ref('episodes'), 'wait_for_subscribers': wait_for_subscribers,
+        'command_source': Ref('command_source')}, when=when, finishes=True)
 
 
 SIM_STUDENT = Graph('sim_student', (
@@ -266,6 +267,8 @@ SIM_STUDENT = Graph('sim_student', (
     Arg('control_rate_hz', '25.0', 'controller rate: the task rate times realtime_factor', float),
     Arg('trigger', 'timer', "controller trigger: timer (its own deadlines, as on a robot) or sensor (each new "
         "sample)"),
+    Arg('command_source', 'sampled', "a task with a velocity command (quadruped): sampled per episode, or cmd_vel "
+        "(geometry_msgs/Twist on cmd_vel drives the simulator and the student alike; zero velocity without one)"),
     NAMESPACE, USE_SIM_TIME,
     _config('sim.yaml', 'sim'), _config('student_controller.yaml', 'controller'),
     _config('recorder.yaml', 'recorder'),

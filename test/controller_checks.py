@@ -7,6 +7,8 @@ from sensor_msgs.msg import Imu, JointState
 
 from distill_ros.nodes import messages as m
 from distill_ros.nodes.common import RELIABLE, RELIABLE_DEEP
+from distill_ros.policies import checkpoint as ckpt_io
+from distill_ros.policies.students import make_student
 from distill_ros.sim import SENSOR, DistillEnv
 
 NS = 1_000_000_000
@@ -52,6 +54,20 @@ def diagnostics(ros) -> list:
                              s.message, {kv.key: kv.value for kv in s.values}))
     ros.node.create_subscription(DiagnosticArray, '/diagnostics', on, RELIABLE_DEEP)
     return seen
+
+
+def quadruped_student(folder) -> str:
+    """A random-weight student of the quadruped task, whose sensor observation ends with the
+    velocity command (vx, vy, yaw_rate); returns its folder."""
+    import torch
+    env = DistillEnv('quadruped')
+    torch.manual_seed(0)
+    ckpt = ckpt_io.Checkpoint(model=make_student('mlp', env.sensor_spec.size, len(env.action_names), 1, hidden=[32]),
+                              obs_source='sensor', obs_spec=env.sensor_spec, action_names=env.action_names,
+                              action_low=env.action_space.low.astype(np.float64),
+                              action_high=env.action_space.high.astype(np.float64), task='quadruped', role='student')
+    env.close()
+    return str(ckpt_io.save(ckpt, folder))
 
 
 def check_balancing(ros, min_steps: int, timeout: float) -> dict[int, int]:

@@ -14,10 +14,11 @@ from distill_ros.control.controller import POLICY, REPEAT, SAFE, StudentControll
 from distill_ros.control.inference import BACKENDS, BackendError, NumpyMLPBackend, TorchBackend, load_backend, verify
 from distill_ros.control.safety import EStop, SafetyFilter, Watchdog
 from distill_ros.control.timing import LoopStats, RealtimeLoop, Ring, request_fifo
-from distill_ros.observation import SensorObsBuilder
+from distill_ros.observation import COMMAND, SensorObsBuilder
 from distill_ros.policies import checkpoint as ckpt_io
 from distill_ros.policies.students import make_student
 from distill_ros.sim import SENSOR, DistillEnv
+from distill_ros.velocity_command import VelocityCommand
 
 MS = 1_000_000  # ns
 
@@ -357,6 +358,92 @@ def test_controller_replaces_non_finite_policy_output(tmp_path):
     assert tick.source == SAFE and tick.reason == 'nonfinite' and tick.command.tolist() == [0.0]
     with pytest.raises(BackendError, match='differ'):
         verify(NumpyMLPBackend(ckpt), random_student(tmp_path, seed=5))
+
+
+# ---------------------------------------------------------------------- the velocity command (cmd_vel)
+def test_velocity_command_times_out_to_zero():
+    cmd = VelocityCommand(0.5)
+    assert cmd.value(0).tolist() == [0.0, 0.0, 0.0] and cmd.timed_out(0) and cmd.age_s(0) is None
+    cmd.set((0.8, -0.3, 0.5), 1000 * MS)
+    assert cmd.value(1000 * MS).tolist() == [0.8, -0.3, 0.5]
+    assert cmd.value(1500 * MS).tolist() == [0.8, -0.3, 0.5] and cmd.age_s(1500 * MS) == pytest.approx(0.5)
+    assert cmd.value(1500 * MS + 1).tolist() == [0.0, 0.0, 0.0] and cmd.timed_out(1500 * MS + 1)
+    # A bad command is refused and the last good one kept; a new one counts from its own arrival.
+    with pytest.raises(ValueError, match='NaN or Inf'):
+        cmd.set((float('nan'), 0.0, 0.0), 1600 * MS)
+    with pytest.raises(ValueError, match=r"2 values; expected 3 \['vx', 'vy', 'yaw_rate'\]"):
+        cmd.set((1.0, 0.0), 1600 * MS)
+    assert cmd.value(1600 * MS).tolist() == [0.0, 0.0, 0.0]
+    cmd.set([0.2, 0.0, -1.0], 2000 * MS)
+    assert cmd.value(2400 * MS).tolist() == [0.2, 0.0, -1.0] and not cmd.timed_out(2400 * MS)
+    cmd.clear()
+    assert cmd.value(2400 * MS).tolist() == [0.0, 0.0, 0.0]
+    with pytest.raises(ValueError, match='timeout'):
+        VelocityCommand(0.0)
+
+
+def quadruped_student(tmp_path, seed: int = 0) -> ckpt_io.Checkpoint:
+    """A random-weight quadruped student (its sensor observation ends with the command), saved and loaded."""
+    env = DistillEnv('quadruped')
+    torch.manual_seed(seed)
+    n = len(env.action_names)
+    model = make_student('mlp', env.sensor_spec.size, n, 2, hidden=[32])
+    ckpt = ckpt_io.Checkpoint(model=model, obs_source='sensor', obs_spec=env.sensor_spec, action_names=env.action_names,
+                              action_low=env.action_space.low.astype(np.float64),
+                              action_high=env.action_space.high.astype(np.float64), task='quadruped', role='student')
+    folder = ckpt_io.save(ckpt, tmp_path / f'quadruped_{seed}')
+    env.close()
+    return ckpt_io.load(folder)
+
+
+def quadruped_messages(builder: SensorObsBuilder, obs: np.ndarray, stamp: int = 0):
+    """A driver's JointState and Imu (as duck-typed objects) for a quadruped sensor observation."""
+    reading = builder.reading(obs)
+    joints = SimpleNamespace(name=list(builder.joints), position=[reading.joint_position[j] for j in builder.joints],
+                             velocity=[reading.joint_velocity[j] for j in builder.joints],
+                             header=SimpleNamespace(stamp=stamp))
+    imu = imu_msg([*reading.angular_velocity, *reading.linear_acceleration, *reading.orientation])
+    return joints, imu
+
+
+def test_controller_puts_the_velocity_command_into_the_observation_until_its_timeout(tmp_path):
+    """A student that follows a velocity command reads it from set_velocity_command (the node's
+    cmd_vel), exactly as the observation's last field, and zero velocity once it is older than
+    the timeout; its commands are the training-time path's on the same observation."""
+    ckpt = quadruped_student(tmp_path)
+    ctl = StudentController(ckpt, load_backend(ckpt, 'numpy'), SafetyFilter(ckpt.action_low, ckpt.action_high),
+                            Watchdog(5.0), LoopStats(), period_s=0.02, command_timeout_s=0.3)
+    assert ctl.velocity_command is not None and ctl.topics['command'] == 'cmd_vel'
+    env = DistillEnv('quadruped')
+    obs, _ = env.reset(seed=3)
+    env.close()
+    builder = SensorObsBuilder.from_spec(ckpt.obs_spec)
+    command = builder.spec.slice(COMMAND)
+    reference = ckpt.history_buffer()
+    now, given = ctl.activated_ns, np.array([0.8, -0.3, 0.5])
+
+    def step(k: int, expected_command) -> None:
+        ctl.sensors(*quadruped_messages(builder, obs[SENSOR], k), now)
+        tick = ctl.tick(now)
+        assert tick.source == POLICY
+        np.testing.assert_array_equal(ctl.obs[command], expected_command)
+        np.testing.assert_array_equal(ctl.observed_command, expected_command)
+        expected_obs = obs[SENSOR].copy()
+        expected_obs[command] = expected_command
+        expected = ckpt.act(reference.push(expected_obs))
+        np.testing.assert_allclose(tick.command, expected, atol=1e-4)
+
+    step(0, [0.0, 0.0, 0.0])                     # no command yet: zero velocity
+    ctl.set_velocity_command(given, now)
+    for k in range(1, 16):                        # 0.3 s at 50 Hz: the command holds
+        now += 20 * MS
+        step(k, given)
+    now += 20 * MS + 1                            # now older than 0.3 s: zero velocity
+    step(16, [0.0, 0.0, 0.0])
+    with pytest.raises(ValueError, match='NaN'):
+        ctl.set_velocity_command((0.0, float('inf'), 0.0), now)
+    # A student without a command field ignores it (and its node does not subscribe to cmd_vel).
+    assert make_controller(random_student(tmp_path)).velocity_command is None
 
 
 def test_fifo_for_the_other_threads_of_a_process():

@@ -1,12 +1,15 @@
 """Dataset shards and manifest; bags written by another rosbag2 writer replayed into a dataset."""
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 
 from distill_ros.data.bag import STREAMS, BagError, bag_to_dataset, typestore
 from distill_ros.data.dataset import DatasetError, DatasetSpec, DatasetWriter, load_dataset
 from distill_ros.distill.evaluate import privileged_actor
+from distill_ros.observation import ObsSpec
 from distill_ros.policies import checkpoint as ckpt_io
 from distill_ros.sim import PRIVILEGED, SENSOR, DistillEnv
 from distill_ros.teachers import shipped_teacher
@@ -218,6 +221,61 @@ def test_bag_without_privileged_state_distils_from_the_recorded_teacher(tmp_path
     assert done.value.code == 0, capsys.readouterr()
     student = ckpt_io.load(tmp_path / 'run' / 'student')
     assert student.obs_source == 'sensor' and student.action_names == ['slider']
+
+
+def test_a_commanded_task_records_the_command_from_the_privileged_state(tmp_path):
+    """Recorder and bag replay (one assembler): a task whose sensor observation ends with a velocity
+    command takes it from the command/* fields of privileged/state, as sim_node publishes them, so
+    sensor_obs is what the student saw; without privileged state there is nowhere to take it from."""
+    from types import SimpleNamespace
+
+    import yaml
+
+    from distill_ros.data.assembler import EpisodeAssembler
+    from distill_ros.data.bag import streams_to_replay
+    from distill_ros.paths import config_path
+    from distill_ros.sim.task import parse_task
+    data = yaml.safe_load(config_path('tasks', 'quadruped.yaml').read_text())
+    data['env']['max_episode_steps'] = 12
+    data['env']['model'] = str(config_path('tasks', 'models', 'quadruped.xml'))
+    env = DistillEnv(parse_task(data))
+    spec = DatasetSpec.for_env(env, teacher=False)
+    assembler = EpisodeAssembler(spec, DatasetWriter(tmp_path / 'ds', spec))
+    builder, vec = env.sensor_builder, SimpleNamespace
+    expected, dt, ns = [], 20_000_000, 0
+    for episode, seed in enumerate((1, 2)):
+        obs, info = env.reset(seed=seed)
+        assembler.add('episode', ns, (['episode', 'seed'], [episode, seed]))
+        done, k = False, 0
+        while not done:
+            if k == 5:
+                env.set_command(0.3, -0.1, 0.7)   # from cmd_vel mid-episode: in the next observations
+            reading = builder.reading(obs[SENSOR])   # what sim_node publishes: no command on joint_states
+            assembler.add('joints', ns, vec(name=list(builder.joints), position=list(reading.joint_position.values()),
+                                            velocity=list(reading.joint_velocity.values()), effort=[]))
+            g, a, o = (vec(**dict(zip(keys, values))) for keys, values in (
+                ('xyz', reading.angular_velocity), ('xyz', reading.linear_acceleration),
+                ('xyzw', reading.orientation)))
+            assembler.add('imu', ns, vec(angular_velocity=g, linear_acceleration=a, orientation=o))
+            assembler.add('privileged', ns, (env.privileged_spec.element_names(), obs[PRIVILEGED]))
+            expected.append(obs[SENSOR])
+            obs, reward, terminated, truncated, _ = env.step(np.zeros(12))
+            done = terminated or truncated
+            assembler.add('step', ns, (['reward', 'terminated', 'truncated', 'episode',
+                                        *(f'action/{n}' for n in env.action_names)],
+                                       [reward, terminated, truncated, episode, *np.zeros(12)]))
+            ns, k = ns + dt, k + 1
+    stats = assembler.finish()
+    assert stats.episodes == 2 and not stats.unpaired and not stats.bad
+    ds = load_dataset(tmp_path / 'ds')
+    np.testing.assert_array_equal(ds.arrays['sensor_obs'], expected)
+    assert ds.arrays['sensor_obs'][6:12, -3:].tolist() == [[0.3, -0.1, 0.7]] * 6
+    with pytest.raises(ValueError, match=r"velocity command \(command\).*lacks \['command/vx'"):
+        EpisodeAssembler(dataclasses.replace(spec, privileged=ObsSpec([])), None)
+    robot_bag = vec(message_count=1, connections=[vec(topic='/joint_states', msgtype=STREAMS['joints'][1])])
+    with pytest.raises(BagError, match=r"robot: topic /privileged/state \(privileged\) is not in the bag; task "
+                                       r"'quadruped' reads a velocity command"):
+        streams_to_replay(tmp_path / 'robot', robot_bag, spec, True, {s: t for s, (t, _) in STREAMS.items()})
 
 
 def test_bag_reindex_keeps_every_complete_message_of_a_torn_bag(tmp_path, capsys):

@@ -59,6 +59,9 @@ def test_arguments_resolve_as_ros2_launch_resolves_them(tmp_path):
     assert [n.executable for n in plain] == ['sim_node', 'student_controller_node']
     assert plain[0].parameters['wait_for_subscribers'] == 1 and plain[0].parameters['max_episodes'] == 0
     assert plain[0].params_file == share_dir() / 'config' / 'sim.yaml'
+    assert plain[0].parameters['command_source'] == 'sampled'
+    walking = g.resolve(task='quadruped', checkpoint='s', command_source='cmd_vel')
+    assert walking[0].parameters['command_source'] == 'cmd_vel' and walking[0].parameters['task'] == 'quadruped'
     recording = g.resolve(dataset=str(tmp_path), episodes='3', realtime_factor='2', trigger='sensor')
     assert [n.executable for n in recording] == ['sim_node', 'student_controller_node', 'recorder_node']
     sim, controller, recorder = recording

@@ -5,7 +5,11 @@ from __future__ import annotations
 import pytest
 
 pytest.importorskip('rclpy')
-from controller_checks import check_balancing  # noqa: E402
+from controller_checks import check_balancing, diagnostics, quadruped_student  # noqa: E402
+from geometry_msgs.msg import Twist  # noqa: E402
+from sensor_msgs.msg import JointState  # noqa: E402
+
+from distill_ros.nodes.common import RELIABLE, RELIABLE_DEEP  # noqa: E402
 
 
 def test_sim_student_graph_keeps_the_pole_up(ros, start_graph):
@@ -13,3 +17,32 @@ def test_sim_student_graph_keeps_the_pole_up(ros, start_graph):
     check_balancing(ros, min_steps=120, timeout=60)
     assert not graph.finished(), graph.logs()  # episodes 0: it runs until stopped
     assert graph.stop() == {'sim_node': 0, 'student_controller_node': 0}, graph.logs()  # Ctrl-C ends it cleanly
+
+
+def test_sim_student_graph_drives_the_quadruped_from_cmd_vel(ros, start_graph, tmp_path):
+    """The README's path (command_source cmd_vel): a Twist on cmd_vel is the simulator's command
+    (privileged/state, hence its reward) and the student's (the observation, on /diagnostics) at
+    once, and zero velocity for both once cmd_vel falls silent."""
+    graph = start_graph('sim_student', task='quadruped', checkpoint=quadruped_student(tmp_path / 'student'),
+                        control_rate_hz='50.0', command_source='cmd_vel')
+    seen = diagnostics(ros)
+    sim_command: list[list[float]] = []
+
+    def on_privileged(msg: JointState) -> None:
+        values = dict(zip(msg.name, msg.position))
+        sim_command.append([values['command/vx'], values['command/vy'], values['command/yaw_rate']])
+    ros.node.create_subscription(JointState, 'privileged/state', on_privileged, RELIABLE_DEEP)
+    twist_pub = ros.node.create_publisher(Twist, 'cmd_vel', RELIABLE)
+    twist = Twist()
+    twist.linear.x, twist.linear.y, twist.angular.z = 0.6, 0.2, -0.4
+
+    def student_command() -> str | None:
+        return seen[-1][2].get('command') if seen else None
+    teleop = ros.node.create_timer(0.05, lambda: twist_pub.publish(twist))
+    assert ros.spin_until(lambda: sim_command and sim_command[-1] == [0.6, 0.2, -0.4]
+                          and student_command() == '0.6000 0.2000 -0.4000', timeout=90), \
+        (sim_command[-1:], seen[-1:], graph.logs())
+    teleop.cancel()
+    assert ros.spin_until(lambda: sim_command[-1] == [0.0, 0.0, 0.0] and student_command() == '0.0000 0.0000 0.0000',
+                          timeout=10), (sim_command[-1:], seen[-1:])
+    assert graph.stop() == {'sim_node': 0, 'student_controller_node': 0}, graph.logs()

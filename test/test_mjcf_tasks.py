@@ -160,6 +160,36 @@ def test_the_velocity_command_is_in_both_observations():
                                   [0.1, 0.5, 0.0, -0.2])
 
 
+def test_set_command_reaches_both_observations_and_the_reward_at_once():
+    """DistillEnv.set_command (sim_node's cmd_vel) replaces the drawn command from the next step on:
+    in both observations, undelayed by sensor latency, and in the reward's tracking terms;
+    options['command'] sets it at reset without changing the rest of the seed's episode."""
+    env, same = DistillEnv('quadruped'), DistillEnv('quadruped')
+    env.reset(seed=4)
+    env.latency_steps = 1                             # a delayed sensor: the command must not lag with it
+    obs, _, _, _, info = env.step(np.zeros(12))
+    drawn_tracking = info['reward_terms']['lin_vel_tracking']
+    env.set_command(0.0, 0.0, 0.0)
+    obs, _, _, _, info = env.step(np.zeros(12))
+    np.testing.assert_array_equal(env.sensor_spec.get(obs[SENSOR], COMMAND), [0.0, 0.0, 0.0])
+    np.testing.assert_array_equal(env.privileged_spec.get(obs[PRIVILEGED], COMMAND), [0.0, 0.0, 0.0])
+    assert env.reward.command is env.command          # the reward reads the same array
+    # Standing still tracks zero velocity far better than the drawn command.
+    assert info['reward_terms']['lin_vel_tracking'] > drawn_tracking
+    with pytest.raises(ValueError, match='NaN or Inf'):
+        env.set_command(float('nan'), 0.0, 0.0)
+    # At reset: the given command; everything else is the seed's.
+    given, _ = env.reset(seed=5, options={'command': (0.5, -0.2, 0.3)})
+    drawn, info = same.reset(seed=5)
+    np.testing.assert_array_equal(env.sensor_spec.get(given[SENSOR], COMMAND), [0.5, -0.2, 0.3])
+    np.testing.assert_array_equal(env.privileged_spec.get(given[PRIVILEGED], COMMAND), [0.5, -0.2, 0.3])
+    command = env.sensor_spec.slice(COMMAND)
+    np.testing.assert_array_equal(np.delete(given[SENSOR], command), np.delete(drawn[SENSOR], command))
+    assert not np.array_equal(given[SENSOR][command], drawn[SENSOR][command])
+    with pytest.raises(ValueError, match="task 'cartpole' has no velocity command"):
+        DistillEnv('cartpole').set_command(0.0, 0.0, 0.0)
+
+
 def test_a_menagerie_robot_without_the_package_gives_one_clear_error(tmp_path, monkeypatch):
     monkeypatch.setitem(sys.modules, 'mujoco_menagerie', None)   # not importable, installed or not
     data = arm_task(tmp_path)

@@ -1,11 +1,14 @@
-"""sim_node as a real process over real DDS: stamps, names, rates, resets, and agreement with the
-in-process simulation of the same seeds."""
+"""sim_node as a real process over real DDS: stamps, names, rates, resets, agreement with the
+in-process simulation of the same seeds, and a locomotion task's velocity command from cmd_vel."""
 from __future__ import annotations
+
+import time
 
 import numpy as np
 import pytest
 
 pytest.importorskip('rclpy')
+from geometry_msgs.msg import Twist  # noqa: E402
 from rosgraph_msgs.msg import Clock  # noqa: E402
 from sensor_msgs.msg import Imu, JointState  # noqa: E402
 from std_msgs.msg import Float64MultiArray  # noqa: E402
@@ -110,6 +113,7 @@ def test_realtime_holds_command_at_control_rate(ros, start_node):
     assert 12 < rate < 40, f'realtime mode should step near the task rate of 25 Hz, got {rate:.1f} Hz'
     sim_stamps = np.diff([stamp_ns(msg.header.stamp) for _, msg in received[start:]])
     assert set(sim_stamps) == {DT_NS}
+    assert node.count_subscribers('cmd_vel') == 0, 'a task without a velocity command subscribed to cmd_vel'
 
     # One command message is held (zero-order hold) for every following step until the next one.
     executed: list[float] = []
@@ -133,6 +137,7 @@ def test_realtime_holds_command_at_control_rate(ros, start_node):
     ({'mode': 'fast'}, "parameter 'mode' is 'fast'; expected one of ['lockstep', 'realtime']"),
     ({'task': 'no_such_task'}, "unknown task 'no_such_task'"),
     ({'lockstep_timeout': -1.0}, "lockstep_timeout"),
+    ({'command_source': 'cmd_vel'}, "'command_source' is cmd_vel, but task cartpole has no velocity command"),
 ])
 def test_bad_parameters_refused_at_start(start_node, params, expected):
     sim = start_node('sim_node', params)
@@ -157,3 +162,43 @@ def test_realtime_waits_for_subscribers_and_loses_no_step(ros, start_node):
                                  RELIABLE)
     assert ros.spin_until(lambda: len(stamps) >= 3, timeout=20), sim.log()
     assert stamps[0] == 0   # the episode's first observation, not a later one
+
+
+def test_cmd_vel_drives_the_command_and_times_out_to_zero(ros, start_node):
+    """command_source cmd_vel: the command in privileged/state (and so in both observations and the
+    reward) is zero velocity before any Twist, the Twist's (linear.x, linear.y, angular.z) while
+    Twists come, and zero again once the newest is older than cmd_vel_timeout."""
+    timeout = 0.3
+    sim = start_node('sim_node', {'task': 'quadruped', 'mode': 'lockstep', 'command_source': 'cmd_vel',
+                                  'cmd_vel_timeout': timeout, 'lockstep_timeout': 5.0})
+    env = DistillEnv('quadruped')
+    names = env.privileged_spec.element_names()
+    actions = len(env.action_names)
+    env.close()
+    command_columns = [names.index(f'command/{e}') for e in ('vx', 'vy', 'yaw_rate')]
+    commands: list[list[float]] = []
+    push = ros.node.create_publisher(Float64MultiArray, 'commands', RELIABLE)
+    twist_pub = ros.node.create_publisher(Twist, 'cmd_vel', RELIABLE)
+
+    def on_privileged(msg: JointState) -> None:  # lockstep: answer each observation with the standing pose
+        assert list(msg.name) == names
+        commands.append([msg.position[i] for i in command_columns])
+        push.publish(Float64MultiArray(data=[0.0] * actions))
+    ros.node.create_subscription(JointState, 'privileged/state', on_privileged, RELIABLE)
+    assert ros.spin_until(lambda: len(commands) >= 10, timeout=30), sim.log()
+    assert all(c == [0.0, 0.0, 0.0] for c in commands), 'no Twist yet: zero velocity, not the sampled command'
+
+    twist = Twist()
+    twist.linear.x, twist.linear.y, twist.angular.z = 0.8, -0.3, 0.5
+    teleop = ros.node.create_timer(0.05, lambda: twist_pub.publish(twist))
+    assert ros.spin_until(lambda: commands[-1] == [0.8, -0.3, 0.5], timeout=10), (commands[-1], sim.log())
+    mark = len(commands)
+    ros.spin_until(lambda: False, timeout=0.5)
+    assert len(commands) > mark and all(c == [0.8, -0.3, 0.5] for c in commands[mark:])
+
+    teleop.cancel()
+    silent = time.monotonic()
+    assert ros.spin_until(lambda: commands[-1] == [0.0, 0.0, 0.0], timeout=5), commands[-1]
+    assert time.monotonic() - silent >= timeout - 0.1
+    sim.stop()
+    assert sim.poll() == 0, sim.log()

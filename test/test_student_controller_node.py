@@ -1,21 +1,27 @@
 """student_controller_node as a real process over real DDS: it keeps sim_node's pole up, falls back
 to the safe action on sensor dropout and e-stop, keeps NaN away from the commands, maps joints by
-name, follows its lifecycle, and refuses bad configurations at start or configure."""
+name, follows its lifecycle, reads a locomotion student's velocity command from cmd_vel with its
+timeout, and refuses bad configurations at start or configure."""
 from __future__ import annotations
+
+import time
 
 import numpy as np
 import pytest
 
 pytest.importorskip('rclpy')
-from controller_checks import Driver, check_balancing, diagnostics  # noqa: E402
+from controller_checks import Driver, check_balancing, diagnostics, quadruped_student  # noqa: E402
 from diagnostic_msgs.msg import DiagnosticStatus  # noqa: E402
+from geometry_msgs.msg import Twist  # noqa: E402
 from lifecycle_msgs.msg import Transition  # noqa: E402
 from lifecycle_msgs.srv import ChangeState, GetState  # noqa: E402
-from sensor_msgs.msg import JointState  # noqa: E402
+from sensor_msgs.msg import Imu, JointState  # noqa: E402
 from std_msgs.msg import Bool, Float64MultiArray  # noqa: E402
 
+from distill_ros.nodes import messages as m  # noqa: E402
 from distill_ros.nodes.common import RELIABLE, RELIABLE_DEEP  # noqa: E402
 from distill_ros.policies import checkpoint as ckpt_io  # noqa: E402
+from distill_ros.sim import SENSOR, DistillEnv  # noqa: E402
 from distill_ros.stamps import NS_PER_S, stamp_ns  # noqa: E402
 from distill_ros.teachers import shipped_teacher  # noqa: E402
 
@@ -82,6 +88,7 @@ def test_sensor_dropout_sends_the_safe_action_within_one_period(ros, start_node)
     assert ros.spin_until(lambda: sum(c.position[0] != 0.0 for c in stamped[resumed:]) >= 5
                           and seen[-1][0] == OK, timeout=10), seen[-1]
     assert 'watchdog: no valid sensor sample' in ctl.log()
+    assert ros.node.count_subscribers('cmd_vel') == 0, 'a student without a velocity command subscribed to cmd_vel'
 
 
 def expected_commands(samples: list[tuple[int, np.ndarray, bool]]) -> dict[int, float]:
@@ -149,6 +156,62 @@ def test_shuffled_joints_and_nan_samples(ros, start_node):
     np.testing.assert_allclose([got[s] for s in sorted(got)], [expected[s] for s in sorted(got)], atol=1e-4)
     assert raw and np.all(np.isfinite(raw)), 'NaN or Inf reached the commands topic'
     assert 'NaN' not in ''.join(str(v) for v in raw)
+
+
+def test_cmd_vel_reaches_the_observation_and_times_out_to_zero(ros, start_node, tmp_path):
+    """The observation's command field (reported on /diagnostics) is zero until a Twist comes on
+    cmd_vel, then (linear.x, linear.y, angular.z), and zero again once the newest Twist is older
+    than cmd_vel_timeout; the commands follow (same sensors, other command: other actions)."""
+    timeout = 0.3
+    ctl = start_node('student_controller_node', {
+        'checkpoint': quadruped_student(tmp_path / 'student'), 'control_rate_hz': 50.0, 'sensor_timeout': 5.0,
+        'cmd_vel_timeout': timeout, 'auto_activate': True, 'sensor_check_timeout': 30.0, 'diagnostics_period': 0.05})
+    env = DistillEnv('quadruped', randomize=False, sensor_noise=False)
+    obs, _ = env.reset(seed=0)
+    reading = env.sensor_builder.reading(obs[SENSOR])
+    env.close()
+    joint_pub = ros.node.create_publisher(JointState, 'joint_states', RELIABLE)
+    imu_pub = ros.node.create_publisher(Imu, 'imu/data', RELIABLE)
+    twist_pub = ros.node.create_publisher(Twist, 'cmd_vel', RELIABLE)
+    got = commands_log(ros)
+    seen = diagnostics(ros)
+    stamp = [BASE_NS]
+
+    def publish_sensors():  # the same reading every sample: only the command changes the observation
+        stamp[0] += 20_000_000
+        joint_pub.publish(m.joint_state(reading, stamp[0]))
+        imu_pub.publish(m.imu(reading, stamp[0], 'imu_link'))
+    ros.node.create_timer(0.02, publish_sensors)
+
+    def command() -> str | None:
+        return seen[-1][2].get('command') if seen else None
+    zero, given = '0.0000 0.0000 0.0000', '0.8000 -0.3000 0.5000'
+    assert ros.spin_until(lambda: command() == zero and len(got) >= 5, timeout=40), (seen[-1:], ctl.log())
+    assert 'none received' in seen[-1][2]['cmd_vel'] and twist_pub.get_subscription_count() == 1
+    idle = np.array(got[-1])
+    assert idle.shape == (12,) and np.all(np.isfinite(idle))
+
+    twist = Twist()
+    twist.linear.x, twist.linear.y, twist.angular.z = 0.8, -0.3, 0.5
+    twist.linear.z = twist.angular.x = 9.0   # not part of a planar velocity command
+    teleop = ros.node.create_timer(0.05, lambda: twist_pub.publish(twist))
+    assert ros.spin_until(lambda: command() == given, timeout=10), (seen[-1:], ctl.log())
+    assert ros.spin_until(lambda: not np.allclose(got[-1], idle, atol=1e-6), timeout=5), 'the command changed nothing'
+    moving = np.array(got[-1])
+
+    # The teleop falls silent: after cmd_vel_timeout the observation's command is zero velocity.
+    teleop.cancel()
+    silent = time.monotonic()
+    assert ros.spin_until(lambda: command() == zero, timeout=5), seen[-1:]
+    held = time.monotonic() - silent
+    assert held >= timeout - 0.1, f'zero velocity {held:.2f} s after the last Twist; the timeout is {timeout} s'
+    assert 'timed out' in seen[-1][2]['cmd_vel']
+    assert ros.spin_until(lambda: np.allclose(got[-1], idle, atol=1e-6), timeout=5), (got[-1], idle)
+    # Twist again: the same command, the same actions.
+    mark = len(got)
+    twist_pub.publish(twist)
+    assert ros.spin_until(lambda: any(np.allclose(c, moving, atol=1e-6) for c in got[mark:]), timeout=5), moving
+    assert ctl.poll() is None, ctl.log()
 
 
 def call(ros, client, request):

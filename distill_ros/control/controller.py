@@ -7,7 +7,9 @@ everything that decides what reaches the actuators is here, testable without a R
 
 The observation is built by the same `SensorObsBuilder` and stacked by the same `HistoryBuffer`
 as in training, from the checkpoint's stored observation spec, so term order, joint order and
-history layout cannot differ between training and deployment.
+history layout cannot differ between training and deployment. A student whose observation ends
+with a velocity command (a locomotion task) reads it from `set_velocity_command` (the node's
+`cmd_vel`), zero once older than its timeout (`VelocityCommand`).
 """
 from __future__ import annotations
 
@@ -24,6 +26,7 @@ from distill_ros.control.timing import LoopStats
 from distill_ros.observation import SensorMessageError, SensorObsBuilder
 from distill_ros.policies.checkpoint import Checkpoint
 from distill_ros.stamps import NS_PER_S, stamp_ns
+from distill_ros.velocity_command import DEFAULT_TIMEOUT_S, VelocityCommand
 
 # What a tick did, in `Tick.source`.
 POLICY = 'policy'          # a fresh sample went through the policy
@@ -69,9 +72,12 @@ class StudentController:
 
     def __init__(self, ckpt: Checkpoint, backend: Backend, safety: SafetyFilter, watchdog: Watchdog,
                  stats: LoopStats, period_s: float, command_joints: Sequence[str] | None = None,
-                 topics: dict[str, str] | None = None):
+                 topics: dict[str, str] | None = None, command_timeout_s: float = DEFAULT_TIMEOUT_S):
         self.builder = SensorObsBuilder.from_spec(ckpt.obs_spec)
         self.needs_imu = self.builder.has_imu
+        # The velocity command a locomotion student follows (None: its observation has none).
+        self.velocity_command = VelocityCommand(command_timeout_s) if self.builder.has_command else None
+        self.observed_command: np.ndarray | None = None   # the command in the newest good observation
         self.history = ckpt.history_buffer()
         self.flat = ckpt.history is None
         self.action_names = list(ckpt.action_names)
@@ -86,7 +92,7 @@ class StudentController:
         self.bad_samples = 0                # samples dropped: malformed, non-finite or lacking a joint
         self.last_error = ''                # why the newest bad sample was dropped (topic: cause)
         self.last_bad_ns: int | None = None  # its arrival
-        self.topics = {'joints': 'joint_states', 'imu': 'imu/data', **(topics or {})}
+        self.topics = {'joints': 'joint_states', 'imu': 'imu/data', 'command': 'cmd_vel', **(topics or {})}
         self.activate(time.monotonic_ns())
 
     # ------------------------------------------------------------------ inputs
@@ -119,6 +125,12 @@ class StudentController:
             if imu is not None:
                 self._imu, self._imu_ns, self._new_imu = imu, now, True
 
+    def set_velocity_command(self, values: Sequence[float], arrival_ns: int | None = None) -> None:
+        """Store the newest velocity command (vx, vy, yaw_rate: a Twist's linear.x, linear.y,
+        angular.z); NaN/Inf is refused with a ValueError. Ignored by a student without a command."""
+        if self.velocity_command is not None:
+            self.velocity_command.set(values, time.monotonic_ns() if arrival_ns is None else arrival_ns)
+
     def sample_ready(self) -> bool:
         """A complete new sample (joints, and IMU when the policy reads one) since the last tick."""
         return self._new_joints and (self._new_imu or not self.needs_imu)
@@ -144,7 +156,7 @@ class StudentController:
                     oldest = min(self._joints_ns, self._imu_ns) if self.needs_imu else self._joints_ns
                     self._new_joints = self._new_imu = False
             if new:
-                new = self._observe(joints, imu, arrival)
+                new = self._observe(joints, imu, arrival, now_ns)
                 if new:
                     self.last_good_ns = oldest
         if self.estop.latched:
@@ -200,11 +212,13 @@ class StudentController:
             self.forget()
         self._pushed_ns = stamp
 
-    def _observe(self, joints, imu, arrival_ns: int) -> bool:
-        """Build the observation; a bad sample (malformed, non-finite, lacking a joint) is counted
-        with its cause and treated like no sample at all: the watchdog is not refreshed."""
+    def _observe(self, joints, imu, arrival_ns: int, now_ns: int) -> bool:
+        """Build the observation, with the velocity command in force at `now_ns` when the student
+        reads one; a bad sample (malformed, non-finite, lacking a joint) is counted with its cause
+        and treated like no sample at all: the watchdog is not refreshed."""
+        command = None if self.velocity_command is None else self.velocity_command.value(now_ns)
         try:
-            self.builder.build_from_messages(joints, imu, out=self.obs)
+            self.builder.build_from_messages(joints, imu, out=self.obs, command=command)
         except SensorMessageError as exc:
             self.bad_samples += 1
             self.last_error = f'{self.topics[exc.stream]}: {exc}'
@@ -212,6 +226,7 @@ class StudentController:
             self._newest_bad = True
             return False
         self._newest_bad = False
+        self.observed_command = command
         return True
 
     def fault(self, now_ns: int) -> str:

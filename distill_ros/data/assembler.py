@@ -17,6 +17,10 @@ with the same stamp (simulation); in `approximate` pairing the nearest message w
 is used (hardware clocks jitter). An episode is written once its final step (terminated or
 truncated) has arrived and every stream has moved past its end, so late messages on one topic are
 still paired. Samples that cannot be paired are dropped and counted per missing stream.
+
+A task whose sensor observation ends with a velocity command (the student reads it from cmd_vel
+at run time) takes it from the command/* fields of the paired privileged state, where the
+simulator publishes the command it ran with: the recorded sensor_obs is what the student saw.
 """
 from __future__ import annotations
 
@@ -28,7 +32,7 @@ from typing import Any
 import numpy as np
 
 from distill_ros.data.dataset import DatasetSpec, DatasetWriter
-from distill_ros.observation import SensorMessageError, SensorMismatch, SensorObsBuilder, check_named_arrays
+from distill_ros.observation import COMMAND, SensorMessageError, SensorMismatch, SensorObsBuilder, check_named_arrays
 from distill_ros.stamps import stamp_text
 
 PAIRING = ('exact', 'approximate')
@@ -98,6 +102,12 @@ class EpisodeAssembler:
         self.tolerance_ns = tolerance_ns if pairing == 'approximate' else 0
         self.builder = SensorObsBuilder.from_spec(spec.sensor)
         self.privileged_names = spec.privileged.element_names()
+        # The velocity command of the sensor observation, read from the privileged state.
+        self.command_names = spec.sensor.fields[-1].element_names() if self.builder.has_command else []
+        missing = [n for n in self.command_names if n not in self.privileged_names]
+        if missing:
+            raise ValueError(f'task {spec.task}: the sensor observation has a velocity command ({COMMAND}), taken '
+                             f'from the privileged state, whose layout lacks {missing}; it has {self.privileged_names}')
         self.action_names = list(spec.action_names)
         self.step_action_names = [f'action/{n}' for n in self.action_names]
         self.mean_names = [f'mean/{n}' for n in self.action_names]
@@ -245,8 +255,11 @@ class EpisodeAssembler:
         """The episode's fields, in the dataset's layout, from the paired messages."""
         sensor = np.empty((len(keep), self.spec.sensor.size))
         joints, imu = found['joints'], found.get('imu')
+        command = (self._named_columns('privileged', found['privileged'], keep, self.command_names)
+                   if self.command_names else [None] * len(keep))
         for j, i in enumerate(keep):
-            self.builder.build_from_messages(joints[i], imu[i] if imu is not None else None, out=sensor[j])
+            self.builder.build_from_messages(joints[i], imu[i] if imu is not None else None, out=sensor[j],
+                                             command=command[j])
         step = self._named_columns('step', found['step'], keep,
                                    ['reward', 'terminated', 'truncated', *self.step_action_names])
         arrays = {'sensor_obs': sensor,

@@ -13,7 +13,7 @@ from typing import Any
 from distill_ros.data import cdr
 from distill_ros.data.assembler import EpisodeAssembler
 from distill_ros.data.dataset import BackgroundWriter, DatasetSpec, DatasetWriter
-from distill_ros.observation import ObsSpec, SensorMessageError, SensorMismatch
+from distill_ros.observation import COMMAND, ObsSpec, SensorMessageError, SensorMismatch
 from distill_ros.paths import load_user_yaml
 from distill_ros.stamps import stamp_ns
 
@@ -152,7 +152,8 @@ def open_bag(bag: Path):
 def streams_to_replay(bag: Path, reader, spec: DatasetSpec, has_imu: bool,
                       topics: dict[str, str]) -> tuple[list[str], DatasetSpec]:
     """The streams a dataset of `spec` needs, each checked to be in the bag with its type, and the
-    spec (without privileged state when the bag has none: one recorded on a robot)."""
+    spec (without privileged state when the bag has none: one recorded on a robot). A task with a
+    velocity command takes it from the privileged state's command/* fields, so needs that topic."""
     by_topic = {c.topic: c for c in reader.connections}
     needed = ['joints', 'privileged', 'step', 'episode'] + (['imu'] if has_imu else [])
     if spec.teacher:
@@ -160,6 +161,10 @@ def streams_to_replay(bag: Path, reader, spec: DatasetSpec, has_imu: bool,
     if reader.message_count == 0:
         raise BagError(f'{bag}: the bag is empty (0 messages); expected topics '
                        f'{[topics[s] for s in needed]}')
+    if topics['privileged'] not in by_topic and COMMAND in spec.sensor.names:
+        raise BagError(f'{bag}: topic {topics["privileged"]} (privileged) is not in the bag; task {spec.task!r} '
+                       f'reads a velocity command, which replay takes from its command/* fields (a robot bag of '
+                       f'such a task cannot be replayed yet: its command came on cmd_vel)')
     if topics['privileged'] not in by_topic and spec.teacher:
         # A bag without privileged state (recorded on a robot): the recorded teacher
         # distribution is the label; the dataset's privileged layout is empty.

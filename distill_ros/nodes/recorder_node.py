@@ -6,7 +6,9 @@ teacher/action, teacher/distribution, sim/step, sim/episode. Pairs messages into
 (`exact`, or `approximate` within `tolerance`), cuts episodes at the simulator's step reports and
 reset announcements, and appends each finished episode as a shard of the dataset (crash-safe:
 see docs/dataset.md). With `bag` set, writes every received message to a rosbag2 bag (MCAP by
-default) as well. Publishes its counters on /diagnostics once per second.
+default) as well. Publishes its counters on /diagnostics once per second. For a task with a velocity
+command, sensor_obs takes the command from the command/* fields of privileged/state (the command
+sim_node ran with, sampled or from cmd_vel), as the student read it at run time.
 """
 from __future__ import annotations
 

@@ -14,6 +14,14 @@ Subscribes:
   commands           std_msgs/Float64MultiArray (forward_command_controller style, joint order of
                      the task) or, with command_type JointState, sensor_msgs/JointState mapped by
                      joint name whose header stamp names the observation it answers.
+  cmd_vel            geometry_msgs/Twist      with command_source cmd_vel (a task with a velocity
+                     command): the command the robot follows (linear.x, linear.y, angular.z) in both
+                     observations and the reward, zero velocity once none has come for cmd_vel_timeout
+
+The velocity command of a locomotion task is, with `command_source` `sampled` (the default), drawn
+per episode from the task's ranges, as in training, so recording and teacher runs need no cmd_vel;
+with `cmd_vel` it is what a teleop or planner publishes, as on the robot. Either way it is in the
+command/* fields of privileged/state.
 
 Modes: `lockstep` publishes an observation and waits for the command answering it (then steps at
 once: deterministic, faster than real time); `realtime` steps on the wall clock at the task's
@@ -24,18 +32,22 @@ from __future__ import annotations
 import time
 
 import numpy as np
+from geometry_msgs.msg import Twist
 from rosgraph_msgs.msg import Clock
 from sensor_msgs.msg import Imu, JointState
 from std_msgs.msg import Float64MultiArray
 
 from distill_ros.nodes import messages as m
-from distill_ros.nodes.common import LATCHED, RELIABLE, RELIABLE_DEEP, FinishingNode, SubscriptionGate, run
-from distill_ros.nodes.params import Param, declare
+from distill_ros.nodes.common import LATCHED, RELIABLE, RELIABLE_DEEP, SENSOR_DATA, FinishingNode, SubscriptionGate, run
+from distill_ros.nodes.params import Param, ParameterError, declare
 from distill_ros.observation import SensorMessageError
 from distill_ros.sim import PRIVILEGED, SENSOR, DistillEnv
 from distill_ros.stamps import NS_PER_S, stamp_ns
+from distill_ros.velocity_command import DEFAULT_TIMEOUT_S, VelocityCommand
 
 COMMAND_TYPES = ('Float64MultiArray', 'JointState')
+SAMPLED, CMD_VEL = 'sampled', 'cmd_vel'
+COMMAND_SOURCES = (SAMPLED, CMD_VEL)
 STEP_FIELDS = ('reward', 'terminated', 'truncated', 'episode', 'step')
 
 PARAMS = (
@@ -47,6 +59,12 @@ PARAMS = (
     Param('sensor_noise', True, 'apply encoder and IMU noise, bias and quantization'),
     Param('sensor_latency', True, 'delay sensor readings by the task\'s latency_steps'),
     Param('command_type', 'Float64MultiArray', 'message type on the command topic', choices=COMMAND_TYPES),
+    Param('command_source', SAMPLED, 'tasks with a velocity command: sampled, drawn per episode from the task '
+          'ranges (as in training; recording, teacher runs); cmd_vel, the newest geometry_msgs/Twist on cmd_vel '
+          '(linear.x, linear.y, angular.z; zero velocity without one), as a teleop or planner drives a robot',
+          choices=COMMAND_SOURCES),
+    Param('cmd_vel_timeout', DEFAULT_TIMEOUT_S, "command_source cmd_vel: seconds after the newest Twist before the "
+          'command is zero velocity', low=0.01, high=60.0),
     Param('lockstep_timeout', 1.0, 'seconds to wait for a command in lockstep before warning and '
           're-publishing the observation', low=0.01, high=3600.0),
     Param('realtime_factor', 1.0, 'realtime mode: simulated seconds per wall-clock second', low=0.01, high=100.0),
@@ -74,6 +92,12 @@ class SimNode(FinishingNode):
         self.step_names = [*STEP_FIELDS, *(f'action/{name}' for name in self.env.action_names)]
         self.dt_ns = round(self.env.dt * NS_PER_S)
         self.has_imu = self.env.task.imu_body is not None
+        self.velocity_command = None   # command_source cmd_vel: the newest Twist, zero after its timeout
+        if p['command_source'] == CMD_VEL:
+            if not self.env.task.command:
+                raise ParameterError(f"parameter 'command_source' is cmd_vel, but task {self.env.task.name} has no "
+                                     f'velocity command (no `command` in {self.env.task.source}); expected sampled')
+            self.velocity_command = VelocityCommand(p['cmd_vel_timeout'])
 
         self.joint_pub = self.create_publisher(JointState, 'joint_states', RELIABLE_DEEP)
         self.imu_pub = self.create_publisher(Imu, 'imu/data', RELIABLE_DEEP) if self.has_imu else None
@@ -85,6 +109,9 @@ class SimNode(FinishingNode):
             self.create_subscription(JointState, 'commands', self.on_joint_command, RELIABLE)
         else:
             self.create_subscription(Float64MultiArray, 'commands', self.on_array_command, RELIABLE)
+        if self.velocity_command is not None:
+            # Best effort matches teleop's and Nav2's reliable publishers too; only the newest counts.
+            self.create_subscription(Twist, 'cmd_vel', self.on_cmd_vel, SENSOR_DATA)
 
         self.now_ns = 0           # simulation time of the current observation
         self.episode = 0
@@ -100,7 +127,8 @@ class SimNode(FinishingNode):
             self.wait_timer = self.create_timer(0.05, self.check_subscribers)
         self.get_logger().info(
             f"task {self.env.task.name} in {p['mode']} mode at {1 / self.env.dt:.0f} Hz, seed {p['seed']}; "
-            f"actions {self.env.action_names} on 'commands' ({p['command_type']})")
+            f"actions {self.env.action_names} on 'commands' ({p['command_type']})"
+            + (f"; velocity command from {self.resolve_topic_name('cmd_vel')}" if self.velocity_command else ''))
 
     def check_subscribers(self) -> None:
         if self.gate.check():
@@ -117,7 +145,8 @@ class SimNode(FinishingNode):
     # ------------------------------------------------------------------ episodes
     def start_episode(self) -> None:
         seed = self.params['seed'] + self.episode
-        self.obs, info = self.env.reset(seed=seed)
+        options = None if self.velocity_command is None else {'command': self.cmd_vel_now()}
+        self.obs, info = self.env.reset(seed=seed, options=options)
         names = ['episode', 'seed', 'latency_steps'] + [f'dynamics/{k}' for k in info['dynamics']]
         values = [self.episode, seed, info['latency_steps'], *info['dynamics'].values()]
         self.episode_pub.publish(m.named_vector(names, values, self.now_ns, self.env.task.name))
@@ -136,6 +165,8 @@ class SimNode(FinishingNode):
 
     def advance(self, action: np.ndarray) -> None:
         """Step with `action`, report the transition, and publish the next observation."""
+        if self.velocity_command is not None:
+            self.env.set_command(*self.cmd_vel_now())
         self.obs, reward, terminated, truncated, _ = self.env.step(action)
         values = [reward, terminated, truncated, self.episode, self.env.elapsed_steps - 1, *action]
         self.step_pub.publish(m.named_vector(self.step_names, values, self.now_ns, self.env.task.name))
@@ -180,6 +211,17 @@ class SimNode(FinishingNode):
             return
         if self.valid(values, 'commands'):
             self.receive(values)
+
+    def on_cmd_vel(self, msg: Twist) -> None:
+        try:
+            self.velocity_command.set((msg.linear.x, msg.linear.y, msg.angular.z), time.monotonic_ns())
+        except ValueError as exc:
+            self.get_logger().error(f'{self.resolve_topic_name("cmd_vel")}: {exc}; ignored', throttle_duration_sec=1.0)
+
+    def cmd_vel_now(self) -> np.ndarray:
+        """The command in force: the newest Twist, or zero velocity once it is older than cmd_vel_timeout
+        (wall-clock arrival, as on the robot, whatever the simulation's speed)."""
+        return self.velocity_command.value(time.monotonic_ns())
 
     def receive(self, values: np.ndarray) -> None:
         if not self.obs:

@@ -14,6 +14,10 @@ Subscribes (sensor-data QoS; joints mapped by name, never by index):
   imu/data       sensor_msgs/Imu            when the policy reads the IMU
   estop          std_msgs/Bool              true latches the safe action
   estop_reset    std_msgs/Bool              true clears the latch (so does re-activation)
+  cmd_vel        geometry_msgs/Twist        when the student's observation has a velocity command
+                                            (a locomotion task; subscribed at configure): linear.x,
+                                            linear.y, angular.z; zero velocity when none has come
+                                            for cmd_vel_timeout
 Publishes:
   commands       std_msgs/Float64MultiArray in `command_joints` order (forward_command_controller):
                  efforts (the action), or with command_interface position joint position targets
@@ -31,6 +35,7 @@ import traceback
 
 import numpy as np
 from diagnostic_msgs.msg import DiagnosticArray
+from geometry_msgs.msg import Twist
 from rcl_interfaces.msg import ParameterDescriptor
 from rclpy.duration import Duration
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
@@ -78,6 +83,9 @@ PARAMS = (
           'forward_command_controller); position, joint targets default_pose + action_scale * action from the '
           "checkpoint task's position actuation (a position forward_command_controller; the zero safe action is "
           'then the default pose)', choices=(EFFORT, POSITION)),
+    Param('cmd_vel_timeout', 0.5, 'students that follow a velocity command: seconds after the newest cmd_vel '
+          '(geometry_msgs/Twist) before the command is zero velocity (a silent teleop or planner stops the '
+          'robot)', low=0.01, high=60.0),
     Param('publish_joint_commands', False, 'also publish commands as a stamped JointState on joint_commands'),
     Param('episode_topic', '', "simulation: sim_node's episode announcements (e.g. sim/episode); each new "
           'episode starts a fresh history window (and a recurrent student\'s zero state), as in training '
@@ -108,6 +116,7 @@ class StudentControllerNode(FinishingNode, LifecycleNode):
         super().__init__('student_controller_node')
         self.controller: StudentController | None = None
         self.position: PositionActuation | None = None   # command_interface position: action -> joint targets
+        self.cmd_vel_sub = None   # made at configure, for a student that follows a velocity command
         self.loop: RealtimeLoop | None = None
         self.active = False
         self.fifo_threads: list[int] = []
@@ -179,6 +188,9 @@ class StudentControllerNode(FinishingNode, LifecycleNode):
             self.get_logger().error(f'configure failed: {type(exc).__name__}: {exc}\n{traceback.format_exc()}')
             self.controller = None
             return TransitionCallbackReturn.FAILURE
+        if self.controller.velocity_command is not None and self.cmd_vel_sub is None:
+            # Best effort matches teleop's and Nav2's reliable publishers too; only the newest counts.
+            self.cmd_vel_sub = self.create_subscription(Twist, 'cmd_vel', self.on_cmd_vel, SENSOR_DATA)
         return TransitionCallbackReturn.SUCCESS
 
     def build_controller(self) -> StudentController:
@@ -206,7 +218,9 @@ class StudentControllerNode(FinishingNode, LifecycleNode):
             controller = StudentController(ckpt, backend, safety, Watchdog(p['sensor_timeout'], p['watchdog_latch']),
                                            self.stats, 1.0 / p['control_rate_hz'], joints,
                                            {'joints': self.resolve_topic_name('joint_states'),
-                                            'imu': self.resolve_topic_name('imu/data')})
+                                            'imu': self.resolve_topic_name('imu/data'),
+                                            'command': self.resolve_topic_name('cmd_vel')},
+                                           p['cmd_vel_timeout'])
         except ValueError as exc:
             raise ParameterError(f"parameter 'command_joints': {exc}") from None
         self.position = None
@@ -230,7 +244,9 @@ class StudentControllerNode(FinishingNode, LifecycleNode):
         self.get_logger().info(
             f'configured: {path} ({type(ckpt.model).__name__}, history {ckpt.history}), backend {backend.name} '
             f'verified and warmed up in {time.perf_counter() - start:.2f} s; reads {controller.builder.spec!r}; '
-            f'commands {controller.command_joints} at {p["control_rate_hz"]:g} Hz ({p["trigger"]} trigger)')
+            f'commands {controller.command_joints} at {p["control_rate_hz"]:g} Hz ({p["trigger"]} trigger)'
+            + (f'; follows the velocity command on {self.resolve_topic_name("cmd_vel")} (zero after '
+               f'{p["cmd_vel_timeout"]:g} s without one)' if controller.velocity_command is not None else ''))
         return controller
 
     def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
@@ -270,6 +286,9 @@ class StudentControllerNode(FinishingNode, LifecycleNode):
 
     def on_cleanup(self, state: LifecycleState) -> TransitionCallbackReturn:
         self.controller = None
+        if self.cmd_vel_sub is not None:
+            self.destroy_subscription(self.cmd_vel_sub)
+            self.cmd_vel_sub = None
         return TransitionCallbackReturn.SUCCESS
 
     def on_shutdown(self, state: LifecycleState) -> TransitionCallbackReturn:
@@ -322,6 +341,15 @@ class StudentControllerNode(FinishingNode, LifecycleNode):
         controller.sensors(joints=joints, imu=imu)
         if self.params['trigger'] == 'sensor' and controller.sample_ready():
             self.run_tick(time.monotonic_ns(), True)
+
+    def on_cmd_vel(self, msg: Twist) -> None:
+        controller = self.controller
+        if controller is None:
+            return
+        try:
+            controller.set_velocity_command((msg.linear.x, msg.linear.y, msg.angular.z))
+        except ValueError as exc:
+            self.get_logger().error(f'{self.resolve_topic_name("cmd_vel")}: {exc}; ignored', throttle_duration_sec=1.0)
 
     def on_episode(self, msg: JointState) -> None:
         self.episode_start_ns = stamp_ns(msg.header.stamp)
@@ -426,6 +454,19 @@ class StudentControllerNode(FinishingNode, LifecycleNode):
             return 'warn', f'bad sensor samples dropped ({c.bad_samples} in all): {c.last_error}'
         return 'ok', 'active: policy commanding'
 
+    def command_diagnostics(self, c: StudentController) -> dict[str, str]:
+        """The velocity command in the newest observation and where it stands on cmd_vel."""
+        observed = c.observed_command
+        now = time.monotonic_ns()
+        age = c.velocity_command.age_s(now)
+        if age is None:
+            source = 'none received: zero velocity'
+        elif c.velocity_command.timed_out(now):
+            source = f'timed out ({age:.2f} s > {self.params["cmd_vel_timeout"]:g} s): zero velocity'
+        else:
+            source = f'{age:.2f} s old'
+        return {'command': '' if observed is None else ' '.join(f'{v:.4f}' for v in observed), 'cmd_vel': source}
+
     def publish_diagnostics(self) -> None:
         level, message = self.status()
         s, c = self.stats, self.controller
@@ -457,6 +498,8 @@ class StudentControllerNode(FinishingNode, LifecycleNode):
             'last_error': c.last_error if c else '',
             'fault': (c.fault(time.monotonic_ns()) if self.active else '') if c else '',
         }
+        if c is not None and c.velocity_command is not None:
+            values.update(self.command_diagnostics(c))
         self.diagnostics_pub.publish(m.diagnostics(
             self.get_clock().now().to_msg(), f'{self.get_fully_qualified_name()}: control loop', level, message,
             self.params['checkpoint'], values))

@@ -197,7 +197,9 @@ class DistillEnv(gym.Env):
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
         """Start an episode. `seed` fixes everything random in it; without one, the next seed is
         drawn from the environment's own generator. `options={'dynamics': {name: value}}` sets
-        dynamics parameters instead of drawing them (unnamed ones are still drawn)."""
+        dynamics parameters instead of drawing them (unnamed ones are still drawn);
+        `options={'command': (vx, vy, yaw_rate)}` sets a task's velocity command instead of the
+        drawn one (drawn all the same, so the rest of the episode is still the seed's)."""
         super().reset(seed=seed)
         episode_seed = int(seed) if seed is not None else int(self.np_random.integers(2**31 - 1))
         self.episode_seed = episode_seed
@@ -223,6 +225,8 @@ class DistillEnv(gym.Env):
             self._reset_model(rng)
         if self.task.command:
             self.command = np.array([rng.uniform(*self.task.command[name]) for name in COMMAND_ELEMENTS])
+            if (options or {}).get('command') is not None:
+                self.set_command(*options['command'])
             self.reward.reset(self.command)
         elif self._env is None:
             self.reward.reset(self.command)
@@ -233,6 +237,16 @@ class DistillEnv(gym.Env):
         if self.task.command:
             info['command'] = dict(zip(COMMAND_ELEMENTS, self.command.tolist()))
         return obs, info
+
+    def set_command(self, vx: float, vy: float, yaw_rate: float) -> None:
+        """Set the velocity command from now on (in place in `command`: the next observations and the
+        reward read it), e.g. from cmd_vel instead of the per-episode draw; the next reset draws anew."""
+        if not self.task.command:
+            raise ValueError(f'task {self.task.name!r} has no velocity command (no `command` in {self.task.source})')
+        values = (float(vx), float(vy), float(yaw_rate))
+        if not all(math.isfinite(v) for v in values):
+            raise ValueError(f'velocity command with NaN or Inf {list(values)}')
+        self.command[:] = values
 
     def _reset_model(self, rng: np.random.Generator) -> None:
         """The model's initial state (actuated joints at the default pose under position actuation),
@@ -340,6 +354,8 @@ class DistillEnv(gym.Env):
         if first:
             history[1:] = history[0]  # before the first reading arrives, a delayed sensor repeats it
         sensor = history[(self._head - self.latency_steps) % depth].copy()
+        if self._command_start is not None:
+            sensor[self._command_start:] = self.command  # not a sensor reading: never delayed
         return {SENSOR: sensor, PRIVILEGED: self.privileged_obs(sensor)}
 
     def privileged_obs(self, sensor: np.ndarray) -> np.ndarray:
