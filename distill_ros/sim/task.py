@@ -315,36 +315,29 @@ def _model_source(env: dict, where: str, base_dir: Path | None) -> tuple[str, st
     return '', str(path.resolve()), ''
 
 
-def parse_task(data: dict, source: str = '<dict>', base_dir: Path | None = None) -> TaskSpec:
-    """Validate a task mapping (the content of a task YAML) into a `TaskSpec`. A relative env.model
-    path is taken from `base_dir` (the YAML's folder; default: the working directory)."""
-    if not isinstance(data, dict):
-        raise TaskConfigError(f'{source}: a task file must hold a mapping, got {type(data).__name__}')
-    env = _get(data, 'env', dict, source)
-    sensors = _get(data, 'sensors', dict, source)
-    privileged = _get(data, 'privileged', dict, source, {})
-    imu = _get(data, 'imu', dict, source, {})
-    latency = sensors.get('latency_steps', 0)
+def _latency(latency: Any, source: str) -> list[int]:
+    """sensors.latency_steps: an int, or [min, max] ints with 0 <= min <= max."""
     if isinstance(latency, int):
         latency = [latency, latency]
     if (not isinstance(latency, list) or len(latency) != 2 or not all(isinstance(v, int) for v in latency)
             or not 0 <= latency[0] <= latency[1]):
         raise TaskConfigError(f'{source}: sensors.latency_steps must be an int or [min, max] ints '
                               f'with 0 <= min <= max, got {latency!r}')
-    randomization_data = _get(data, 'randomization', dict, source, {})
+    return latency
+
+
+def _randomization(data: dict, source: str) -> dict[str, Distribution]:
     randomization = {}
-    for name, value in randomization_data.items():
+    for name, value in data.items():
         if name not in RANDOMIZABLE:
             raise TaskConfigError(f'{source}: unknown randomization parameter {name!r}; '
                                   f'expected some of {RANDOMIZABLE}')
         randomization[name] = _distribution(name, value, source)
-    joints = _get(sensors, 'joints', list, f'{source}: sensors')
-    if not joints or not all(isinstance(j, str) for j in joints):
-        raise TaskConfigError(f'{source}: sensors.joints must be a non-empty list of joint names')
-    imu_pos = imu.get('pos', [0.0, 0.0, 0.0])
-    if not isinstance(imu_pos, list) or len(imu_pos) != 3:
-        raise TaskConfigError(f'{source}: imu.pos must be [x, y, z], got {imu_pos!r}')
-    env_id, model_file, menagerie = _model_source(env, f'{source}: env', base_dir)
+    return randomization
+
+
+def _check_source_keys(data: dict, env: dict, env_id: str, source: str) -> None:
+    """The sections of a task on a model file are refused on a gymnasium task, and the reverse."""
     mjcf_only = [key for key in ('reward', 'terminate', 'command', 'actuation') if key in data]
     if env_id and mjcf_only:
         raise TaskConfigError(f'{source}: {mjcf_only} are for tasks on a model file (env.model or env.menagerie); '
@@ -354,6 +347,27 @@ def parse_task(data: dict, source: str = '<dict>', base_dir: Path | None = None)
             raise TaskConfigError(f'{source}: env.{key} is for tasks on a model file; gymnasium takes env.kwargs')
     if not env_id and 'kwargs' in env:
         raise TaskConfigError(f'{source}: env.kwargs is for gymnasium tasks (env.id)')
+
+
+def parse_task(data: dict, source: str = '<dict>', base_dir: Path | None = None) -> TaskSpec:
+    """Validate a task mapping (the content of a task YAML) into a `TaskSpec`. A relative env.model
+    path is taken from `base_dir` (the YAML's folder; default: the working directory)."""
+    if not isinstance(data, dict):
+        raise TaskConfigError(f'{source}: a task file must hold a mapping, got {type(data).__name__}')
+    env = _get(data, 'env', dict, source)
+    sensors = _get(data, 'sensors', dict, source)
+    privileged = _get(data, 'privileged', dict, source, {})
+    imu = _get(data, 'imu', dict, source, {})
+    latency = _latency(sensors.get('latency_steps', 0), source)
+    randomization = _randomization(_get(data, 'randomization', dict, source, {}), source)
+    joints = _get(sensors, 'joints', list, f'{source}: sensors')
+    if not joints or not all(isinstance(j, str) for j in joints):
+        raise TaskConfigError(f'{source}: sensors.joints must be a non-empty list of joint names')
+    imu_pos = imu.get('pos', [0.0, 0.0, 0.0])
+    if not isinstance(imu_pos, list) or len(imu_pos) != 3:
+        raise TaskConfigError(f'{source}: imu.pos must be [x, y, z], got {imu_pos!r}')
+    env_id, model_file, menagerie = _model_source(env, f'{source}: env', base_dir)
+    _check_source_keys(data, env, env_id, source)
     reward = _reward(_get(data, 'reward', dict, source, {}), f'{source}: reward')
     if not env_id and not reward:
         raise TaskConfigError(f'{source}: a task on a model file needs a reward section (e.g. reward: {{alive: 1.0}})')
