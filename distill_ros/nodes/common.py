@@ -11,6 +11,7 @@ from collections.abc import Callable
 
 import rclpy
 from rclpy._rclpy_pybind11 import RCLError
+from rclpy.duration import Duration
 from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.node import Node
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
@@ -93,6 +94,19 @@ def _ignore_signals() -> None:
         signal.signal(sig, signal.SIG_IGN)
 
 
+def _deliver_last_messages(node: Node, timeout_s: float = 2.0) -> None:
+    """A node that ends itself has often just published its last word (the simulator's final step,
+    the distill node's 'done'): wait, up to `timeout_s` in all, until every matched reliable
+    subscriber has acknowledged what each publisher sent, or the process could end before DDS
+    delivered it (seen on a loaded machine)."""
+    deadline = time.monotonic() + timeout_s
+    for publisher in node.publishers:
+        left = deadline - time.monotonic()
+        if left <= 0:
+            return
+        publisher.wait_for_all_acked(Duration(seconds=left))
+
+
 def run(make_node: Callable[[], Node], args: list[str] | None = None) -> int:
     """Create the node, spin it until shutdown or until it calls `finish`, and return the status.
 
@@ -123,6 +137,8 @@ def run(make_node: Callable[[], Node], args: list[str] | None = None) -> int:
         if finished is not None:
             executor.spin_until_future_complete(finished)
             status = finished.result() if finished.done() else 0
+            if finished.done():
+                _deliver_last_messages(node)
         else:
             executor.spin()
     except (ParameterError, TaskConfigError, FileNotFoundError, ValueError) as exc:

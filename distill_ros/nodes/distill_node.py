@@ -17,7 +17,6 @@ import traceback
 from pathlib import Path
 
 from diagnostic_msgs.msg import DiagnosticArray
-from rclpy.duration import Duration
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
 
 from distill_ros.distill.config import ConfigError, load_config
@@ -101,13 +100,13 @@ class DistillNode(FinishingNode):
             if 'eval' in summary:
                 self.state['student_return'] = summary['eval'].get('student', summary['eval'].get('offline', {})).get(
                     'mean_return', float('nan'))
-            self.publish_diagnostics(last=True)
+            self.publish_diagnostics()
             self.log(f'student written to {self.out / "student"}')
             self.finish(0)
         except Exception as exc:  # noqa: BLE001 - reported on /diagnostics and as the exit status
             self.level = 'error'
             self.state.update(phase='failed', error=str(exc))
-            self.publish_diagnostics(last=True)
+            self.publish_diagnostics()
             self.log(f'distillation failed: {exc}\n{traceback.format_exc()}', error=True)
             self.finish(1)
 
@@ -121,16 +120,10 @@ class DistillNode(FinishingNode):
         with self._ros_lock:
             self.closed = True
 
-    def publish_diagnostics(self, last: bool = False) -> None:
-        """`last`: the final report ('done' or 'failed'); wait (up to 2 s) until every matched
-        subscriber has acknowledged it, since the node exits right after (on a loaded machine the
-        process could otherwise end before DDS delivered it)."""
+    def publish_diagnostics(self) -> None:
         with self._ros_lock:
-            if self.closed:
-                return
-            self._publish_diagnostics()
-        if last:
-            self.diagnostics_pub.wait_for_all_acked(Duration(seconds=2.0))
+            if not self.closed:
+                self._publish_diagnostics()
 
     def _publish_diagnostics(self) -> None:
         values = {**self.state, 'elapsed_s': round(time.monotonic() - self.started, 1)}
