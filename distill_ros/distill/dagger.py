@@ -81,6 +81,7 @@ class Collection:
         self.teacher_actor = Actor(teacher, len(self.pool))
         self.student_actor = Actor(student, len(self.pool)) if student is not None and beta < 1.0 else None
         self.teacher_key = PRIVILEGED if teacher.obs_source == 'privileged' else SENSOR
+        self.teacher_std = policy_std(teacher.model).numpy()   # σ*: the teacher is fixed while it collects
 
     def start(self, i: int) -> None:
         """Environment i starts the next seed's episode (or idles when none is left)."""
@@ -99,7 +100,7 @@ class Collection:
         environments' current observations."""
         teacher = self.teacher
         t_mean = self.teacher_actor.act(np.stack([self.episodes[i].obs[self.teacher_key] for i in active]), active)
-        t_std = np.broadcast_to(policy_std(teacher.model).numpy(), t_mean.shape)
+        t_std = np.broadcast_to(self.teacher_std, t_mean.shape)
         noise = self.teacher_noise
         t_act = t_mean + noise * t_std * self.rng.standard_normal(t_mean.shape) if noise else t_mean
         t_act = np.clip(t_act, teacher.action_low, teacher.action_high)

@@ -43,7 +43,7 @@ from torch.distributions import Normal, kl_divergence
 
 from distill_ros.distill.config import ConfigError, _build, need, read_sections
 from distill_ros.distill.evaluate import PolicyActor, run_episodes, summarize
-from distill_ros.distill.labels import policy_std, teacher_distribution
+from distill_ros.distill.labels import policy_std
 from distill_ros.distill.run_files import (
     LEARNING_CURVE,
     RunLog,
@@ -313,7 +313,7 @@ class StudentEnvs:
         windows = np.stack([self.buffers[i].push(o[SENSOR]) for i, o in enumerate(self.obs)])
         privileged = torch.as_tensor(np.stack([o[PRIVILEGED] for o in self.obs]), dtype=torch.float32)
         return TensorDict({'student': torch.as_tensor(windows.reshape(self.n, -1)), 'critic': privileged,
-                           'teacher': teacher_distribution(self.teacher.model, privileged)[0]}, batch_size=[self.n])
+                           'teacher': self.teacher.model(privileged)}, batch_size=[self.n])
 
     def step(self, actions: torch.Tensor):
         """Execute (clipped) actions; the next observations, rewards, dones and time-outs."""
