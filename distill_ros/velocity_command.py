@@ -48,9 +48,7 @@ class VelocityCommand:
         """The command in force at `now_ns` (same clock as the arrivals): the newest one, or zeros
         when none has arrived or the newest is older than the timeout. Read-only."""
         latest = self._latest
-        if latest is None or now_ns - latest[1] > self.timeout_ns:
-            return self._zero
-        return latest[0]
+        return self._zero if self._stale(latest, now_ns) else latest[0]
 
     def age_s(self, now_ns: int) -> float | None:
         """Seconds since the newest command arrived (None: none yet)."""
@@ -59,7 +57,9 @@ class VelocityCommand:
 
     def timed_out(self, now_ns: int) -> bool:
         """No command, or the newest is older than the timeout: `value` is zero velocity."""
-        latest = self._latest
+        return self._stale(self._latest, now_ns)
+
+    def _stale(self, latest: tuple[np.ndarray, int] | None, now_ns: int) -> bool:
         return latest is None or now_ns - latest[1] > self.timeout_ns
 
     def clear(self) -> None:

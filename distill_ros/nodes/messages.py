@@ -96,3 +96,8 @@ def diagnostics(stamp: Time, name: str, level: str, message: str, hardware_id: s
     array = DiagnosticArray(status=[status])
     array.header.stamp = stamp
     return array
+
+
+def twist_command(msg) -> tuple[float, float, float]:
+    """A geometry_msgs/Twist on cmd_vel as a planar velocity command (vx, vy, yaw_rate)."""
+    return msg.linear.x, msg.linear.y, msg.angular.z

@@ -214,7 +214,7 @@ class SimNode(FinishingNode):
 
     def on_cmd_vel(self, msg: Twist) -> None:
         try:
-            self.velocity_command.set((msg.linear.x, msg.linear.y, msg.angular.z), time.monotonic_ns())
+            self.velocity_command.set(m.twist_command(msg), time.monotonic_ns())
         except ValueError as exc:
             self.get_logger().error(f'{self.resolve_topic_name("cmd_vel")}: {exc}; ignored', throttle_duration_sec=1.0)
 

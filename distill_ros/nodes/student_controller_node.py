@@ -56,6 +56,7 @@ from distill_ros.sim.actuation import PositionActuation, position_command
 from distill_ros.sim.task import TaskConfigError
 from distill_ros.stamps import NS_PER_S, stamp_ns
 from distill_ros.students import student_path
+from distill_ros.velocity_command import DEFAULT_TIMEOUT_S
 
 TRIGGERS = ('timer', 'sensor')
 EFFORT, POSITION = 'effort', 'position'
@@ -83,8 +84,8 @@ PARAMS = (
           'forward_command_controller); position, joint targets default_pose + action_scale * action from the '
           "checkpoint task's position actuation (a position forward_command_controller; the zero safe action is "
           'then the default pose)', choices=(EFFORT, POSITION)),
-    Param('cmd_vel_timeout', 0.5, 'students that follow a velocity command: seconds after the newest cmd_vel '
-          '(geometry_msgs/Twist) before the command is zero velocity (a silent teleop or planner stops the '
+    Param('cmd_vel_timeout', DEFAULT_TIMEOUT_S, 'students that follow a velocity command: seconds after the newest '
+          'cmd_vel (geometry_msgs/Twist) before the command is zero velocity (a silent teleop or planner stops the '
           'robot)', low=0.01, high=60.0),
     Param('publish_joint_commands', False, 'also publish commands as a stamped JointState on joint_commands'),
     Param('episode_topic', '', "simulation: sim_node's episode announcements (e.g. sim/episode); each new "
@@ -347,7 +348,7 @@ class StudentControllerNode(FinishingNode, LifecycleNode):
         if controller is None:
             return
         try:
-            controller.set_velocity_command((msg.linear.x, msg.linear.y, msg.angular.z))
+            controller.set_velocity_command(m.twist_command(msg))
         except ValueError as exc:
             self.get_logger().error(f'{self.resolve_topic_name("cmd_vel")}: {exc}; ignored', throttle_duration_sec=1.0)
 
