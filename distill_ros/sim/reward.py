@@ -54,6 +54,15 @@ class Reward:
             ids.append(index)
         self._contact_bodies = np.array(ids, dtype=int)
         self._cos_tilt = math.cos(rules.tilt_above) if rules.tilt_above is not None else None
+        self._feet = np.zeros(0, dtype=int)
+        if 'feet_air_time' in task.reward:
+            if not task.contact_bodies:
+                raise TaskConfigError(f'{task.source}: reward.feet_air_time needs the feet, named in '
+                                      f'privileged.contact_bodies; that list is empty')
+            self._feet = np.array([mujoco.mj_name2id(model, mujoco.mjtObj.mjOBJ_BODY, b) for b in task.contact_bodies])
+        self._dt = float(model.opt.timestep) * task.actuation.decimation
+        self._air_time = np.zeros(len(self._feet))
+        self._last_contact = np.zeros(len(self._feet), dtype=bool)
         self._velocity = np.zeros(6)
         self.command = np.zeros(3)
         self._previous_action: np.ndarray | None = None
@@ -61,6 +70,8 @@ class Reward:
     def reset(self, command: np.ndarray) -> None:
         self.command = command
         self._previous_action = None
+        self._air_time[:] = 0.0
+        self._last_contact[:] = False
 
     def step(self, action: np.ndarray) -> tuple[float, bool, dict[str, float]]:
         m, d = self.model, self.data
@@ -91,11 +102,29 @@ class Reward:
                 value = (height - params['target']) ** 2
             elif name == 'torque':
                 value = float(d.qfrc_actuator @ d.qfrc_actuator)
+            elif name == 'feet_air_time':
+                value = self._feet_air_time(params)
             else:  # action_rate
                 change = action - previous
                 value = float(change @ change)
             values[name] = weight * value
         return sum(values.values()), self.terminated(), values
+
+    def _feet_air_time(self, params: dict[str, float]) -> float:
+        """legged_gym's: at each foot's touchdown, its time in the air minus `target` (s); 0 when
+        the commanded planar speed is under `min_command`. A contact counts over two policy steps."""
+        d = self.data
+        touching = self.model.geom_bodyid[d.contact.geom[:d.ncon]].ravel()
+        contact = np.isin(self._feet, touching)
+        held = contact | self._last_contact
+        self._last_contact = contact
+        touchdown = (self._air_time > 0.0) & held
+        self._air_time += self._dt
+        value = float((self._air_time - params['target']) @ touchdown)
+        self._air_time[held] = 0.0
+        if float(np.hypot(*self.command[:2])) < params['min_command']:
+            return 0.0
+        return value
 
     def terminated(self) -> bool:
         rules, d = self.task.terminate, self.data

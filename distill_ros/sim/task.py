@@ -98,6 +98,7 @@ REWARD_TERMS: dict[str, dict[str, float]] = {
     'base_height': {'target': 0.0},
     'torque': {},
     'action_rate': {},
+    'feet_air_time': {'target': 0.5, 'min_command': 0.1},
 }
 
 
