@@ -211,3 +211,54 @@ def test_position_command_targets_for_the_controller():
     np.testing.assert_allclose(position.targets(np.zeros(12)), [e - 0.25 * a for e, a in zip(expected, action)])
     with pytest.raises(TaskConfigError, match="task 'cartpole' has torque actuation"):
         position_command('cartpole', ['slider'])
+
+
+def test_standing_still_its_tracking_error_is_the_command_and_the_table_shows_it():
+    """evaluate.run_episodes keeps a command task's per-step tracking error; a robot standing on its
+    PD loop (zero action) misses the command by the command itself, so the summary's mean error is
+    the mean commanded speed, and the report's table gains the two tracking columns."""
+    from distill_ros.distill.evaluate import run_episodes, summarize
+    from distill_ros.distill.report import markdown_table
+    env = DistillEnv('quadruped')
+    env.task = env.task.__class__(**{**env.task.__dict__, 'max_episode_steps': 100})
+    results = run_episodes(env, lambda obs: np.zeros(12), seeds=[3, 4, 5])
+    commands = []
+    for seed in (3, 4, 5):
+        _, info = DistillEnv('quadruped').reset(seed=seed)
+        commands.append([info['command'][k] for k in COMMAND_ELEMENTS])
+    commands = np.array(commands)
+    summary = summarize(results)
+    assert all(r.tracking_error.shape == (100, 2) for r in results)
+    assert summary['lin_vel_error_mean'] == pytest.approx(np.hypot(commands[:, 0], commands[:, 1]).mean(), abs=0.05)
+    assert summary['yaw_rate_error_mean'] == pytest.approx(np.abs(commands[:, 2]).mean(), abs=0.05)
+    assert summary['lin_vel_error_p95'] >= summary['lin_vel_error_mean']
+    row = {'name': 'standing', 'privileged_input': False, 'params': 1, 'size_ratio': 1.0, 'flops': 2, 'ratio': 1.0,
+           'latency_p50_us': 1.0, 'latency_p99_us': 2.0, **summary}
+    table = markdown_table([row])
+    assert 'v error mean/p95 m/s' in table and f"{summary['lin_vel_error_mean']:.3f} / " in table
+    assert 'v error' not in markdown_table([{k: v for k, v in row.items() if 'error' not in k}])
+
+
+def test_feet_air_time_rewards_a_touchdown_by_its_time_in_the_air(tmp_path):
+    """legged_gym's feet_air_time: 0 while the feet stay down; at a touchdown, the seconds the foot
+    was in the air minus `target`; nothing without feet (privileged.contact_bodies) to name."""
+    env = DistillEnv('quadruped')
+    env.reset(seed=0, options={'command': (1.0, 0.0, 0.0)})
+    terms = {'feet_air_time': env.task.reward['feet_air_time']}
+    target = terms['feet_air_time'].params['target']
+    for _ in range(25):                               # the robot starts a little above the floor: settle
+        env.step(np.zeros(12))
+    standing = [env.step(np.zeros(12))[4]['reward_terms']['feet_air_time'] for _ in range(20)]
+    assert standing == [0.0] * 20
+    # Lift the front-left foot (thigh back, calf folded) for 10 policy steps, then put it down.
+    lift = np.zeros(12)
+    lift[1], lift[2] = -3.0, -3.0
+    values = [env.step(lift)[4]['reward_terms']['feet_air_time'] for _ in range(10)]
+    values += [env.step(np.zeros(12))[4]['reward_terms']['feet_air_time'] for _ in range(15)]
+    touchdowns = [v for v in values if v != 0.0]
+    assert len(touchdowns) >= 1
+    air = touchdowns[0] / terms['feet_air_time'].weight + target
+    assert 0.1 <= air <= 0.6                          # ~10-12 policy steps of 0.02 s in the air
+    data = arm_task(tmp_path, reward={'feet_air_time': 1.0})
+    with pytest.raises(TaskConfigError, match='feet_air_time needs the feet'):
+        build(tmp_path, data)

@@ -16,6 +16,7 @@ class EpisodeResult:
     ret: float
     length: int
     terminated: bool
+    tracking_error: np.ndarray | None = None   # a command task's per-step (|c_xy - v_xy|, |c_yaw - w_z|)
 
 
 def eval_seeds(n: int, base: int = EVAL_SEED_BASE) -> list[int]:
@@ -36,12 +37,15 @@ def run_episodes(env: DistillEnv, act: Callable[[dict[str, np.ndarray]], np.ndar
         obs, _ = env.reset(seed=int(seed))
         if reset_policy is not None:
             reset_policy()
-        total, steps, terminated, truncated = 0.0, 0, False, False
+        total, steps, terminated, truncated, tracking = 0.0, 0, False, False, []
         while not (terminated or truncated):
-            obs, reward, terminated, truncated, _ = env.step(act(obs))
+            obs, reward, terminated, truncated, info = env.step(act(obs))
             total += reward
             steps += 1
-        results.append(EpisodeResult(int(seed), total, steps, terminated))
+            if 'tracking_error' in info:
+                tracking.append(info['tracking_error'])
+        results.append(EpisodeResult(int(seed), total, steps, terminated,
+                                     np.array(tracking) if tracking else None))
     return results
 
 
@@ -82,4 +86,17 @@ def summarize(results: Sequence[EpisodeResult]) -> dict[str, float]:
     half_width = 1.96 * returns.std(ddof=1) / np.sqrt(len(returns)) if len(returns) > 1 else float('nan')
     return {'episodes': len(results), 'mean_return': float(returns.mean()), 'std_return': float(returns.std()),
             'ci95': float(half_width), 'mean_length': float(np.mean([r.length for r in results])),
-            'fall_rate': float(np.mean([r.terminated for r in results]))}
+            'fall_rate': float(np.mean([r.terminated for r in results])), **tracking_summary(results)}
+
+
+def tracking_summary(results: Sequence[EpisodeResult]) -> dict[str, float]:
+    """A velocity-command task's tracking error over every policy step of every episode: mean and
+    95th percentile of |c_xy - v_xy| (m/s) and |c_yaw - w_z| (rad/s), base frame. Empty for a task
+    without a command."""
+    errors = [r.tracking_error for r in results if r.tracking_error is not None]
+    if not errors:
+        return {}
+    steps = np.concatenate(errors)
+    return {'lin_vel_error_mean': float(steps[:, 0].mean()), 'lin_vel_error_p95': float(np.percentile(steps[:, 0], 95)),
+            'yaw_rate_error_mean': float(steps[:, 1].mean()),
+            'yaw_rate_error_p95': float(np.percentile(steps[:, 1], 95))}

@@ -111,7 +111,8 @@ def evaluate_policies(task: str, teacher: Checkpoint, students: dict[str, Checkp
                 'episodes': summary['episodes'], 'mean_return': summary['mean_return'], 'ci95': summary['ci95'],
                 'std_return': summary['std_return'], 'fall_rate': summary['fall_rate'],
                 'mean_length': summary['mean_length'],
-                'latency_p50_us': latency['p50_us'], 'latency_p99_us': latency['p99_us']})
+                'latency_p50_us': latency['p50_us'], 'latency_p99_us': latency['p99_us'],
+                **{key: value for key, value in summary.items() if key in TRACKING_KEYS}})
     finally:
         env.close()
     best = rows[0]['mean_return']
@@ -127,7 +128,19 @@ COLUMNS = [('policy', 'name', '{}'), ('input', 'privileged_input', None), ('para
            ('latency p50/p99 µs', None, None)]
 
 
-def _cells(row: dict[str, Any]) -> list[str]:
+# A velocity-command task's rows also carry its tracking error (evaluate.tracking_summary).
+TRACKING_KEYS = ('lin_vel_error_mean', 'lin_vel_error_p95', 'yaw_rate_error_mean', 'yaw_rate_error_p95')
+TRACKING_COLUMNS = [('v error mean/p95 m/s', 'lin_vel_error'), ('yaw error mean/p95 rad/s', 'yaw_rate_error')]
+
+
+def _columns(rows: Sequence[dict[str, Any]]) -> list[str]:
+    names = [c[0] for c in COLUMNS]
+    if any('lin_vel_error_mean' in row for row in rows):
+        names += [name for name, _ in TRACKING_COLUMNS]
+    return names
+
+
+def _cells(row: dict[str, Any], tracking: bool = False) -> list[str]:
     out = []
     for _, key, fmt in COLUMNS:
         if key == 'privileged_input':
@@ -138,12 +151,17 @@ def _cells(row: dict[str, Any]) -> list[str]:
             out.append(f"{row['latency_p50_us']:.0f} / {row['latency_p99_us']:.0f}")
         else:
             out.append(fmt.format(row[key]))
+    if tracking:
+        out += [f"{row[key + '_mean']:.3f} / {row[key + '_p95']:.3f}" if key + '_mean' in row else ''
+                for _, key in TRACKING_COLUMNS]
     return out
 
 
 def markdown_table(rows: Sequence[dict[str, Any]]) -> str:
-    lines = ['| ' + ' | '.join(c[0] for c in COLUMNS) + ' |', '|' + '---|' * len(COLUMNS)]
-    lines += ['| ' + ' | '.join(_cells(row)) + ' |' for row in rows]
+    names = _columns(rows)
+    tracking = len(names) > len(COLUMNS)
+    lines = ['| ' + ' | '.join(names) + ' |', '|' + '---|' * len(names)]
+    lines += ['| ' + ' | '.join(_cells(row, tracking)) + ' |' for row in rows]
     return '\n'.join(lines)
 
 
@@ -151,10 +169,11 @@ def print_table(rows: Sequence[dict[str, Any]], title: str = '') -> None:
     from rich.console import Console
     from rich.table import Table
     table = Table(title=title or None)
-    for name, _, _ in COLUMNS:
+    names = _columns(rows)
+    for name in names:
         table.add_column(name, justify='right')
     for row in rows:
-        table.add_row(*_cells(row))
+        table.add_row(*_cells(row, len(names) > len(COLUMNS)))
     Console(width=200).print(table)
 
 

@@ -324,7 +324,10 @@ class DistillEnv(gym.Env):
         self.data.ctrl[:] = action if self.position is None else self.position.targets(action)
         mujoco.mj_step(self.model, self.data, nstep=self.task.actuation.decimation)
         reward, terminated, terms = self.reward.step(action)
-        return reward, terminated, {'reward_terms': terms}
+        info = {'reward_terms': terms}
+        if self.task.command:
+            info['tracking_error'] = self.reward.tracking_error
+        return reward, terminated, info
 
     # ---------------------------------------------------------------- observations
     def _read_sensors(self, out: np.ndarray) -> None:

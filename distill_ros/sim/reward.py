@@ -42,7 +42,7 @@ class Reward:
         self.terms = [(name, term.weight, term.params) for name, term in task.reward.items()]
         rules = task.terminate
         needs_base = bool(_BASE_TERMS & set(task.reward)) or rules.base_height_below is not None \
-            or rules.tilt_above is not None
+            or rules.tilt_above is not None or bool(task.command)
         self.base = base_body_id(task, model) if needs_base else -1
         ids = []
         for name in rules.contact_bodies:
@@ -65,6 +65,7 @@ class Reward:
         self._last_contact = np.zeros(len(self._feet), dtype=bool)
         self._velocity = np.zeros(6)
         self.command = np.zeros(3)
+        self.tracking_error = (0.0, 0.0)   # after a step: |c_xy - v_xy| (m/s), |c_yaw - w_z| (rad/s)
         self._previous_action: np.ndarray | None = None
 
     def reset(self, command: np.ndarray) -> None:
@@ -81,6 +82,8 @@ class Reward:
             angular, linear = self._velocity[:3], self._velocity[3:]   # in the base frame
             gravity = -rotation[2]                             # projected gravity, base frame
             height = float(d.xpos[self.base, 2])
+            self.tracking_error = (float(np.hypot(*(self.command[:2] - linear[:2]))),
+                                   abs(float(self.command[2] - angular[2])))
         previous = action if self._previous_action is None else self._previous_action
         self._previous_action = action.copy()
         values = {}
