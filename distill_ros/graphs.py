@@ -264,7 +264,8 @@ SIM_STUDENT = Graph('sim_student', (
     Arg('episodes', '0', 'episodes to run, then the launch ends (0: until stopped)', int),
     Arg('dataset', '', "record the student's episodes into this dataset folder ('' for none)"),
     Arg('realtime_factor', '1.0', 'simulated seconds per wall-clock second', float),
-    Arg('control_rate_hz', '25.0', 'controller rate: the task rate times realtime_factor', float),
+    Arg('control_rate_hz', '0.0', "controller rate; 0: the student's training rate (right at realtime_factor 1; "
+        'otherwise give the task rate times realtime_factor)', float),
     Arg('trigger', 'timer', "controller trigger: timer (its own deadlines, as on a robot) or sensor (each new "
         "sample)"),
     Arg('command_source', 'sampled', "a task with a velocity command (quadruped): sampled per episode, or cmd_vel "

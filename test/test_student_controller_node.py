@@ -42,7 +42,20 @@ def test_student_keeps_the_pole_up_on_the_realtime_sim(ros, start_node):
     level, message, values = seen[-1]
     assert level == OK and values['lifecycle_state'] == 'active', message
     assert int(values['deadline_misses']) >= 0 and float(values['inference_p99_us']) > 0
+    # 50 Hz is cartpole's 25 Hz x realtime_factor 2: as meant here, but not the rate it was trained at
+    assert 'control_rate_hz 50 differs from the 25 Hz' in ctl.log()
     print(f'episode lengths {steps}; last diagnostics {values}')
+
+
+def test_control_rate_defaults_to_the_rate_the_student_was_trained_at(ros, start_node):
+    """control_rate_hz unset (0): the shipped hopper student runs at hopper's 125 Hz policy rate,
+    not at a fixed default that would make it fall."""
+    ctl = start_node('student_controller_node', {'checkpoint': 'hopper', 'auto_activate': True,
+                                                 'sensor_check_timeout': 0.0})
+    seen = diagnostics(ros)
+    assert ros.spin_until(lambda: seen and seen[-1][2]['lifecycle_state'] == 'active', timeout=60), ctl.log()
+    assert seen[-1][2]['target_rate_hz'] == '125', seen[-1]
+    assert 'at 125 Hz' in ctl.log() and 'differs' not in ctl.log()
 
 
 def commands_log(ros, topic='commands') -> list[list[float]]:

@@ -53,6 +53,7 @@ from distill_ros.nodes.common import LATCHED, RELIABLE, REPEATED_SIGINT_S, SENSO
 from distill_ros.nodes.params import Param, ParameterError, declare
 from distill_ros.policies import checkpoint as ckpt_io
 from distill_ros.sim.actuation import PositionActuation, position_command
+from distill_ros.sim.env import policy_rate_hz
 from distill_ros.sim.task import TaskConfigError
 from distill_ros.stamps import NS_PER_S, stamp_ns
 from distill_ros.students import student_path
@@ -66,8 +67,9 @@ PARAMS = (
           'distill_ros/students/'),
     Param('backend', 'auto', 'inference backend; auto: numpy for MLP students, onnxruntime otherwise',
           choices=BACKENDS),
-    Param('control_rate_hz', 25.0, 'control loop rate; match the rate the student was trained at',
-          low=1.0, high=2000.0),
+    Param('control_rate_hz', 0.0, "control loop rate; 0: the rate the student was trained at (its task's policy "
+          'rate, e.g. hopper 125 Hz); another value is used as given, with a warning when it differs',
+          low=0.0, high=2000.0),
     Param('trigger', 'timer', "timer: run the policy on the loop's deadlines on the newest sample; sensor: run "
           'it as soon as a complete new sample arrives (lowest latency; the loop then only watches)',
           choices=TRIGGERS),
@@ -125,6 +127,7 @@ class StudentControllerNode(FinishingNode, LifecycleNode):
         self.declare_parameter('command_joints', Parameter.Type.STRING_ARRAY, ParameterDescriptor(
             description="joint order of the commands (forward_command_controller's joints); unset: the "
                         "checkpoint's action order", read_only=True))
+        self.rate_hz = 0.0   # the control rate in use, set at configure (control_rate)
         self.stats = LoopStats(window=self.params['stats_window'],
                                miss_tolerance_s=self.params['miss_tolerance_ms'] / 1000.0)
         self.last_reason = ''
@@ -215,9 +218,10 @@ class StudentControllerNode(FinishingNode, LifecycleNode):
             raise ParameterError(f"parameter 'backend': {exc}") from None
         joints = self.get_parameter_or('command_joints', None)
         joints = joints.value if joints is not None and joints.type_ != Parameter.Type.NOT_SET else None
+        self.rate_hz = self.control_rate(ckpt, path)
         try:
             controller = StudentController(ckpt, backend, safety, Watchdog(p['sensor_timeout'], p['watchdog_latch']),
-                                           self.stats, 1.0 / p['control_rate_hz'], joints,
+                                           self.stats, 1.0 / self.rate_hz, joints,
                                            {'joints': self.resolve_topic_name('joint_states'),
                                             'imu': self.resolve_topic_name('imu/data'),
                                             'command': self.resolve_topic_name('cmd_vel')},
@@ -245,14 +249,33 @@ class StudentControllerNode(FinishingNode, LifecycleNode):
         self.get_logger().info(
             f'configured: {path} ({type(ckpt.model).__name__}, history {ckpt.history}), backend {backend.name} '
             f'verified and warmed up in {time.perf_counter() - start:.2f} s; reads {controller.builder.spec!r}; '
-            f'commands {controller.command_joints} at {p["control_rate_hz"]:g} Hz ({p["trigger"]} trigger)'
+            f'commands {controller.command_joints} at {self.rate_hz:g} Hz ({p["trigger"]} trigger)'
             + (f'; follows the velocity command on {self.resolve_topic_name("cmd_vel")} (zero after '
                f'{p["cmd_vel_timeout"]:g} s without one)' if controller.velocity_command is not None else ''))
         return controller
 
+    def control_rate(self, ckpt: ckpt_io.Checkpoint, path) -> float:
+        """control_rate_hz, or with 0 the checkpoint's task's policy rate; a warning when a given rate
+        differs from the task's (a student run at another rate than it was trained at falls)."""
+        given = self.params['control_rate_hz']
+        try:
+            trained = policy_rate_hz(ckpt.task)
+        except (TaskConfigError, OSError, ValueError) as exc:
+            if given > 0:
+                return given
+            raise ParameterError(f"parameter 'control_rate_hz' is 0 (the student's training rate), but checkpoint "
+                                 f"{path}'s task {ckpt.task!r} cannot be loaded to read it: {exc}; set "
+                                 f'control_rate_hz to the rate the student was trained at') from None
+        if given > 0 and abs(given - trained) > 0.01 * trained:
+            self.get_logger().warning(
+                f'control_rate_hz {given:g} differs from the {trained:g} Hz that {path} was trained at (task '
+                f'{ckpt.task!r}); the student will act at another rate than it learnt (set control_rate_hz 0 for '
+                f'the trained rate; in simulation faster than real time, the trained rate x realtime_factor)')
+        return given if given > 0 else trained
+
     def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
         p = self.params
-        period = 1.0 / p['control_rate_hz']
+        period = 1.0 / self.rate_hz
         sensor_trigger = p['trigger'] == 'sensor'
         # Bound how long one thread holds the GIL (default 5 ms) so the control thread, or the
         # executor thread running sensor-triggered ticks, waits at most a fraction of a period.
@@ -476,7 +499,7 @@ class StudentControllerNode(FinishingNode, LifecycleNode):
             'watchdog': c.watchdog.state if c else 'n/a',
             'estop': str(bool(c and c.estop.latched)).lower(),
             'loop_rate_hz': f'{s.rate_hz():.2f}' if self.active else '0',
-            'target_rate_hz': f'{self.params["control_rate_hz"]:g}',
+            'target_rate_hz': f'{self.rate_hz:g}' if self.rate_hz else 'n/a',
             'trigger': self.params['trigger'],
             'ticks': str(s.ticks),
             'jitter_p99_us': f'{s.jitter_p99() * 1e6:.1f}',

@@ -386,3 +386,14 @@ class DistillEnv(gym.Env):
     def close(self) -> None:
         if self._env is not None:
             self._env.close()
+
+
+def policy_rate_hz(task: TaskSpec | str) -> float:
+    """The rate a task's policy acts at (1 / its env's dt): the rate a student of that task was
+    trained at, and so the rate its controller must run (cartpole 25, hopper 125, ant 20, quadruped
+    50 Hz)."""
+    env = DistillEnv(task, randomize=False, sensor_noise=False, latency=False)
+    try:
+        return 1.0 / env.dt
+    finally:
+        env.close()
