@@ -149,9 +149,11 @@ def mjcf_model(task: TaskSpec) -> mujoco.MjModel:
 def name_id(model: mujoco.MjModel, kind: mujoco.mjtObj, name: str, what: str, source: str) -> int:
     index = mujoco.mj_name2id(model, kind, name)
     if index < 0:
-        count = {mujoco.mjtObj.mjOBJ_JOINT: model.njnt, mujoco.mjtObj.mjOBJ_BODY: model.nbody}[kind]
+        word, count = {mujoco.mjtObj.mjOBJ_JOINT: ('joint', model.njnt),
+                       mujoco.mjtObj.mjOBJ_BODY: ('body', model.nbody)}[kind]
         names = [mujoco.mj_id2name(model, kind, i) for i in range(count)]
-        raise TaskConfigError(f'{source}: {what} {name!r} is not in the model; available: {names}')
+        raise TaskConfigError(f'{source}: {what} {name!r} is not a {word} of the model; '
+                              f'{"bodies" if word == "body" else "joints"} are {names}')
     return index
 
 

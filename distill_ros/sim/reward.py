@@ -12,6 +12,7 @@ import math
 import mujoco
 import numpy as np
 
+from distill_ros.sim.model import name_id
 from distill_ros.sim.task import TaskConfigError, TaskSpec
 
 _BASE_TERMS = {'lin_vel_tracking', 'yaw_rate_tracking', 'lin_vel_z', 'ang_vel_xy', 'orientation', 'base_height'}
@@ -20,12 +21,7 @@ _BASE_TERMS = {'lin_vel_tracking', 'yaw_rate_tracking', 'lin_vel_z', 'ang_vel_xy
 def base_body_id(task: TaskSpec, model: mujoco.MjModel) -> int:
     """The task's env.base_body, or the body of the model's free joint."""
     if task.base_body:
-        index = mujoco.mj_name2id(model, mujoco.mjtObj.mjOBJ_BODY, task.base_body)
-        if index < 0:
-            names = [mujoco.mj_id2name(model, mujoco.mjtObj.mjOBJ_BODY, i) for i in range(model.nbody)]
-            raise TaskConfigError(f'{task.source}: env.base_body {task.base_body!r} is not a body of the model; '
-                                  f'bodies are {names}')
-        return index
+        return name_id(model, mujoco.mjtObj.mjOBJ_BODY, task.base_body, 'env.base_body', task.source)
     free = [j for j in range(model.njnt) if model.jnt_type[j] == mujoco.mjtJoint.mjJNT_FREE]
     if not free:
         raise TaskConfigError(f'{task.source}: the reward or termination needs the robot\'s base, and the model has '
@@ -44,22 +40,17 @@ class Reward:
         needs_base = bool(_BASE_TERMS & set(task.reward)) or rules.base_height_below is not None \
             or rules.tilt_above is not None or bool(task.command)
         self.base = base_body_id(task, model) if needs_base else -1
-        ids = []
-        for name in rules.contact_bodies:
-            index = mujoco.mj_name2id(model, mujoco.mjtObj.mjOBJ_BODY, name)
-            if index < 0:
-                names = [mujoco.mj_id2name(model, mujoco.mjtObj.mjOBJ_BODY, i) for i in range(model.nbody)]
-                raise TaskConfigError(f'{task.source}: terminate.contact_bodies entry {name!r} is not a body of the '
-                                      f'model; bodies are {names}')
-            ids.append(index)
-        self._contact_bodies = np.array(ids, dtype=int)
+        self._contact_bodies = np.array([name_id(model, mujoco.mjtObj.mjOBJ_BODY, name,
+                                                 'terminate.contact_bodies entry', task.source)
+                                         for name in rules.contact_bodies], dtype=int)
         self._cos_tilt = math.cos(rules.tilt_above) if rules.tilt_above is not None else None
         self._feet = np.zeros(0, dtype=int)
         if 'feet_air_time' in task.reward:
             if not task.contact_bodies:
                 raise TaskConfigError(f'{task.source}: reward.feet_air_time needs the feet, named in '
                                       f'privileged.contact_bodies; that list is empty')
-            self._feet = np.array([mujoco.mj_name2id(model, mujoco.mjtObj.mjOBJ_BODY, b) for b in task.contact_bodies])
+            self._feet = np.array([name_id(model, mujoco.mjtObj.mjOBJ_BODY, b, 'privileged.contact_bodies entry',
+                                           task.source) for b in task.contact_bodies])
         self._dt = float(model.opt.timestep) * task.actuation.decimation
         self._air_time = np.zeros(len(self._feet))
         self._last_contact = np.zeros(len(self._feet), dtype=bool)
