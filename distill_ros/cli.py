@@ -194,6 +194,9 @@ def main(argv: list[str] | None = None) -> None:
     except (ValueError, FileNotFoundError) as exc:
         print(f'distill-ros {args.command}: error: {exc}', file=sys.stderr)
         status = 2
+    except KeyboardInterrupt as exc:
+        print(f'distill-ros {args.command}: {exc or "interrupted"}', file=sys.stderr)
+        status = 130
     raise SystemExit(status)
 
 

@@ -136,10 +136,21 @@ def train_teacher(task_name: str, out: str | Path, cfg: TeacherConfig, seed: int
         model = load_resume_state(resume_dir, vec_normalize)
     else:
         model = make_ppo(vec_normalize, cfg, seed, out / 'tensorboard')
-    evaluation = HeldOutEvaluation(model, vec_normalize, task_name, cfg, seed, out)
+    evaluation = HeldOutEvaluation(model, vec_normalize, task_name, cfg, seed, out, resume=resume)
     remaining = max(cfg.total_steps - model.num_timesteps, 0)
-    model.learn(total_timesteps=remaining, callback=evaluation, progress_bar=progress,
-                reset_num_timesteps=not resume, tb_log_name='ppo')
+    from stable_baselines3.common.callbacks import CallbackList, ConvertCallback, ProgressBarCallback
+    bar = ProgressBarCallback() if progress else None
+    try:
+        callbacks = CallbackList([ConvertCallback(evaluation)] + ([bar] if bar else []))
+        model.learn(total_timesteps=remaining, callback=callbacks, reset_num_timesteps=not resume, tb_log_name='ppo')
+    except KeyboardInterrupt:
+        if bar is not None and hasattr(bar, 'pbar'):
+            bar.on_training_end()
+        save_resume_state(resume_dir, model, vec_normalize)
+        vec_normalize.close()
+        raise KeyboardInterrupt(f'interrupted at {model.num_timesteps:,} env steps; {resume_dir} holds that state '
+                                f'({out / "best"} and {out / "last"}: the last evaluation); continue with '
+                                f'--resume') from None
     final = evaluation.checkpoint()
     vec_normalize.close()
     return ckpt_io.load(out / 'best') if (out / 'best').exists() else final
@@ -201,12 +212,16 @@ class HeldOutEvaluation:
     the score to `out/learning_curve.jsonl` and writes `out/last`, `out/best` (when it improved) and
     the resume state."""
 
-    def __init__(self, model, vec_normalize, task_name: str, cfg: TeacherConfig, seed: int, out: Path):
+    def __init__(self, model, vec_normalize, task_name: str, cfg: TeacherConfig, seed: int, out: Path,
+                 resume: bool = False):
         self.model, self.vec_normalize, self.cfg, self.seed, self.out = model, vec_normalize, cfg, seed, out
         self.env = DistillEnv(task_name)
         self.seeds = eval_seeds(cfg.eval_episodes)
         self.started = time.monotonic()
+        # a resumed run replaces out/best only with a better checkpoint than the earlier stages' best
         self.best_return = -np.inf
+        if resume and (out / 'best' / ckpt_io.SPEC).is_file():
+            self.best_return = ckpt_io.load(out / 'best').metrics.get('eval', {}).get('mean_return', -np.inf)
         self.next_eval = model.num_timesteps + cfg.eval_every
 
     def __call__(self, locals_: dict, globals_: dict) -> bool:
