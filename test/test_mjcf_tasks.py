@@ -262,3 +262,22 @@ def test_feet_air_time_rewards_a_touchdown_by_its_time_in_the_air(tmp_path):
     data = arm_task(tmp_path, reward={'feet_air_time': 1.0})
     with pytest.raises(TaskConfigError, match='feet_air_time needs the feet'):
         build(tmp_path, data)
+
+
+def test_the_shipped_quadruped_teacher_walks_where_it_is_told():
+    """distill_ros/teachers/quadruped follows a commanded velocity: forward, sideways and turning,
+    each within 0.15 m/s or rad/s over the last 2 s of 4 (a robot standing still misses by 0.5)."""
+    from distill_ros.distill.evaluate import privileged_actor
+    from distill_ros.policies import checkpoint as ckpt_io
+    from distill_ros.teachers import shipped_teacher
+    act = privileged_actor(ckpt_io.load(shipped_teacher('quadruped')))
+    env = DistillEnv('quadruped')
+    for command in [(0.5, 0.0, 0.0), (0.0, -0.5, 0.0), (0.3, 0.0, 0.5)]:
+        obs, _ = env.reset(seed=7, options={'command': command})
+        errors = []
+        for _ in range(200):
+            obs, _, terminated, _, info = env.step(act(obs))
+            assert not terminated, command
+            errors.append(info['tracking_error'])
+        linear, yaw = np.mean(errors[100:], axis=0)
+        assert linear < 0.15 and yaw < 0.15, (command, linear, yaw)
