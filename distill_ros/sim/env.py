@@ -333,11 +333,8 @@ class DistillEnv(gym.Env):
     def _read_sensors(self, out: np.ndarray) -> None:
         """Write the sensor vector, in `sensor_spec` order, as the hardware reads it now, into `out`."""
         n, s = self._n_joints, self._imu_start
-        if self._command_start is None:
-            np.take(self._sensordata, self._sensor_index, out=out)
-        else:
-            np.take(self._sensordata, self._sensor_index, out=out[:self._command_start])
-            out[self._command_start:] = self.command
+        # the command's slots (a task with one) are filled undelayed by _observe
+        np.take(self._sensordata, self._sensor_index, out=out[:self._command_start])
         if not self.sensor_noise:
             return
         out += self._next_noise()
