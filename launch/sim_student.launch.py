@@ -2,8 +2,8 @@
 
     ros2 launch distill_ros sim_student.launch.py checkpoint:=cartpole
     ros2 launch distill_ros sim_student.launch.py checkpoint:=runs/cartpole/student episodes:=5 dataset:=data/eval
-    ros2 launch distill_ros sim_student.launch.py task:=quadruped checkpoint:=<quadruped student> \\
-        command_source:=cmd_vel      # then: ros2 topic pub /cmd_vel geometry_msgs/msg/Twist ...
+    ros2 launch distill_ros sim_student.launch.py task:=quadruped checkpoint:=quadruped command_source:=cmd_vel
+        # then: ros2 topic pub /cmd_vel geometry_msgs/msg/Twist ...
 
 sim_node in realtime mode (steps on the wall clock, holds the last command) + student_controller_node
 (auto-activated), each with its parameter file from the package's config/ folder. The controller

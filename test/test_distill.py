@@ -422,7 +422,7 @@ def test_distilled_cartpole_student_beats_random_by_far(tmp_path, data, teacher)
     assert learned > 5 * random and learned > 100, (learned, random)
 
 
-@pytest.mark.parametrize('task', ['cartpole', 'hopper', 'ant'])
+@pytest.mark.parametrize('task', ['cartpole', 'hopper', 'ant', 'quadruped'])
 def test_shipped_student_is_a_small_sensor_only_checkpoint(task):
     student = ckpt_io.load(shipped_student(task))
     teacher = ckpt_io.load(shipped_teacher(task))
@@ -445,6 +445,11 @@ def test_shipped_student_is_a_small_sensor_only_checkpoint(task):
         assert parse_finetune_config(student.provenance['finetune_config']).to_dict() == load_finetune_config(
             config_path('finetune', 'hopper.yaml')).to_dict()
         assert any('config/finetune/hopper.yaml' in line for line in student.provenance['reproduce'])
+    if task == 'quadruped':   # the recipe of config/distill/quadruped.yaml (hopper's, a smaller latent)
+        recipe = load_config(config_path('distill', 'quadruped.yaml'))
+        assert student.provenance['config']['student'] == recipe.to_dict()['student']
+        assert student.provenance['config']['dagger']['rounds'] == recipe.dagger.rounds
+        assert any('config/distill/quadruped.yaml' in line for line in student.provenance['reproduce'])
     if task == 'ant':      # the recipe of config/distill/ant.yaml
         recipe = load_config(config_path('distill', 'ant.yaml'))
         assert student.provenance['config']['student']['type'] == recipe.student.type

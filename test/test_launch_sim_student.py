@@ -2,6 +2,7 @@
 launch_pytest twin is test_launch_sim_student_launch_pytest.py)."""
 from __future__ import annotations
 
+import numpy as np
 import pytest
 
 pytest.importorskip('rclpy')
@@ -45,4 +46,30 @@ def test_sim_student_graph_drives_the_quadruped_from_cmd_vel(ros, start_graph, t
     teleop.cancel()
     assert ros.spin_until(lambda: sim_command[-1] == [0.0, 0.0, 0.0] and student_command() == '0.0000 0.0000 0.0000',
                           timeout=10), (sim_command[-1:], seen[-1:])
+    assert graph.stop() == {'sim_node': 0, 'student_controller_node': 0}, graph.logs()
+
+
+def test_the_shipped_quadruped_student_walks_where_cmd_vel_says(ros, start_graph):
+    """The README's command: the shipped quadruped student in the simulated robot, at its trained
+    50 Hz (control_rate_hz unset), follows a forward Twist on cmd_vel over topics: the base's true
+    forward velocity (privileged/state) reaches the command and the robot does not fall."""
+    graph = start_graph('sim_student', task='quadruped', checkpoint='quadruped', command_source='cmd_vel')
+    velocity: list[float] = []   # the base's forward velocity (world frame; the robot starts facing +x)
+    episodes: set[float] = set()
+
+    def on_privileged(msg: JointState) -> None:
+        values = dict(zip(msg.name, msg.position))
+        velocity.append(values['qvel/root/vx'])
+    ros.node.create_subscription(JointState, 'privileged/state', on_privileged, RELIABLE_DEEP)
+    ros.node.create_subscription(JointState, 'sim/step',
+                                 lambda msg: episodes.add(dict(zip(msg.name, msg.position))['episode']), RELIABLE_DEEP)
+    twist_pub = ros.node.create_publisher(Twist, 'cmd_vel', RELIABLE)
+    twist = Twist()
+    twist.linear.x = 0.5
+    ros.node.create_timer(0.05, lambda: twist_pub.publish(twist))
+    # 4 s of walking at 50 Hz: the last 2 s average near the command, all in the first episode
+    assert ros.spin_until(lambda: len(velocity) >= 200, timeout=120), graph.logs()
+    walked = float(np.mean(velocity[100:200]))
+    assert abs(walked - 0.5) < 0.15, (walked, graph.logs())
+    assert episodes == {0.0}, ('the robot fell', episodes)
     assert graph.stop() == {'sim_node': 0, 'student_controller_node': 0}, graph.logs()
