@@ -281,3 +281,31 @@ def test_the_shipped_quadruped_teacher_walks_where_it_is_told():
             errors.append(info['tracking_error'])
         linear, yaw = np.mean(errors[100:], axis=0)
         assert linear < 0.15 and yaw < 0.15, (command, linear, yaw)
+
+
+def test_env_model_from_a_package_share(tmp_path, monkeypatch):
+    """env.model: package://<package>/<path>, found through the ament index of the sourced workspace
+    (a real index: share/ament_index/resource_index/packages/<package>); distill_ros's own share
+    folder; an unknown package refused with the index it searched."""
+    pytest.importorskip('ament_index_python')   # comes with rclpy
+    prefix = tmp_path / 'install'
+    (prefix / 'share' / 'ament_index' / 'resource_index' / 'packages').mkdir(parents=True)
+    (prefix / 'share' / 'ament_index' / 'resource_index' / 'packages' / 'my_robot').write_text('')
+    (prefix / 'share' / 'my_robot' / 'mjcf').mkdir(parents=True)
+    (prefix / 'share' / 'my_robot' / 'mjcf' / 'arm.xml').write_text(ARM)
+    monkeypatch.setenv('AMENT_PREFIX_PATH', str(prefix))
+    data = arm_task(tmp_path)
+    data['env']['model'] = 'package://my_robot/mjcf/arm.xml'
+    task = parse_task(data, 'arm.yaml')
+    assert task.model_file == str((prefix / 'share' / 'my_robot' / 'mjcf' / 'arm.xml').resolve())
+    assert DistillEnv(task).action_names == ['elbow', 'shoulder']
+    quadruped = yaml.safe_load(open(load_task('quadruped').source))
+    quadruped['env']['model'] = 'package://distill_ros/config/tasks/models/quadruped.xml'
+    assert parse_task(quadruped, 'q.yaml').model_file == load_task('quadruped').model_file
+    data['env']['model'] = 'package://no_such_robot/mjcf/arm.xml'
+    with pytest.raises(TaskConfigError, match=r"package 'no_such_robot' of 'package://no_such_robot/mjcf/arm.xml' "
+                                              r"is not in the ament index \(AMENT_PREFIX_PATH="):
+        parse_task(data, 'arm.yaml')
+    data['env']['model'] = 'package://my_robot'
+    with pytest.raises(TaskConfigError, match='is not package://<package>/<path'):
+        parse_task(data, 'arm.yaml')

@@ -307,13 +307,42 @@ def _model_source(env: dict, where: str, base_dir: Path | None) -> tuple[str, st
         return value, '', ''
     if given[0] == 'menagerie':
         return '', '', value
-    path = Path(os.path.expanduser(value))
-    if not path.is_absolute():
-        path = (base_dir or Path.cwd()) / path
+    if value.startswith(PACKAGE_URL):
+        path = package_file(value, f'{where}.model')
+    else:
+        path = Path(os.path.expanduser(value))
+        if not path.is_absolute():
+            path = (base_dir or Path.cwd()) / path
     if not path.is_file():
         raise TaskConfigError(f'{where}.model: model file {path} does not exist (a relative path is taken '
-                              f'from the task YAML\'s folder)')
+                              f'from the task YAML\'s folder, package://<package>/<path> from the package\'s share '
+                              f'folder)')
     return '', str(path.resolve()), ''
+
+
+PACKAGE_URL = 'package://'
+
+
+def package_file(url: str, where: str) -> Path:
+    """package://<package>/<path> (the ROS convention of robot descriptions): <path> in the package's
+    share folder, from the ament index of the sourced workspace (AMENT_PREFIX_PATH)."""
+    package, _, relative = url[len(PACKAGE_URL):].partition('/')
+    if not package or not relative:
+        raise TaskConfigError(f'{where}: {url!r} is not package://<package>/<path inside its share folder>')
+    if package == 'distill_ros':
+        from distill_ros.paths import share_dir
+        return share_dir() / relative
+    try:
+        from ament_index_python.packages import PackageNotFoundError, get_package_share_directory
+    except ImportError:
+        raise TaskConfigError(f'{where}: {url!r} needs the ament index (ament_index_python) to find package '
+                              f'{package!r}; source your ROS 2 workspace, or give the model file\'s path') from None
+    try:
+        return Path(get_package_share_directory(package)) / relative
+    except (PackageNotFoundError, OSError, ValueError) as exc:
+        raise TaskConfigError(f'{where}: package {package!r} of {url!r} is not in the ament index '
+                              f'(AMENT_PREFIX_PATH={os.environ.get("AMENT_PREFIX_PATH", "")!r}): {exc}; source the '
+                              f'workspace that installs it, or give the model file\'s path') from None
 
 
 def _latency(latency: Any, source: str) -> list[int]:
