@@ -66,7 +66,7 @@ class DistillEnv(gym.Env):
             self.action_space = self._env.action_space
         else:
             self._setup_actuation()
-            self.reward = Reward(self.task, self.model, self.data)
+            self.reward = Reward(self.task, self.model, self.data, self.dt)
         self.observation_space = gym.spaces.Dict({
             SENSOR: gym.spaces.Box(-np.inf, np.inf, (self.sensor_spec.size,), np.float64),
             PRIVILEGED: gym.spaces.Box(-np.inf, np.inf, (self.privileged_spec.size,), np.float64),

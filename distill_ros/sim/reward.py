@@ -33,7 +33,7 @@ class Reward:
     """`reset(command)` at an episode's start, then `step(action)` after each policy step gives
     (reward, terminated, {term: weighted value})."""
 
-    def __init__(self, task: TaskSpec, model: mujoco.MjModel, data: mujoco.MjData):
+    def __init__(self, task: TaskSpec, model: mujoco.MjModel, data: mujoco.MjData, dt: float):
         self.task, self.model, self.data = task, model, data
         self.terms = [(name, term.weight, term.params) for name, term in task.reward.items()]
         rules = task.terminate
@@ -51,7 +51,7 @@ class Reward:
                                       f'privileged.contact_bodies; that list is empty')
             self._feet = np.array([name_id(model, mujoco.mjtObj.mjOBJ_BODY, b, 'privileged.contact_bodies entry',
                                            task.source) for b in task.contact_bodies])
-        self._dt = float(model.opt.timestep) * task.actuation.decimation
+        self._dt = dt   # the policy step (the env's dt)
         self._air_time = np.zeros(len(self._feet))
         self._last_contact = np.zeros(len(self._feet), dtype=bool)
         self._velocity = np.zeros(6)
