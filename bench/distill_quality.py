@@ -215,14 +215,17 @@ def seed_table(rows: list[dict], args: argparse.Namespace) -> str:
     groups: dict[str, list[dict]] = {}
     for row in rows[1:]:
         groups.setdefault(row['name'].split('/s')[0], []).append(row)
-    tracking = 'lin_vel_error_mean' in teacher   # a velocity-command task: tracking errors too
+    from distill_ros.distill.report import TRACKING_COLUMNS, TRACKING_KEYS, has_tracking, tracking_cells
+    tracking = has_tracking([teacher])   # a velocity-command task: tracking errors too
     head = ('| method | seeds | input | parameters | × smaller | mean return ± std over seeds | ratio (min–max) | '
             'falls | env steps | train wall s | latency p50 µs |'
-            + (' v error mean / p95 m/s | yaw error mean / p95 rad/s |' if tracking else ''))
+            + (''.join(f' {name} |' for name, _, _ in TRACKING_COLUMNS) if tracking else ''))
+    units = [unit for _, _, unit in TRACKING_COLUMNS]
     lines = [f'Held-out episodes: {teacher["episodes"]} (the same for every policy); teacher '
              f'{teacher["mean_return"]:.1f} ± {teacher["ci95"]:.1f} (95 % CI), falls {teacher["fall_rate"]:.0%}, '
              f'{teacher["params"]:,} parameters'
-             + (f'; tracking error {_tracking([teacher])}' if tracking else '') + '.',
+             + ('; tracking error ' + ', '.join(f'{cell} {unit}' for cell, unit in zip(tracking_cells(teacher), units))
+                if tracking else '') + '.',
              '', head, '|' + '---|' * (head.count('|') - 1)]
     for name, group in groups.items():
         returns = np.array([r['mean_return'] for r in group])
@@ -235,17 +238,10 @@ def seed_table(rows: list[dict], args: argparse.Namespace) -> str:
                      f'{int(np.mean([r.get("env_steps", 0) for r in group])):,} | '
                      f'{np.mean([r.get("train_wall_s", 0) for r in group]):.0f} | '
                      f'{np.median([r["latency_p50_us"] for r in group]):.0f} |'
-                     + (f' {_tracking(group, " | ")} |' if tracking else ''))
+                     + (''.join(f' {cell} |' for cell in tracking_cells(
+                         {key: np.mean([r[key] for r in group]) for key in TRACKING_KEYS})) if tracking else ''))
     lines += ['', f'`python {" ".join(sys.argv)}`']
     return '\n'.join(lines)
-
-
-def _tracking(rows: list[dict], between: str = ', ') -> str:
-    """Velocity and yaw-rate tracking errors, mean / p95, averaged over `rows` (seeds)."""
-    def pair(key: str, unit: str) -> str:
-        return (f'{np.mean([r[key + "_mean"] for r in rows]):.3f} / {np.mean([r[key + "_p95"] for r in rows]):.3f}'
-                + (f' {unit}' if between == ', ' else ''))
-    return between.join([pair('lin_vel_error', 'm/s'), pair('yaw_rate_error', 'rad/s')])
 
 
 if __name__ == '__main__':

@@ -128,16 +128,25 @@ COLUMNS = [('policy', 'name', '{}'), ('input', 'privileged_input', None), ('para
            ('latency p50/p99 µs', None, None)]
 
 
-# A velocity-command task's rows also carry its tracking error (evaluate.tracking_summary).
-TRACKING_KEYS = ('lin_vel_error_mean', 'lin_vel_error_p95', 'yaw_rate_error_mean', 'yaw_rate_error_p95')
-TRACKING_COLUMNS = [('v error mean/p95 m/s', 'lin_vel_error'), ('yaw error mean/p95 rad/s', 'yaw_rate_error')]
+# A velocity-command task's rows also carry its tracking error (evaluate.tracking_summary):
+# (column, key, unit), the row holding key_mean and key_p95.
+TRACKING_COLUMNS = [('v error mean/p95 m/s', 'lin_vel_error', 'm/s'),
+                    ('yaw error mean/p95 rad/s', 'yaw_rate_error', 'rad/s')]
+TRACKING_KEYS = tuple(f'{key}_{stat}' for _, key, _ in TRACKING_COLUMNS for stat in ('mean', 'p95'))
 
 
-def _columns(rows: Sequence[dict[str, Any]]) -> list[str]:
-    names = [c[0] for c in COLUMNS]
-    if any('lin_vel_error_mean' in row for row in rows):
-        names += [name for name, _ in TRACKING_COLUMNS]
-    return names
+def has_tracking(rows: Sequence[dict[str, Any]]) -> bool:
+    return any(TRACKING_KEYS[0] in row for row in rows)
+
+
+def tracking_cells(row: dict[str, Any]) -> list[str]:
+    """'mean / p95' of each tracking error of `row` ('' where it has none)."""
+    return [f"{row[key + '_mean']:.3f} / {row[key + '_p95']:.3f}" if key + '_mean' in row else ''
+            for _, key, _ in TRACKING_COLUMNS]
+
+
+def _column_names(tracking: bool) -> list[str]:
+    return [c[0] for c in COLUMNS] + ([name for name, _, _ in TRACKING_COLUMNS] if tracking else [])
 
 
 def _cells(row: dict[str, Any], tracking: bool = False) -> list[str]:
@@ -151,15 +160,12 @@ def _cells(row: dict[str, Any], tracking: bool = False) -> list[str]:
             out.append(f"{row['latency_p50_us']:.0f} / {row['latency_p99_us']:.0f}")
         else:
             out.append(fmt.format(row[key]))
-    if tracking:
-        out += [f"{row[key + '_mean']:.3f} / {row[key + '_p95']:.3f}" if key + '_mean' in row else ''
-                for _, key in TRACKING_COLUMNS]
-    return out
+    return out + (tracking_cells(row) if tracking else [])
 
 
 def markdown_table(rows: Sequence[dict[str, Any]]) -> str:
-    names = _columns(rows)
-    tracking = len(names) > len(COLUMNS)
+    tracking = has_tracking(rows)
+    names = _column_names(tracking)
     lines = ['| ' + ' | '.join(names) + ' |', '|' + '---|' * len(names)]
     lines += ['| ' + ' | '.join(_cells(row, tracking)) + ' |' for row in rows]
     return '\n'.join(lines)
@@ -169,11 +175,11 @@ def print_table(rows: Sequence[dict[str, Any]], title: str = '') -> None:
     from rich.console import Console
     from rich.table import Table
     table = Table(title=title or None)
-    names = _columns(rows)
-    for name in names:
+    tracking = has_tracking(rows)
+    for name in _column_names(tracking):
         table.add_column(name, justify='right')
     for row in rows:
-        table.add_row(*_cells(row, len(names) > len(COLUMNS)))
+        table.add_row(*_cells(row, tracking))
     Console(width=200).print(table)
 
 
