@@ -63,8 +63,9 @@ def main(argv: list[str] | None = None) -> int:
     teacher = ckpt_io.load(args.teacher or shipped_teacher(args.task))
     student = ckpt_io.load(student_path(args.student))
     seeds = eval_seeds(args.episodes)
-    env = DistillEnv(args.task)
-    low, high = env.task.latency_steps
+    probe = DistillEnv(args.task)
+    low, high = probe.task.latency_steps
+    drawn = [probe.reset(seed=s)[1]['latency_steps'] for s in seeds]
     rows = []
 
     def row(label: str, env: DistillEnv, actor) -> None:
@@ -76,7 +77,6 @@ def main(argv: list[str] | None = None) -> int:
         row('teacher (privileged state, undelayed)' if delay == 0 else
             f'teacher, its privileged state {delay} step{"s" * (delay > 1)} late', DistillEnv(args.task),
             DelayedTeacher(teacher, delay))
-    drawn = [DistillEnv(args.task).reset(seed=s)[1]['latency_steps'] for s in seeds]
     counts = ', '.join(f'{drawn.count(v)} with {v}' for v in range(low, high + 1))
     row(f'student, latency as drawn ({counts})', DistillEnv(args.task), PolicyActor(student))
     for latency in range(low, high + 1):
