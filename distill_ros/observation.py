@@ -129,6 +129,11 @@ QUATERNION_XYZW = ('x', 'y', 'z', 'w')  # sensor_msgs/Imu order
 # cmd_vel gives it (linear.x, linear.y, angular.z); the last sensor field of tasks that have one.
 COMMAND = 'command'
 COMMAND_ELEMENTS = ('vx', 'vy', 'yaw_rate')
+# The age of the sensor sample the observation was built from, in seconds: the sensors' latency as
+# the policy can know it (now - the JointState's header stamp on the robot; the drawn latency in the
+# simulator). A task opts in with `sensors.sample_age: true`; the field then closes the vector.
+SAMPLE_AGE = 'sample_age'
+SAMPLE_AGE_ELEMENTS = ('s',)
 
 
 class SensorMessageError(ValueError):
@@ -212,6 +217,7 @@ class SensorReading:
     linear_acceleration: np.ndarray = field(default_factory=lambda: np.zeros(3))
     orientation: np.ndarray = field(default_factory=lambda: np.array([0.0, 0.0, 0.0, 1.0]))
     command: np.ndarray = field(default_factory=lambda: np.zeros(3))   # COMMAND_ELEMENTS order
+    sample_age: float = 0.0   # seconds since the joint sample was taken (SAMPLE_AGE)
 
 
 class SensorObsBuilder:
@@ -221,11 +227,13 @@ class SensorObsBuilder:
     vector; a reading that lacks a joint the spec needs is refused with the joint's name.
     """
 
-    def __init__(self, joints: Sequence[str], joint_velocity: bool, imu: bool, command: bool = False):
+    def __init__(self, joints: Sequence[str], joint_velocity: bool, imu: bool, command: bool = False,
+                 sample_age: bool = False):
         self.joints = tuple(joints)
         self.has_joint_velocity = joint_velocity
         self.has_imu = imu
         self.has_command = command
+        self.has_sample_age = sample_age
         fields = [Field(JOINT_POSITION, self.joints)]
         if joint_velocity:
             fields.append(Field(JOINT_VELOCITY, self.joints))
@@ -234,13 +242,17 @@ class SensorObsBuilder:
                        Field(IMU_ORIENTATION, QUATERNION_XYZW)]
         if command:
             fields.append(Field(COMMAND, COMMAND_ELEMENTS))
+        if sample_age:
+            fields.append(Field(SAMPLE_AGE, SAMPLE_AGE_ELEMENTS))
         self.spec = ObsSpec(fields)
         n = len(self.joints)
         self._pos = slice(0, n)
         self._vel = slice(n, 2 * n) if joint_velocity else None
         start = 2 * n if joint_velocity else n
         self._imu = slice(start, start + 10) if imu else None
-        self._command = slice(self.spec.size - len(COMMAND_ELEMENTS), self.spec.size) if command else None
+        self._age = self.spec.size - 1 if sample_age else None
+        end = self.spec.size - (1 if sample_age else 0)
+        self._command = slice(end - len(COMMAND_ELEMENTS), end) if command else None
 
     @classmethod
     def from_spec(cls, spec: ObsSpec) -> SensorObsBuilder:
@@ -249,9 +261,19 @@ class SensorObsBuilder:
         if not names or names[0] != JOINT_POSITION:
             raise ValueError(f'not a sensor observation spec (first field must be {JOINT_POSITION!r}): {spec!r}')
         builder = cls(spec.fields[0].elements, JOINT_VELOCITY in names, IMU_ANGULAR_VELOCITY in names,
-                      COMMAND in names)
+                      COMMAND in names, SAMPLE_AGE in names)
         builder.spec.check_matches(spec, 'sensor observation')
         return builder
+
+    @property
+    def command_slice(self) -> slice | None:
+        """Where the velocity command sits in the vector (None: the spec has none)."""
+        return self._command
+
+    @property
+    def sample_age_index(self) -> int | None:
+        """Where the sample age sits in the vector (None: the spec has none)."""
+        return self._age
 
     def missing_joints(self, available: Iterable[str]) -> list[str]:
         have = set(available)
@@ -274,6 +296,8 @@ class SensorObsBuilder:
             out[s + 6:s + 10] = reading.orientation
         if self._command is not None:
             out[self._command] = reading.command
+        if self._age is not None:
+            out[self._age] = reading.sample_age
         return out
 
     def _joint_order(self, joints) -> list[int] | None:
@@ -309,7 +333,7 @@ class SensorObsBuilder:
                 raise
 
     def build_from_messages(self, joints, imu=None, out: np.ndarray | None = None,
-                            command: Sequence[float] | None = None) -> np.ndarray:
+                            command: Sequence[float] | None = None, sample_age: float | None = None) -> np.ndarray:
         """`build(sensor_reading(joints, imu))` without the intermediate reading: the hot path of
         the recorder, bag replay and the student controller. Joints still map by name; when a
         driver publishes them in the spec's order, the arrays are copied as they are.
@@ -317,7 +341,8 @@ class SensorObsBuilder:
         Every message is checked first (`check_joint_state`, `check_imu`): a malformed one raises
         `MalformedMessage`, one that lacks what the spec reads raises `SensorMismatch`; neither
         ever becomes a value of the observation. A spec with a velocity command takes it as `command`
-        (vx, vy, yaw_rate: what the node read from cmd_vel, zero after its timeout)."""
+        (vx, vy, yaw_rate: what the node read from cmd_vel, zero after its timeout); one with the sample
+        age takes it as `sample_age` (seconds: the time of use minus the JointState's header stamp)."""
         if out is None:
             out = np.empty(self.spec.size, dtype=np.float64)
         order = self._joint_order(joints)
@@ -345,6 +370,11 @@ class SensorObsBuilder:
                 raise SensorMismatch(f'this observation needs the velocity command ({COMMAND}: '
                                      f'{list(COMMAND_ELEMENTS)}); none was given', 'command')
             out[self._command] = command
+        if self._age is not None:
+            if sample_age is None:
+                raise SensorMismatch(f'this observation needs the sample age ({SAMPLE_AGE}: seconds since the '
+                                     f"joint sample's header stamp); none was given")
+            out[self._age] = sample_age
         if not np.isfinite(out).all():
             bad = [name for name, v in zip(self.spec.element_names(), out) if not np.isfinite(v)]
             raise MalformedMessage(f'sensor message with NaN or Inf in {bad}',
@@ -364,6 +394,8 @@ class SensorObsBuilder:
             reading.orientation = sensor_obs[s + 6:s + 10].copy()
         if self._command is not None:
             reading.command = sensor_obs[self._command].copy()
+        if self._age is not None:
+            reading.sample_age = float(sensor_obs[self._age])
         return reading
 
 

@@ -128,7 +128,7 @@ class DistillEnv(gym.Env):
                                       f'joint; encoders measure one degree of freedom')
         has_imu = task.imu_body is not None
         self.sensor_builder = SensorObsBuilder(task.sensor_joints, task.joint_velocity, has_imu,
-                                               command=bool(task.command))
+                                               command=bool(task.command), sample_age=task.sample_age)
         self.sensor_spec: ObsSpec = self.sensor_builder.spec
 
         def adr(name: str) -> int:
@@ -146,8 +146,11 @@ class DistillEnv(gym.Env):
             index += [gyro, gyro + 1, gyro + 2, accel, accel + 1, accel + 2, quat + 1, quat + 2, quat + 3, quat]
             std += [imu.gyro_noise_std] * 3 + [imu.accel_noise_std] * 3 + [imu.orientation_noise_std] * 4
         self._sensor_index = np.asarray(index)
-        # The velocity command, when the task has one, closes the sensor vector; it is read exactly.
-        self._command_start = len(index) if task.command else None
+        # The velocity command and the sample age, when the task has them, close the sensor vector:
+        # neither is a sensor reading (exact, never delayed).
+        self._n_read = len(index)
+        self._command = self.sensor_builder.command_slice
+        self._age = self.sensor_builder.sample_age_index
         std += [0.0] * (self.sensor_spec.size - len(std))
         self._noise_std = np.asarray(std, dtype=np.float64)
         n = len(task.sensor_joints)
@@ -333,8 +336,8 @@ class DistillEnv(gym.Env):
     def _read_sensors(self, out: np.ndarray) -> None:
         """Write the sensor vector, in `sensor_spec` order, as the hardware reads it now, into `out`."""
         n, s = self._n_joints, self._imu_start
-        # the command's slots (a task with one) are filled undelayed by _observe
-        np.take(self._sensordata, self._sensor_index, out=out[:self._command_start])
+        # the command's and sample age's slots (a task with them) are filled undelayed by _observe
+        np.take(self._sensordata, self._sensor_index, out=out[:self._n_read])
         if not self.sensor_noise:
             return
         out += self._next_noise()
@@ -354,8 +357,10 @@ class DistillEnv(gym.Env):
         if first:
             history[1:] = history[0]  # before the first reading arrives, a delayed sensor repeats it
         sensor = history[(self._head - self.latency_steps) % depth].copy()
-        if self._command_start is not None:
-            sensor[self._command_start:] = self.command  # not a sensor reading: never delayed
+        if self._command is not None:
+            sensor[self._command] = self.command  # not a sensor reading: never delayed
+        if self._age is not None:
+            sensor[self._age] = self.latency_steps * self.dt  # how old the reading is
         return {SENSOR: sensor, PRIVILEGED: self.privileged_obs(sensor)}
 
     def privileged_obs(self, sensor: np.ndarray) -> np.ndarray:

@@ -149,6 +149,7 @@ class TaskSpec:
     command: dict[str, tuple[float, float]] = field(default_factory=dict)   # COMMAND_ELEMENTS -> range
     reward: dict[str, RewardTerm] = field(default_factory=dict)
     terminate: Termination = field(default_factory=Termination)
+    sample_age: bool = False      # the student reads its sensor sample's age (observation.SAMPLE_AGE)
 
     @property
     def is_gymnasium(self) -> bool:
@@ -421,6 +422,7 @@ def parse_task(data: dict, source: str = '<dict>', base_dir: Path | None = None)
         encoder=_nonnegative(EncoderNoise, sensors.get('encoder', {}) or {}, f'{source}: sensors.encoder'),
         imu_noise=_nonnegative(ImuNoise, sensors.get('imu', {}) or {}, f'{source}: sensors.imu'),
         latency_steps=(latency[0], latency[1]),
+        sample_age=_get(sensors, 'sample_age', bool, f'{source}: sensors', False),
         qpos_exclude=tuple(_get(privileged, 'qpos_exclude', list, f'{source}: privileged', [])),
         contact_bodies=tuple(_get(privileged, 'contact_bodies', list, f'{source}: privileged', [])),
         contact_force_clip=_get(privileged, 'contact_force_clip', float, f'{source}: privileged', 1e3),
