@@ -41,6 +41,21 @@ def test_layout_mismatch_names_the_first_difference():
         trained.check_matches(deployed)
 
 
+def test_sample_age_closes_the_vector_and_must_be_given():
+    from types import SimpleNamespace as NS
+    builder = SensorObsBuilder(['hip', 'knee'], joint_velocity=False, imu=False, command=True, sample_age=True)
+    assert builder.spec.names == ['joint_position', 'command', 'sample_age']
+    assert SensorObsBuilder.from_spec(builder.spec).spec == builder.spec
+    joints = NS(name=['knee', 'hip'], position=[2.0, 1.0], velocity=[], effort=[])
+    obs = builder.build_from_messages(joints, command=[0.5, 0.0, 0.1], sample_age=0.008)
+    np.testing.assert_allclose(obs, [1.0, 2.0, 0.5, 0.0, 0.1, 0.008])
+    reading = builder.reading(obs)
+    assert reading.sample_age == 0.008
+    np.testing.assert_array_equal(builder.build(reading), obs)
+    with pytest.raises(SensorMismatch, match="needs the sample age .sample_age: seconds since the joint sample's"):
+        builder.build_from_messages(joints, command=[0.5, 0.0, 0.1])
+
+
 def test_builder_maps_joints_by_name_not_order():
     builder = SensorObsBuilder(['hip', 'knee', 'ankle'], joint_velocity=True, imu=True)
     ordered = SensorReading({'hip': 1.0, 'knee': 2.0, 'ankle': 3.0}, {'hip': 4.0, 'knee': 5.0, 'ankle': 6.0},

@@ -13,6 +13,7 @@ from distill_ros.observation import (
     IMU_ORIENTATION,
     JOINT_POSITION,
     JOINT_VELOCITY,
+    SAMPLE_AGE,
 )
 from distill_ros.paths import config_path
 from distill_ros.sim import PRIVILEGED, SENSOR, DistillEnv, TaskConfigError, load_task, task_names
@@ -150,6 +151,29 @@ def test_latency_delays_sensor_readings_by_whole_steps():
         np.testing.assert_array_equal(slow[t][SENSOR], fast[t - 2][SENSOR])
         np.testing.assert_array_equal(slow[t][PRIVILEGED], fast[t][PRIVILEGED])  # the truth is not delayed
     np.testing.assert_array_equal(slow[1][SENSOR], fast[0][SENSOR])
+
+
+def test_sample_age_is_the_drawn_latency_in_seconds_and_the_rest_is_unchanged():
+    """sensors.sample_age: the sensor vector gains a last field, the age of the reading in seconds
+    (latency_steps x the policy step), never delayed itself; everything before it is as without."""
+    data = yaml.safe_load(config_path('tasks', 'hopper.yaml').read_text())
+    data['sensors']['sample_age'] = True
+    env, plain = DistillEnv(parse_task(data)), DistillEnv('hopper')
+    assert env.sensor_spec.names == plain.sensor_spec.names + [SAMPLE_AGE]
+    assert env.privileged_spec == plain.privileged_spec   # the teacher's input is unchanged
+    ages = set()
+    for seed in range(6):
+        info, trace = rollout(env, seed=seed, steps=15)
+        _, reference = rollout(plain, seed=seed, steps=15)
+        age = info['latency_steps'] * env.dt
+        ages.add(age)
+        for obs, ref in zip(trace, reference):
+            np.testing.assert_array_equal(obs[SENSOR][:-1], ref[SENSOR])
+            assert obs[SENSOR][-1] == age
+    assert ages == {0.0, env.dt}   # hopper draws latency 0 or 1 step
+    data['sensors']['sample_age'] = 'yes'
+    with pytest.raises(TaskConfigError, match="'sample_age' must be bool"):
+        parse_task(data, 'edited.yaml')
 
 
 def test_task_adds_sensor_fields_to_the_teacher_input():

@@ -151,12 +151,14 @@ class DistillEnv(gym.Env):
         self._n_read = len(index)
         self._command = self.sensor_builder.command_slice
         self._age = self.sensor_builder.sample_age_index
-        std += [0.0] * (self.sensor_spec.size - len(std))
+        # noise (zero for the command) up to the sample age: the age leaves the noise draws unchanged
+        self._noisy = self.sensor_spec.size - (1 if self._age is not None else 0)
+        std += [0.0] * (self._noisy - len(std))
         self._noise_std = np.asarray(std, dtype=np.float64)
         n = len(task.sensor_joints)
         self._n_joints = n
         self._imu_start = (2 * n if task.joint_velocity else n) if has_imu else None
-        self._bias = np.zeros(self.sensor_spec.size)
+        self._bias = np.zeros(self._noisy)
         self._resolution = task.encoder.resolution
         self._noise_left = 0
         self._history = np.zeros((task.latency_steps[1] + 1, self.sensor_spec.size))
@@ -340,7 +342,7 @@ class DistillEnv(gym.Env):
         np.take(self._sensordata, self._sensor_index, out=out[:self._n_read])
         if not self.sensor_noise:
             return
-        out += self._next_noise()
+        out[:self._noisy] += self._next_noise()
         if self._resolution > 0:
             q = out[:n]
             q *= 1.0 / self._resolution
