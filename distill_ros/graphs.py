@@ -149,7 +149,8 @@ def _config(name: str, node: str) -> Arg:
 
 
 NAMESPACE = Arg('namespace', '', 'namespace for every node and topic')
-USE_SIM_TIME = Arg('use_sim_time', 'false', 'nodes follow /clock (sim_node is the clock and never does)', bool)
+USE_SIM_TIME = Arg('use_sim_time', 'false', 'nodes follow /clock (sim_node is the clock and never does; a student '
+                   'controller under the simulator always does)', bool)
 TASK = Arg('task', 'cartpole', 'task name (config/tasks/) or task YAML path')
 SIM_TIME = {'use_sim_time': Ref('use_sim_time')}
 
@@ -216,8 +217,9 @@ DISTILL = Graph('distill', (
 ))
 
 # The student controller where a simulator drives it: active at start, a fresh history per
-# episode (sim/episode), as in training.
-_STUDENT_IN_SIM = {'auto_activate': True, 'episode_topic': 'sim/episode'}
+# episode (sim/episode), as in training, and on the simulator's clock (sensor stamps are sim time:
+# a student that reads its sample age takes now - stamp).
+_STUDENT_IN_SIM = {'auto_activate': True, 'episode_topic': 'sim/episode', 'use_sim_time': True}
 
 DAGGER = Graph('dagger', (
     TASK,
@@ -242,7 +244,7 @@ DAGGER = Graph('dagger', (
     NodeSpec('student_controller_node', 'controller_params_file', {
         'checkpoint': Ref('student'), 'trigger': 'sensor', 'sensor_timeout': 5.0, 'publish_joint_commands': True,
         # active at once (no joint-name check at configure, which would take the first observation)
-        'sensor_check_timeout': 0.0, **_STUDENT_IN_SIM, **SIM_TIME}),
+        'sensor_check_timeout': 0.0, **_STUDENT_IN_SIM}),
     # starts when the recorder and the student take the sensors and the teacher and the recorder the
     # privileged state (the teacher labels states it does not drive: none may go out before it
     # listens); never re-publishes an observation being answered
@@ -280,7 +282,7 @@ SIM_STUDENT = Graph('sim_student', (
     NodeSpec('student_controller_node', 'controller_params_file', {
         'checkpoint': Ref('checkpoint'), 'control_rate_hz': Ref('control_rate_hz'), 'trigger': Ref('trigger'),
         'sensor_check_timeout': 30.0,  # configure checks the joint names on the first sample; sim_node may take
-        **_STUDENT_IN_SIM, **SIM_TIME}),  # seconds to start
+        **_STUDENT_IN_SIM}),  # seconds to start
     NodeSpec('recorder_node', 'recorder_params_file', {
         'task': Ref('task'), 'max_episodes': Ref('episodes'), 'dataset': Ref('dataset'), 'teacher': False,
         **SIM_TIME}, when='dataset', finishes=True),

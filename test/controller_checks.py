@@ -70,6 +70,32 @@ def quadruped_student(folder) -> str:
     return str(ckpt_io.save(ckpt, folder))
 
 
+def sample_age_task(folder) -> str:
+    """cartpole with `sensors.sample_age: true` (the student reads how old its sample is), as a task
+    YAML in `folder`; returns its path."""
+    import yaml
+
+    from distill_ros.paths import config_path
+    data = yaml.safe_load(config_path('tasks', 'cartpole.yaml').read_text())
+    data['sensors']['sample_age'] = True
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / 'cartpole_age.yaml'
+    path.write_text(yaml.safe_dump(data))
+    return str(path)
+
+
+def sample_age_student(task: str, folder) -> str:
+    """A random-weight student of `task` (a sample_age_task); returns its folder."""
+    import torch
+    env = DistillEnv(task)
+    torch.manual_seed(0)
+    ckpt = ckpt_io.Checkpoint(model=make_student('mlp', env.sensor_spec.size, 1, 1, hidden=[16]), obs_source='sensor',
+                              obs_spec=env.sensor_spec, action_names=env.action_names, action_low=np.array([-3.0]),
+                              action_high=np.array([3.0]), task='cartpole', role='student')
+    env.close()
+    return str(ckpt_io.save(ckpt, folder))
+
+
 def check_balancing(ros, min_steps: int, timeout: float) -> dict[int, int]:
     """sim_node (realtime) driven by the controller keeps the pole up for `min_steps` steps in one
     episode (InvertedPendulum ends an episode once the pole leaves +-0.2 rad); returns steps per

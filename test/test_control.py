@@ -9,15 +9,18 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 import torch
+import yaml
 
 from distill_ros.control.controller import POLICY, REPEAT, SAFE, StudentController, command_order
 from distill_ros.control.inference import BACKENDS, BackendError, NumpyMLPBackend, TorchBackend, load_backend, verify
 from distill_ros.control.safety import EStop, SafetyFilter, Watchdog
 from distill_ros.control.timing import LoopStats, RealtimeLoop, Ring, request_fifo
-from distill_ros.observation import COMMAND, SensorObsBuilder
+from distill_ros.observation import COMMAND, SAMPLE_AGE, SensorObsBuilder
+from distill_ros.paths import config_path
 from distill_ros.policies import checkpoint as ckpt_io
 from distill_ros.policies.students import make_student
 from distill_ros.sim import SENSOR, DistillEnv
+from distill_ros.sim.task import parse_task
 from distill_ros.velocity_command import VelocityCommand
 
 MS = 1_000_000  # ns
@@ -444,6 +447,44 @@ def test_controller_puts_the_velocity_command_into_the_observation_until_its_tim
         ctl.set_velocity_command((0.0, float('inf'), 0.0), now)
     # A student without a command field ignores it (and its node does not subscribe to cmd_vel).
     assert make_controller(random_student(tmp_path)).velocity_command is None
+
+
+def test_controller_reads_the_sample_age_from_its_clock_and_refuses_a_clock_mismatch(tmp_path):
+    """A student that reads the sample age gets now (its clock_ns: the node's ROS clock) minus the
+    joint_states stamp, in seconds; a small negative age (clock skew) counts as 0, and an age that
+    says the stamps are not in the clock's time (sim time against wall time) refuses the sample with
+    the reason, as any bad sample."""
+    data = yaml.safe_load(config_path('tasks', 'cartpole.yaml').read_text())
+    data['sensors']['sample_age'] = True
+    env = DistillEnv(parse_task(data))
+    obs, _ = env.reset(seed=21)
+    env.close()
+    assert env.sensor_spec.names[-1] == SAMPLE_AGE
+    torch.manual_seed(0)
+    model = make_student('mlp', env.sensor_spec.size, 1, 2, hidden=[16])
+    folder = ckpt_io.save(ckpt_io.Checkpoint(model=model, obs_source='sensor', obs_spec=env.sensor_spec,
+                                             action_names=list(env.action_names), action_low=np.array([-3.0]),
+                                             action_high=np.array([3.0]), task='cartpole', role='student'),
+                          tmp_path / 'age')
+    ckpt = ckpt_io.load(folder)
+    clock = [0]
+    ctl = StudentController(ckpt, load_backend(ckpt, 'numpy'), SafetyFilter(ckpt.action_low, ckpt.action_high),
+                            Watchdog(5.0), LoopStats(), period_s=0.04, clock_ns=lambda: clock[0])
+    sensor, now, reference = obs[SENSOR], ctl.activated_ns, ckpt.history_buffer()
+    stamp = SimpleNamespace(sec=100, nanosec=500_000_000)
+    for age_ns, expected in ((12 * MS, 0.012), (-1 * MS, 0.0), (0, 0.0)):
+        clock[0] = 100_500_000_000 + age_ns
+        ctl.sensors(joint_msg(['slider', 'hinge'], sensor[:2], stamp), imu_msg(sensor[2:12]), now)
+        tick = ctl.tick(now)
+        assert tick.source == POLICY and ctl.obs[-1] == expected
+        expected_obs = sensor.copy()
+        expected_obs[-1] = expected
+        np.testing.assert_allclose(tick.command, ckpt.act(reference.push(expected_obs)), atol=1e-5)
+    clock[0] = 1_800_000_000_000_000_000   # wall time against a sim-time stamp
+    ctl.sensors(joint_msg(['slider', 'hinge'], sensor[:2], stamp), imu_msg(sensor[2:12]), now)
+    assert ctl.tick(now).source != POLICY and ctl.bad_samples == 1
+    assert "sample_age: the sample stamped 100.500000000 s is" in ctl.last_error
+    assert 'use_sim_time' in ctl.last_error
 
 
 def test_fifo_for_the_other_threads_of_a_process():

@@ -10,6 +10,7 @@ import time
 
 import numpy as np
 import pytest
+import yaml
 
 pytest.importorskip('rclpy')
 
@@ -18,6 +19,7 @@ from helpers import wait_for_subscribers  # noqa: E402
 
 from distill_ros.data.dataset import load_dataset  # noqa: E402
 from distill_ros.distill.evaluate import privileged_actor  # noqa: E402
+from distill_ros.paths import config_path  # noqa: E402
 from distill_ros.policies import checkpoint as ckpt_io  # noqa: E402
 from distill_ros.sim import PRIVILEGED, SENSOR, DistillEnv  # noqa: E402
 from distill_ros.teachers import shipped_teacher  # noqa: E402
@@ -30,11 +32,21 @@ RECORDED = {'/sim/step': 1, '/privileged/state': 1, '/joint_states': 1, '/imu/da
             '/teacher/distribution': 1}
 
 
-def test_recording_matches_rollout_and_bag_round_trip(ros, start_node, tmp_path):
-    seed, episodes = 20, 2
-    recorder = start_node('recorder_node', {'task': 'cartpole', 'dataset': str(tmp_path / 'live'),
+@pytest.mark.parametrize('sample_age', [False, True], ids=['plain', 'sample-age'])
+def test_recording_matches_rollout_and_bag_round_trip(ros, start_node, tmp_path, sample_age):
+    """With `sensors.sample_age` the simulator stamps the sensors when they were read (the drawn
+    latency earlier), the step reports carry the age, and the recording still pairs each step with
+    the sample the policy saw: the same dataset as the in-process rollout (latency 1 then 0)."""
+    seed, episodes, task = 20, 2, 'cartpole'
+    if sample_age:
+        data = yaml.safe_load(config_path('tasks', 'cartpole.yaml').read_text())
+        data['sensors']['sample_age'] = True
+        task = str(tmp_path / 'cartpole_age.yaml')
+        (tmp_path / 'cartpole_age.yaml').write_text(yaml.safe_dump(data))
+        seed = 21
+    recorder = start_node('recorder_node', {'task': task, 'dataset': str(tmp_path / 'live'),
                                             'bag': str(tmp_path / 'bag'), 'max_episodes': episodes})
-    sim = start_node('sim_node', {**SIM, 'seed': seed, 'max_episodes': episodes}, ros_args=REMAP)
+    sim = start_node('sim_node', {**SIM, 'task': task, 'seed': seed, 'max_episodes': episodes}, ros_args=REMAP)
     wait_for_subscribers(ros, RECORDED)
     diagnostics: list = []
     ros.node.create_subscription(DiagnosticArray, '/diagnostics', diagnostics.append, 10)
@@ -49,7 +61,10 @@ def test_recording_matches_rollout_and_bag_round_trip(ros, start_node, tmp_path)
 
     live = load_dataset(tmp_path / 'live')
     assert not live.problems and [e['seed'] for e in live.episodes] == [seed, seed + 1]
-    env, act = DistillEnv('cartpole'), privileged_actor(ckpt_io.load(shipped_teacher('cartpole')))
+    env, act = DistillEnv(task), privileged_actor(ckpt_io.load(shipped_teacher('cartpole')))
+    if sample_age:
+        ages = [live.episode(i)['sensor_obs'][:, -1] for i in range(episodes)]
+        assert [set(a.tolist()) for a in ages] == [{env.dt}, {0.0}]
     for i in range(episodes):
         recorded = live.episode(i)
         obs, _ = env.reset(seed=seed + i)
@@ -72,7 +87,7 @@ def test_recording_matches_rollout_and_bag_round_trip(ros, start_node, tmp_path)
     # The bag written alongside replays into the same dataset.
     assert (tmp_path / 'bag' / 'metadata.yaml').is_file()
     subprocess.run([sys.executable, '-m', 'distill_ros.cli', 'bag2dataset', str(tmp_path / 'bag'), '--out',
-                    str(tmp_path / 'replayed'), '--task', 'cartpole'], check=True)
+                    str(tmp_path / 'replayed'), '--task', task], check=True)
     replayed = load_dataset(tmp_path / 'replayed')
     assert len(replayed) == len(live)
     for name in live.arrays:

@@ -10,7 +10,14 @@ import numpy as np
 import pytest
 
 pytest.importorskip('rclpy')
-from controller_checks import Driver, check_balancing, diagnostics, quadruped_student  # noqa: E402
+from controller_checks import (  # noqa: E402
+    Driver,
+    check_balancing,
+    diagnostics,
+    quadruped_student,
+    sample_age_student,
+    sample_age_task,
+)
 from diagnostic_msgs.msg import DiagnosticStatus  # noqa: E402
 from geometry_msgs.msg import Twist  # noqa: E402
 from lifecycle_msgs.msg import Transition  # noqa: E402
@@ -225,6 +232,32 @@ def test_cmd_vel_reaches_the_observation_and_times_out_to_zero(ros, start_node, 
     twist_pub.publish(twist)
     assert ros.spin_until(lambda: any(np.allclose(c, moving, atol=1e-6) for c in got[mark:]), timeout=5), moving
     assert ctl.poll() is None, ctl.log()
+
+
+def test_sample_age_is_the_clock_minus_the_sensor_stamp_under_sim_time(ros, start_node, tmp_path):
+    """A student that reads its sample age, on sim_node's sensors: sim_node stamps them when they were
+    read (the episode's drawn latency before the observation) and the controller, on sim time, gets
+    now - stamp = 0 or 1 policy step (0.04 s), as in training (reported on /diagnostics). On wall
+    time the same stamps give an absurd age: every sample is refused, saying why."""
+    task = sample_age_task(tmp_path)
+    student = sample_age_student(task, tmp_path / 'student')
+    start_node('sim_node', {'task': task, 'mode': 'realtime', 'seed': 21, 'realtime_factor': 2.0})
+    params = {'checkpoint': student, 'control_rate_hz': 50.0, 'auto_activate': True, 'sensor_check_timeout': 30.0,
+              'diagnostics_period': 0.05}
+    ctl = start_node('student_controller_node', {**params, 'use_sim_time': True})
+    seen = diagnostics(ros)
+
+    def ages() -> set:
+        return {values.get('sample_age_ms') for _, _, values in seen if values['lifecycle_state'] == 'active'}
+    assert ros.spin_until(lambda: {'0.000', '40.000'} <= ages(), timeout=60), (seen[-1:], ctl.log())
+    assert ages() <= {'0.000', '40.000', 'n/a'}, ages()
+    assert seen[-1][2]['bad_samples'] == '0', seen[-1]
+    ctl.stop()
+
+    seen.clear()
+    wall = start_node('student_controller_node', {**params, 'use_sim_time': False})
+    assert ros.spin_until(lambda: seen and int(seen[-1][2]['bad_samples']) > 5, timeout=60), (seen[-1:], wall.log())
+    assert 'use_sim_time' in seen[-1][2]['last_error'] and seen[-1][2]['sample_age_ms'] == 'n/a', seen[-1]
 
 
 def call(ros, client, request):

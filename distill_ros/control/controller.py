@@ -9,13 +9,16 @@ The observation is built by the same `SensorObsBuilder` and stacked by the same 
 as in training, from the checkpoint's stored observation spec, so term order, joint order and
 history layout cannot differ between training and deployment. A student whose observation ends
 with a velocity command (a locomotion task) reads it from `set_velocity_command` (the node's
-`cmd_vel`), zero once older than its timeout (`VelocityCommand`).
+`cmd_vel`), zero once older than its timeout (`VelocityCommand`). One whose observation ends with
+the sample age (`sensors.sample_age`) reads it as the clock's now minus the joint_states stamp, when
+the sample goes into the policy: the node's ROS clock (/clock under use_sim_time), whose time the
+drivers' stamps are in.
 """
 from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -23,15 +26,21 @@ import numpy as np
 from distill_ros.control.inference import Backend
 from distill_ros.control.safety import EStop, SafetyFilter, Watchdog
 from distill_ros.control.timing import LoopStats
-from distill_ros.observation import SensorMessageError, SensorObsBuilder
+from distill_ros.observation import SAMPLE_AGE, SensorMessageError, SensorMismatch, SensorObsBuilder
 from distill_ros.policies.checkpoint import Checkpoint
-from distill_ros.stamps import NS_PER_S, stamp_ns
+from distill_ros.stamps import NS_PER_S, stamp_ns, stamp_text
 from distill_ros.velocity_command import DEFAULT_TIMEOUT_S, VelocityCommand
 
 # What a tick did, in `Tick.source`.
 POLICY = 'policy'          # a fresh sample went through the policy
 REPEAT = 'repeat'          # no new sample since the last tick: the last command again
 SAFE = 'safe'              # the safe action; `Tick.reason` says why
+
+# A sample age outside [-MAX_CLOCK_SKEW_S, MAX_SAMPLE_AGE_S] means the stamps and the clock disagree
+# (sim time against wall time, unsynchronized computers): the sample is refused, not fed to the policy.
+# Within the skew a negative age counts as 0.
+MAX_SAMPLE_AGE_S = 1.0
+MAX_CLOCK_SKEW_S = 0.005
 
 
 @dataclass
@@ -72,8 +81,10 @@ class StudentController:
 
     def __init__(self, ckpt: Checkpoint, backend: Backend, safety: SafetyFilter, watchdog: Watchdog,
                  stats: LoopStats, period_s: float, command_joints: Sequence[str] | None = None,
-                 topics: dict[str, str] | None = None, command_timeout_s: float = DEFAULT_TIMEOUT_S):
+                 topics: dict[str, str] | None = None, command_timeout_s: float = DEFAULT_TIMEOUT_S,
+                 clock_ns: Callable[[], int] = time.time_ns):
         self.builder = SensorObsBuilder.from_spec(ckpt.obs_spec)
+        self.clock_ns = clock_ns   # the time the sensor stamps are in (for the sample age)
         self.needs_imu = self.builder.has_imu
         # The velocity command a locomotion student follows (None: its observation has none).
         self.velocity_command = VelocityCommand(command_timeout_s) if self.builder.has_command else None
@@ -218,7 +229,8 @@ class StudentController:
         and treated like no sample at all: the watchdog is not refreshed."""
         command = None if self.velocity_command is None else self.velocity_command.value(now_ns)
         try:
-            self.builder.build_from_messages(joints, imu, out=self.obs, command=command)
+            age = self.sample_age(joints) if self.builder.has_sample_age else None
+            self.builder.build_from_messages(joints, imu, out=self.obs, command=command, sample_age=age)
         except SensorMessageError as exc:
             self.bad_samples += 1
             self.last_error = f'{self.topics[exc.stream]}: {exc}'
@@ -228,6 +240,17 @@ class StudentController:
         self._newest_bad = False
         self.observed_command = command
         return True
+
+    def sample_age(self, joints) -> float:
+        """Seconds since `joints` was sampled (its header stamp), by `clock_ns`."""
+        stamp = stamp_ns(joints.header.stamp)
+        now = self.clock_ns()
+        age = (now - stamp) / NS_PER_S
+        if not -MAX_CLOCK_SKEW_S <= age <= MAX_SAMPLE_AGE_S:
+            raise SensorMismatch(f'{SAMPLE_AGE}: the sample stamped {stamp_text(stamp)} s is {age:.3f} s old by this '
+                                 f"node's clock ({stamp_text(now)} s); expected 0 to {MAX_SAMPLE_AGE_S:g} s. Are the "
+                                 f'stamps in the clock\'s time (use_sim_time true under a simulator)?')
+        return max(age, 0.0)
 
     def fault(self, now_ns: int) -> str:
         """The current cause of missing valid samples: a silent topic, or the newest sample's defect

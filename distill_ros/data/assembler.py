@@ -18,6 +18,10 @@ is used (hardware clocks jitter). An episode is written once its final step (ter
 truncated) has arrived and every stream has moved past its end, so late messages on one topic are
 still paired. Samples that cannot be paired are dropped and counted per missing stream.
 
+A task whose student reads the sample age (`sensors.sample_age`) has step reports that carry it
+(`sample_age`, seconds): the sensor messages of a step are those stamped that much earlier (the
+simulator stamps them when the reading was taken), and the age goes into sensor_obs as it was.
+
 A task whose sensor observation ends with a velocity command (the student reads it from cmd_vel
 at run time) takes it from the command/* fields of the paired privileged state, where the
 simulator publishes the command it ran with: the recorded sensor_obs is what the student saw.
@@ -33,9 +37,10 @@ import numpy as np
 
 from distill_ros.data.dataset import DatasetSpec, DatasetWriter
 from distill_ros.observation import COMMAND, SensorMessageError, SensorMismatch, SensorObsBuilder, check_named_arrays
-from distill_ros.stamps import stamp_text
+from distill_ros.stamps import NS_PER_S, stamp_text
 
 PAIRING = ('exact', 'approximate')
+SENSOR_STREAMS = ('joints', 'imu')
 
 
 @dataclass
@@ -121,6 +126,8 @@ class EpisodeAssembler:
         self.announcements: dict[int, dict[str, float]] = {}    # episode index -> announcement
         self.steps_by_episode: dict[int, list[int]] = {}        # episode index -> step stamps
         self.ended: dict[int, int] = {}                         # episode index -> final step stamp
+        self.ended_age: dict[int, int] = {}                     # episode index -> its sample age (ns)
+        self.has_age = self.builder.has_sample_age
         self.stats = AssemblerStats()
         self.topics = topics or {}
         self.strict = strict
@@ -158,11 +165,13 @@ class EpisodeAssembler:
             self.steps_by_episode.setdefault(episode, []).append(stamp_ns)
             if values[terminated] or values[truncated]:
                 self.ended[episode] = stamp_ns
+                self.ended_age[episode] = round(self._age(payload) * NS_PER_S) if self.has_age else 0
         self._flush_ready()
 
     def _check_finite(self, stream: str, payload) -> None:
         names, values = (list(payload), list(payload.values())) if isinstance(payload, dict) else payload
-        wanted = ('terminated', 'truncated', 'episode') if stream == 'step' else ('episode',)
+        wanted = (('terminated', 'truncated', 'episode', *(['sample_age'] if self.has_age else []))
+                  if stream == 'step' else ('episode',))
         have = dict(zip(names, values))
         missing = [w for w in wanted if w not in have]
         if missing:
@@ -195,10 +204,17 @@ class EpisodeAssembler:
         self._index_cache[key] = (list(names), columns)
         return columns
 
+    def _age(self, step) -> float:
+        """The sample age a step report carries, in seconds."""
+        names, values = step
+        return float(values[self._columns('step', names, ('sample_age',))[0]])
+
     def _flush_ready(self) -> None:
         for episode in sorted(self.ended):
             end = self.ended[episode]
-            if all(s.latest >= end + self.tolerance_ns for s in self.streams.values()):
+            sensor_end = end - self.ended_age[episode]
+            if all(s.latest >= (sensor_end if name in SENSOR_STREAMS else end) + self.tolerance_ns
+                   for name, s in self.streams.items()):
                 self._write(episode)
             else:
                 break  # episodes are written in order
@@ -218,8 +234,18 @@ class EpisodeAssembler:
     # ---------------------------------------------------------------- output
     def _write(self, episode: int) -> None:
         end = self.ended.pop(episode)
+        self.ended_age.pop(episode, None)
         stamps = self.steps_by_episode.pop(episode, [])
-        found = {name: [stream.find(t, self.tolerance_ns) for t in stamps] for name, stream in self.streams.items()}
+        found = {name: [stream.find(t, self.tolerance_ns) for t in stamps] for name, stream in self.streams.items()
+                 if not (self.has_age and name in SENSOR_STREAMS)}
+        ages = None
+        if self.has_age:  # the sensor samples are as old as the step says
+            ages = [None if step is None else self._age(step) for step in found['step']]
+            for name in SENSOR_STREAMS:
+                if name in self.streams:
+                    found[name] = [None if age is None else
+                                   self.streams[name].find(t - round(age * NS_PER_S), self.tolerance_ns)
+                                   for t, age in zip(stamps, ages)]
         keep = []
         for i in range(len(stamps)):
             missing = [name for name, parts in found.items() if parts[i] is None]
@@ -232,7 +258,8 @@ class EpisodeAssembler:
         announcement = self.announcements.pop(episode, {})
         if not keep:
             return
-        arrays = self._arrays(found, keep, np.asarray(stamps, dtype=np.int64)[keep])
+        arrays = self._arrays(found, keep, np.asarray(stamps, dtype=np.int64)[keep],
+                              None if ages is None else [ages[i] for i in keep])
         meta = {'episode': episode, 'task': self.spec.task, 'first_stamp_ns': int(stamps[0]),
                 'seed': int(announcement['seed']) if 'seed' in announcement else None,
                 'latency_steps': int(announcement['latency_steps']) if 'latency_steps' in announcement else None,
@@ -251,15 +278,17 @@ class EpisodeAssembler:
             rows[j] = np.asarray(values, dtype=np.float64)[self._columns(stream, names, wanted)]
         return rows
 
-    def _arrays(self, found: dict[str, list], keep: list[int], stamps: np.ndarray) -> dict[str, np.ndarray]:
-        """The episode's fields, in the dataset's layout, from the paired messages."""
+    def _arrays(self, found: dict[str, list], keep: list[int], stamps: np.ndarray,
+                ages: list[float] | None) -> dict[str, np.ndarray]:
+        """The episode's fields, in the dataset's layout, from the paired messages (`ages`: each
+        sample's age in seconds, for a task with the sample age)."""
         sensor = np.empty((len(keep), self.spec.sensor.size))
         joints, imu = found['joints'], found.get('imu')
         command = (self._named_columns('privileged', found['privileged'], keep, self.command_names)
                    if self.command_names else [None] * len(keep))
         for j, i in enumerate(keep):
             self.builder.build_from_messages(joints[i], imu[i] if imu is not None else None, out=sensor[j],
-                                             command=command[j])
+                                             command=command[j], sample_age=None if ages is None else ages[j])
         step = self._named_columns('step', found['step'], keep,
                                    ['reward', 'terminated', 'truncated', *self.step_action_names])
         arrays = {'sensor_obs': sensor,

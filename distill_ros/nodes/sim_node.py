@@ -5,15 +5,17 @@ Publishes (relative names, so a namespace moves a whole robot):
   imu/data           sensor_msgs/Imu          noisy IMU readings
   privileged/state   sensor_msgs/JointState   named vector: true state and dynamics (sim only)
   sim/step           sensor_msgs/JointState   named vector: reward, terminated, truncated, episode, step
-                                              and the executed action (action/<joint>); stamped with
-                                              the observation the action answered
+                                              (a task with the sample age: sample_age, seconds) and the
+                                              executed action (action/<joint>); stamped with the
+                                              observation the action answered
   sim/episode        sensor_msgs/JointState   named vector announcing each reset: episode, seed,
-                                              latency and dynamics; stamped with the first observation
+                                              latency and dynamics; stamped with the first sensor sample
   /clock             rosgraph_msgs/Clock      simulation time (other nodes set use_sim_time)
 Subscribes:
   commands           std_msgs/Float64MultiArray (forward_command_controller style, joint order of
                      the task) or, with command_type JointState, sensor_msgs/JointState mapped by
-                     joint name whose header stamp names the observation it answers.
+                     joint name whose header stamp names the observation it answers (its time, or
+                     its sensor sample's stamp).
   cmd_vel            geometry_msgs/Twist      with command_source cmd_vel (a task with a velocity
                      command): the command the robot follows (linear.x, linear.y, angular.z) in both
                      observations and the reward, zero velocity once none has come for cmd_vel_timeout
@@ -22,6 +24,12 @@ The velocity command of a locomotion task is, with `command_source` `sampled` (t
 per episode from the task's ranges, as in training, so recording and teacher runs need no cmd_vel;
 with `cmd_vel` it is what a teleop or planner publishes, as on the robot. Either way it is in the
 command/* fields of privileged/state.
+
+Sensor latency: a task whose student reads the sample age (`sensors.sample_age: true`) publishes
+joint_states and imu/data as a driver does, stamped when the reading was taken: the observation's
+time minus the drawn latency (and leaves that much time between episodes, so stamps never go
+back). Other tasks stamp them with the observation's time (a latency the stamps do not show).
+Everything else (privileged/state, sim/step, /clock) carries the observation's time.
 
 Modes: `lockstep` publishes an observation and waits for the command answering it (then steps at
 once: deterministic, faster than real time); `realtime` steps on the wall clock at the task's
@@ -89,7 +97,9 @@ class SimNode(FinishingNode):
                               latency=p['sensor_latency'])
         self.builder = self.env.sensor_builder
         self.privileged_names = self.env.privileged_spec.element_names()
-        self.step_names = [*STEP_FIELDS, *(f'action/{name}' for name in self.env.action_names)]
+        self.age_index = self.builder.sample_age_index   # None: sensors stamped with the observation's time
+        self.step_names = [*STEP_FIELDS, *(['sample_age'] if self.age_index is not None else []),
+                           *(f'action/{name}' for name in self.env.action_names)]
         self.dt_ns = round(self.env.dt * NS_PER_S)
         self.has_imu = self.env.task.imu_body is not None
         self.velocity_command = None   # command_source cmd_vel: the newest Twist, zero after its timeout
@@ -114,6 +124,7 @@ class SimNode(FinishingNode):
             self.create_subscription(Twist, 'cmd_vel', self.on_cmd_vel, SENSOR_DATA)
 
         self.now_ns = 0           # simulation time of the current observation
+        self.sample_ns = 0        # when its sensor sample was taken (now_ns minus the sample age)
         self.episode = 0
         self.command = np.zeros(self.env.action_space.shape)
         self.obs: dict[str, np.ndarray] = {}
@@ -146,20 +157,29 @@ class SimNode(FinishingNode):
     def start_episode(self) -> None:
         seed = self.params['seed'] + self.episode
         options = None if self.velocity_command is None else {'command': self.cmd_vel_now()}
+        if self.age_index is not None:
+            # the reset takes the longest latency: the new episode's (older) samples come after the last one
+            self.now_ns += self.env.task.latency_steps[1] * self.dt_ns
         self.obs, info = self.env.reset(seed=seed, options=options)
+        self.sample_ns = self.now_ns - self.sample_age_ns()
         names = ['episode', 'seed', 'latency_steps'] + [f'dynamics/{k}' for k in info['dynamics']]
         values = [self.episode, seed, info['latency_steps'], *info['dynamics'].values()]
-        self.episode_pub.publish(m.named_vector(names, values, self.now_ns, self.env.task.name))
+        self.episode_pub.publish(m.named_vector(names, values, self.sample_ns, self.env.task.name))
         self.publish_observation()
+
+    def sample_age_ns(self) -> int:
+        """How old the current observation's sensor sample is (0 for a task without the sample age)."""
+        return 0 if self.age_index is None else round(float(self.obs[SENSOR][self.age_index]) * NS_PER_S)
 
     def publish_observation(self) -> None:
         ns = self.now_ns
+        self.sample_ns = sample_ns = ns - self.sample_age_ns()
         if self.clock_pub is not None:
             self.clock_pub.publish(Clock(clock=m.stamp(ns)))
         reading = self.builder.reading(self.obs[SENSOR])
-        self.joint_pub.publish(m.joint_state(reading, ns))
+        self.joint_pub.publish(m.joint_state(reading, sample_ns))
         if self.imu_pub is not None:
-            self.imu_pub.publish(m.imu(reading, ns, self.params['imu_frame_id']))
+            self.imu_pub.publish(m.imu(reading, sample_ns, self.params['imu_frame_id']))
         self.privileged_pub.publish(m.named_vector(self.privileged_names, self.obs[PRIVILEGED], ns))
         self.published_at = time.monotonic()
 
@@ -167,8 +187,9 @@ class SimNode(FinishingNode):
         """Step with `action`, report the transition, and publish the next observation."""
         if self.velocity_command is not None:
             self.env.set_command(*self.cmd_vel_now())
+        age = [] if self.age_index is None else [self.obs[SENSOR][self.age_index]]  # the answered sample's
         self.obs, reward, terminated, truncated, _ = self.env.step(action)
-        values = [reward, terminated, truncated, self.episode, self.env.elapsed_steps - 1, *action]
+        values = [reward, terminated, truncated, self.episode, self.env.elapsed_steps - 1, *age, *action]
         self.step_pub.publish(m.named_vector(self.step_names, values, self.now_ns, self.env.task.name))
         self.now_ns += self.dt_ns
         if terminated or truncated:
@@ -201,7 +222,9 @@ class SimNode(FinishingNode):
             self.receive(values)
 
     def on_joint_command(self, msg: JointState) -> None:
-        if self.params['mode'] == 'lockstep' and stamp_ns(msg.header.stamp) != self.now_ns:
+        # the command names the observation it answers by its time (the teacher, from privileged/state)
+        # or by its sensor sample's stamp (the student controller); the two differ by the sample age
+        if self.params['mode'] == 'lockstep' and stamp_ns(msg.header.stamp) not in (self.now_ns, self.sample_ns):
             self.warned_stale += 1  # answers an earlier observation (e.g. after a re-publish)
             return
         try:
@@ -236,7 +259,7 @@ class SimNode(FinishingNode):
         if waited >= self.params['lockstep_timeout']:
             self.get_logger().warning(
                 f'lockstep: no command on {self.resolve_topic_name("commands")} answering the observation '
-                f'stamped {self.now_ns / NS_PER_S:.3f} s after {waited:.1f} s; re-publishing it '
+                f'stamped {self.sample_ns / NS_PER_S:.3f} s after {waited:.1f} s; re-publishing it '
                 f'(is a controller running?)', throttle_duration_sec=5.0)
             self.publish_observation()
 

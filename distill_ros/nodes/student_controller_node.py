@@ -10,7 +10,10 @@ With `auto_activate` it configures and activates itself at start (launch files, 
 configure then ends the process with status 2. `<node>/change_state` works as for any lifecycle node.
 
 Subscribes (sensor-data QoS; joints mapped by name, never by index):
-  joint_states   sensor_msgs/JointState
+  joint_states   sensor_msgs/JointState     (a student that reads the sample age takes the node's clock
+                                            minus header.stamp when the sample is used: the stamp must be
+                                            when the joints were read, in the clock's time; use_sim_time
+                                            under a simulator)
   imu/data       sensor_msgs/Imu            when the policy reads the IMU
   estop          std_msgs/Bool              true latches the safe action
   estop_reset    std_msgs/Bool              true clears the latch (so does re-activation)
@@ -24,7 +27,7 @@ Publishes:
   joint_commands sensor_msgs/JointState     optional: names, values, and the stamp of the sensor
                                             sample the command answers
   /diagnostics   diagnostic_msgs/DiagnosticArray  loop rate, jitter, misses, latency, inference,
-                                            watchdog and e-stop state
+                                            watchdog and e-stop state (and sample_age_ms)
 """
 from __future__ import annotations
 
@@ -37,6 +40,7 @@ import numpy as np
 from diagnostic_msgs.msg import DiagnosticArray
 from geometry_msgs.msg import Twist
 from rcl_interfaces.msg import ParameterDescriptor
+from rclpy.clock import Clock, ClockType
 from rclpy.duration import Duration
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
 from rclpy.parameter import Parameter
@@ -147,9 +151,13 @@ class StudentControllerNode(FinishingNode, LifecycleNode):
         self.create_subscription(Imu, 'imu/data', self.on_imu, SENSOR_DATA)
         self.create_subscription(Bool, 'estop', self.on_estop, RELIABLE)
         self.create_subscription(Bool, 'estop_reset', self.on_estop_reset, RELIABLE)
-        self.create_timer(self.params['diagnostics_period'], self.publish_diagnostics)
+        # on the steady clock: they run before a simulator's first /clock under use_sim_time (a
+        # simulator that waits for this node's subscriptions would otherwise wait forever)
+        steady = Clock(clock_type=ClockType.STEADY_TIME)
+        self.system_clock = Clock(clock_type=ClockType.SYSTEM_TIME)
+        self.create_timer(self.params['diagnostics_period'], self.publish_diagnostics, clock=steady)
         if self.params['auto_activate']:
-            self._auto = self.create_timer(0.0, self.auto_activate)
+            self._auto = self.create_timer(0.0, self.auto_activate, clock=steady)
         # rclpy's own Ctrl-C handler invalidates the context before any Python code runs, so the
         # final safe action could not be sent; this one stops the loop, sends it, then ends the spin.
         for sig in (signal.SIGINT, signal.SIGTERM):
@@ -225,7 +233,7 @@ class StudentControllerNode(FinishingNode, LifecycleNode):
                                            {'joints': self.resolve_topic_name('joint_states'),
                                             'imu': self.resolve_topic_name('imu/data'),
                                             'command': self.resolve_topic_name('cmd_vel')},
-                                           p['cmd_vel_timeout'])
+                                           p['cmd_vel_timeout'], clock_ns=lambda: self.get_clock().now().nanoseconds)
         except ValueError as exc:
             raise ParameterError(f"parameter 'command_joints': {exc}") from None
         self.position = None
@@ -426,8 +434,8 @@ class StudentControllerNode(FinishingNode, LifecycleNode):
             msg = JointState(name=self.controller.command_joints, position=data)
             if tick.sample_header is not None:
                 msg.header.stamp = tick.sample_header.stamp
-            else:
-                msg.header.stamp = self.get_clock().now().to_msg()
+            else:  # answers no sample: system time, which never names a simulator's observation
+                msg.header.stamp = self.system_clock.now().to_msg()
             self.joint_command_pub.publish(msg)
         self.sent += 1
         if tick.source == SAFE:
@@ -524,6 +532,8 @@ class StudentControllerNode(FinishingNode, LifecycleNode):
         }
         if c is not None and c.velocity_command is not None:
             values.update(self.command_diagnostics(c))
+        if c is not None and c.builder.has_sample_age:   # the newest good observation's sample age
+            values['sample_age_ms'] = f'{c.obs[c.builder.sample_age_index] * 1e3:.3f}' if c.last_good_ns else 'n/a'
         self.diagnostics_pub.publish(m.diagnostics(
             self.get_clock().now().to_msg(), f'{self.get_fully_qualified_name()}: control loop', level, message,
             self.params['checkpoint'], values))
