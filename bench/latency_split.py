@@ -31,11 +31,9 @@ class FixedLatencyEnv(DistillEnv):
         super().__init__(task)
         self.forced = latency
 
-    def reset(self, *args, **kwargs):
-        obs, info = super().reset(*args, **kwargs)
-        self.latency_steps = self.forced
-        info['latency_steps'] = self.forced
-        return obs, info
+    def _draw_sensor_episode(self, rng) -> None:
+        super()._draw_sensor_episode(rng)
+        self.latency_steps = self.forced   # before the first observation (and its sample age, if any)
 
 
 class DelayedTeacher:
