@@ -437,6 +437,7 @@ def test_shipped_student_is_a_small_sensor_only_checkpoint(task):
         recipe = load_config(config_path('distill', 'hopper.yaml'))
         assert student.provenance['config']['student']['type'] == recipe.student.type == 'tcn'
         assert student.history == recipe.student.history >= 50 and not is_recurrent(student.model)
+        assert student.obs_spec.names[-1] == 'sample_age'   # it knows how old its sensors are (the task's)
         assert student.provenance['config']['dagger']['rounds'] == recipe.dagger.rounds
         assert any('config/distill/hopper.yaml' in line for line in student.provenance['reproduce'])
         # then RL fine-tuning with config/finetune/hopper.yaml

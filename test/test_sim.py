@@ -19,7 +19,8 @@ from distill_ros.paths import config_path
 from distill_ros.sim import PRIVILEGED, SENSOR, DistillEnv, TaskConfigError, load_task, task_names
 from distill_ros.sim.task import parse_task
 
-SENSOR_FIELDS = {JOINT_POSITION, JOINT_VELOCITY, IMU_ANGULAR_VELOCITY, IMU_LINEAR_ACCELERATION, IMU_ORIENTATION}
+SENSOR_FIELDS = {JOINT_POSITION, JOINT_VELOCITY, IMU_ANGULAR_VELOCITY, IMU_LINEAR_ACCELERATION, IMU_ORIENTATION,
+                 SAMPLE_AGE}   # the sample age: what the robot's stamps say, no privilege
 
 
 def rollout(env: DistillEnv, seed: int, steps: int, action_seed: int = 0):
@@ -157,8 +158,10 @@ def test_sample_age_is_the_drawn_latency_in_seconds_and_the_rest_is_unchanged():
     """sensors.sample_age: the sensor vector gains a last field, the age of the reading in seconds
     (latency_steps x the policy step), never delayed itself; everything before it is as without."""
     data = yaml.safe_load(config_path('tasks', 'hopper.yaml').read_text())
+    data['sensors']['sample_age'] = False
+    plain = DistillEnv(parse_task(data))
     data['sensors']['sample_age'] = True
-    env, plain = DistillEnv(parse_task(data)), DistillEnv('hopper')
+    env = DistillEnv(parse_task(data))
     assert env.sensor_spec.names == plain.sensor_spec.names + [SAMPLE_AGE]
     assert env.privileged_spec == plain.privileged_spec   # the teacher's input is unchanged
     ages = set()
