@@ -202,3 +202,46 @@ def test_cmd_vel_drives_the_command_and_times_out_to_zero(ros, start_node):
     assert time.monotonic() - silent >= timeout - 0.1
     sim.stop()
     assert sim.poll() == 0, sim.log()
+
+
+def test_sample_age_task_stamps_sensors_when_read_and_steps_on_commands_stamped_with_them(ros, start_node, tmp_path):
+    """A task with the sample age: joint_states and imu/data are stamped when the reading was taken
+    (the observation's time minus the episode's latency), sim/step carries that age, the episode
+    announcement carries the first sample's stamp, stamps never go back across a reset, and lockstep
+    steps on a command stamped with the sensor sample (as the student controller stamps it)."""
+    from controller_checks import sample_age_task
+    task = sample_age_task(tmp_path)
+    seed, episodes = 21, 2   # latency 1 step, then 0
+    sim = start_node('sim_node', {'task': task, 'mode': 'lockstep', 'seed': seed, 'max_episodes': episodes,
+                                  'command_type': 'JointState', 'lockstep_timeout': 0.3})
+    node = ros.node
+    joint_stamps: list[int] = []
+    imu_stamps: set[int] = set()
+    steps: list[JointState] = []
+    announcements: list[JointState] = []
+    command_pub = node.create_publisher(JointState, 'commands', RELIABLE)
+
+    def on_joints(msg: JointState) -> None:   # answer every sample with its own stamp
+        joint_stamps.append(stamp_ns(msg.header.stamp))
+        command_pub.publish(m.named_vector(['slider'], [0.0], joint_stamps[-1]))
+
+    node.create_subscription(JointState, 'joint_states', on_joints, SENSOR_DATA)
+    node.create_subscription(Imu, 'imu/data', lambda msg: imu_stamps.add(stamp_ns(msg.header.stamp)), SENSOR_DATA)
+    node.create_subscription(JointState, 'sim/step', steps.append, RELIABLE)
+    node.create_subscription(JointState, 'sim/episode', announcements.append, LATCHED)
+    assert ros.spin_until(lambda: sim.poll() is not None, timeout=60), f'sim_node did not finish:\n{sim.log()}'
+    assert sim.poll() == 0, sim.log()
+    ros.spin_until(lambda: False, timeout=0.3)
+
+    reports = [(stamp_ns(s.header.stamp), dict(zip(s.name, s.position))) for s in steps]
+    ages = {r['episode']: set() for _, r in reports}
+    for stamp, r in reports:
+        ages[r['episode']].add(r['sample_age'])
+        sample = stamp - round(r['sample_age'] * 1e9)
+        assert sample in joint_stamps and sample in imu_stamps, (stamp, r)
+    assert ages == {0.0: {DT_NS / 1e9}, 1.0: {0.0}}
+    unique = list(dict.fromkeys(joint_stamps))   # without re-publishes
+    assert unique == sorted(set(unique)), 'sensor stamps went back'
+    firsts = [next(stamp - round(r['sample_age'] * 1e9) for stamp, r in reports if r['episode'] == e)
+              for e in range(episodes)]
+    assert [stamp_ns(a.header.stamp) for a in announcements[:episodes]] == firsts
