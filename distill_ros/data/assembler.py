@@ -126,7 +126,6 @@ class EpisodeAssembler:
         self.announcements: dict[int, dict[str, float]] = {}    # episode index -> announcement
         self.steps_by_episode: dict[int, list[int]] = {}        # episode index -> step stamps
         self.ended: dict[int, int] = {}                         # episode index -> final step stamp
-        self.ended_age: dict[int, int] = {}                     # episode index -> its sample age (ns)
         self.has_age = self.builder.has_sample_age
         self.stats = AssemblerStats()
         self.topics = topics or {}
@@ -165,7 +164,6 @@ class EpisodeAssembler:
             self.steps_by_episode.setdefault(episode, []).append(stamp_ns)
             if values[terminated] or values[truncated]:
                 self.ended[episode] = stamp_ns
-                self.ended_age[episode] = round(self._age(payload) * NS_PER_S) if self.has_age else 0
         self._flush_ready()
 
     def _check_finite(self, stream: str, payload) -> None:
@@ -212,7 +210,8 @@ class EpisodeAssembler:
     def _flush_ready(self) -> None:
         for episode in sorted(self.ended):
             end = self.ended[episode]
-            sensor_end = end - self.ended_age[episode]
+            # a task with the sample age: its final sensor sample is stamped that much earlier
+            sensor_end = end - (round(self._age(self.streams['step'].by_stamp[end]) * NS_PER_S) if self.has_age else 0)
             if all(s.latest >= (sensor_end if name in SENSOR_STREAMS else end) + self.tolerance_ns
                    for name, s in self.streams.items()):
                 self._write(episode)
@@ -234,7 +233,6 @@ class EpisodeAssembler:
     # ---------------------------------------------------------------- output
     def _write(self, episode: int) -> None:
         end = self.ended.pop(episode)
-        self.ended_age.pop(episode, None)
         stamps = self.steps_by_episode.pop(episode, [])
         found = {name: [stream.find(t, self.tolerance_ns) for t in stamps] for name, stream in self.streams.items()
                  if not (self.has_age and name in SENSOR_STREAMS)}

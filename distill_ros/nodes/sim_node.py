@@ -161,10 +161,10 @@ class SimNode(FinishingNode):
             # the reset takes the longest latency: the new episode's (older) samples come after the last one
             self.now_ns += self.env.task.latency_steps[1] * self.dt_ns
         self.obs, info = self.env.reset(seed=seed, options=options)
-        self.sample_ns = self.now_ns - self.sample_age_ns()
         names = ['episode', 'seed', 'latency_steps'] + [f'dynamics/{k}' for k in info['dynamics']]
         values = [self.episode, seed, info['latency_steps'], *info['dynamics'].values()]
-        self.episode_pub.publish(m.named_vector(names, values, self.sample_ns, self.env.task.name))
+        first_sample_ns = self.now_ns - self.sample_age_ns()
+        self.episode_pub.publish(m.named_vector(names, values, first_sample_ns, self.env.task.name))
         self.publish_observation()
 
     def sample_age_ns(self) -> int:
