@@ -10,16 +10,15 @@ import time
 
 import numpy as np
 import pytest
-import yaml
 
 pytest.importorskip('rclpy')
 
+from controller_checks import sample_age_task  # noqa: E402
 from diagnostic_msgs.msg import DiagnosticArray  # noqa: E402
 from helpers import wait_for_subscribers  # noqa: E402
 
 from distill_ros.data.dataset import load_dataset  # noqa: E402
 from distill_ros.distill.evaluate import privileged_actor  # noqa: E402
-from distill_ros.paths import config_path  # noqa: E402
 from distill_ros.policies import checkpoint as ckpt_io  # noqa: E402
 from distill_ros.sim import PRIVILEGED, SENSOR, DistillEnv  # noqa: E402
 from distill_ros.teachers import shipped_teacher  # noqa: E402
@@ -39,11 +38,7 @@ def test_recording_matches_rollout_and_bag_round_trip(ros, start_node, tmp_path,
     the sample the policy saw: the same dataset as the in-process rollout (latency 1 then 0)."""
     seed, episodes, task = 20, 2, 'cartpole'
     if sample_age:
-        data = yaml.safe_load(config_path('tasks', 'cartpole.yaml').read_text())
-        data['sensors']['sample_age'] = True
-        task = str(tmp_path / 'cartpole_age.yaml')
-        (tmp_path / 'cartpole_age.yaml').write_text(yaml.safe_dump(data))
-        seed = 21
+        task, seed = sample_age_task(tmp_path), 21
     recorder = start_node('recorder_node', {'task': task, 'dataset': str(tmp_path / 'live'),
                                             'bag': str(tmp_path / 'bag'), 'max_episodes': episodes})
     sim = start_node('sim_node', {**SIM, 'task': task, 'seed': seed, 'max_episodes': episodes}, ros_args=REMAP)
