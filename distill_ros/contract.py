@@ -209,6 +209,27 @@ class ObsGroup:
         return [t.name for t in self.terms if not TERMS[t.name].sensors]
 
 
+def group_difference(expected: ObsGroup, got: ObsGroup) -> str | None:
+    """The first difference between two groups, in words (None: the same contract): joint order, term
+    order, then each term's scale, offset, clip and history, then the history layout."""
+    if tuple(expected.joints) != tuple(got.joints):
+        return f'joint order differs: expected {list(expected.joints)}, got {list(got.joints)}'
+    a, b = [t.name for t in expected.terms], [t.name for t in got.terms]
+    if a != b:
+        return f'terms differ: expected {a}, got {b}'
+    for te, tg in zip(expected.terms, got.terms):
+        for key in ('scale', 'offset', 'clip', 'history'):
+            ve, vg = getattr(te, key), getattr(tg, key)
+            if ve != vg and not (key in ('scale', 'offset') and np.allclose(ve, vg, rtol=1e-6, atol=1e-9)):
+                return f'term {te.name!r}: {key} expected {ve}, got {vg}'
+    if expected.history_layout != got.history_layout:
+        return f'history layout expected {expected.history_layout}, got {got.history_layout}'
+    for key in ('contact_bodies', 'dynamics'):
+        if getattr(expected, key) != getattr(got, key):
+            return f'{key} expected {list(getattr(expected, key))}, got {list(getattr(got, key))}'
+    return None
+
+
 def _names(value: Any, where: str, empty: bool = False) -> tuple[str, ...]:
     if not isinstance(value, (list, tuple)) or not all(isinstance(v, str) and v for v in value) \
             or (not value and not empty):

@@ -54,7 +54,7 @@ class TeacherNode(Node):
             if self.teacher.obs_source != 'privileged':
                 raise ckpt_io.CheckpointError(f'checkpoint {path} reads {self.teacher.obs_source} observations; '
                                               f'teacher_node needs a privileged-observation teacher')
-            self.teacher.check_task(env.privileged_spec, env.action_names, f' on task {env.task.name}')
+            self.teacher.check_env(env, f' on task {env.task.name}')
         except ckpt_io.CheckpointError as exc:
             raise ParameterError(f'parameter \'checkpoint\': {exc}') from exc
         env.close()

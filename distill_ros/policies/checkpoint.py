@@ -57,6 +57,9 @@ class Checkpoint:
     metrics: dict[str, Any] = field(default_factory=dict)
     path: Path | None = None
     past_actions: bool = False           # history students: each step also holds the previous action
+    # The observation terms a teacher on a term task reads (contract.ObsGroup.to_json()); checked
+    # against the task's `observation.teacher`, scales and history included.
+    obs_terms: dict[str, Any] | None = None
 
     @property
     def history(self) -> int | None:
@@ -84,6 +87,27 @@ class Checkpoint:
         """`check_task` against a DistillEnv, on the observation this checkpoint reads."""
         spec = env.privileged_spec if self.obs_source == 'privileged' else env.sensor_spec
         self.check_task(spec, env.action_names, where)
+        if self.obs_source == 'privileged':
+            self.check_terms(env.task.teacher_observation, where)
+
+    def check_terms(self, group, where: str = '') -> None:
+        """Refuse a teacher whose observation terms (scales, clips, history) differ from the task's."""
+        from distill_ros.contract import ContractError, ObsGroup, group_difference
+
+        label = f'checkpoint {self.path or ""} (teacher observation terms){where}'
+        if (group is None) != (self.obs_terms is None):
+            mine = 'observation terms' if self.obs_terms is not None else 'raw privileged fields'
+            theirs = 'observation terms (observation.teacher)' if group is not None else 'raw privileged fields'
+            raise CheckpointError(f'{label}: the checkpoint reads {mine}, the task gives {theirs}')
+        if group is None:
+            return
+        try:
+            mine = ObsGroup.from_json(self.obs_terms, f'{self.path}: observation.terms')
+        except ContractError as exc:
+            raise CheckpointError(str(exc)) from None
+        difference = group_difference(mine, group)
+        if difference:
+            raise CheckpointError(f'{label}: {difference} (checkpoint: as trained; task: observation.teacher)')
 
     def check_task(self, obs_spec: ObsSpec, action_names: list[str], where: str = '') -> None:
         """Refuse to run on a task whose observation layout or actions differ from training."""
@@ -94,6 +118,12 @@ class Checkpoint:
             raise CheckpointError(str(exc)) from None
         if list(action_names) != list(self.action_names):
             raise CheckpointError(f'{label}: actions {self.action_names} do not match the task\'s {list(action_names)}')
+
+
+def teacher_terms(env) -> dict[str, Any] | None:
+    """The observation terms a teacher of `env`'s task reads (None: the raw privileged fields)."""
+    group = env.task.teacher_observation
+    return None if group is None else group.to_json()
 
 
 @functools.lru_cache(maxsize=1)
@@ -124,6 +154,7 @@ def save(ckpt: Checkpoint, folder: str | Path) -> Path:
         'task': ckpt.task,
         'architecture': ckpt.model.config(),
         'observation': {'source': ckpt.obs_source, 'fields': ckpt.obs_spec.to_json(),
+                        **({'terms': ckpt.obs_terms} if ckpt.obs_terms is not None else {}),
                         **({'history': ckpt.history, 'past_actions': ckpt.past_actions}
                            if ckpt.history is not None else {})},
         'action': {'names': list(ckpt.action_names), 'low': np.asarray(ckpt.action_low).tolist(),
@@ -180,7 +211,8 @@ def load(folder: str | Path) -> Checkpoint:
                       action_low=np.asarray(low, dtype=np.float64),
                       action_high=np.asarray(high, dtype=np.float64), task=spec.get('task', ''),
                       role=spec.get('role', 'teacher'), provenance=spec.get('provenance', {}),
-                      metrics=spec.get('metrics', {}), path=folder, past_actions=past_actions)
+                      metrics=spec.get('metrics', {}), path=folder, past_actions=past_actions,
+                      obs_terms=spec['observation'].get('terms'))
 
 
 def _read_spec(spec_path: Path) -> dict[str, Any]:

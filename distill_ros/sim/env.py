@@ -20,14 +20,17 @@ import gymnasium as gym
 import mujoco
 import numpy as np
 
+from distill_ros import contract as ct
+from distill_ros.contract import ObsGroup, TermObsBuilder
 from distill_ros.observation import COMMAND, COMMAND_ELEMENTS, Field, ObsSpec, SensorObsBuilder
 from distill_ros.sim import model as mj
-from distill_ros.sim.actuation import PositionActuation, resolve
-from distill_ros.sim.reward import Reward
+from distill_ros.sim.actuation import PositionActuation, joint_values, resolve
+from distill_ros.sim.reward import Reward, base_body_id
 from distill_ros.sim.task import POSITION, RANDOMIZABLE, TaskConfigError, TaskSpec, load_task
 
 SENSOR = 'sensor'
 PRIVILEGED = 'privileged'
+_BASE_RAW = {ct.RAW_BASE_ANG_VEL, ct.RAW_BASE_LIN_VEL, ct.RAW_PROJECTED_GRAVITY, ct.RAW_BASE_HEIGHT}
 
 
 class DistillEnv(gym.Env):
@@ -168,6 +171,11 @@ class DistillEnv(gym.Env):
         self._qpos, self._qvel, self._sensordata = self.data.qpos, self.data.qvel, self.data.sensordata
 
     def _setup_privileged(self) -> None:
+        self._terms: TermObsBuilder | None = None
+        self._last_action = np.zeros(self.model.nu)
+        if self.task.teacher_observation is not None:
+            self._setup_teacher_terms(self.task.teacher_observation)
+            return
         task, model = self.task, self.model
         qpos_names = mj.qpos_names(model)
         unknown = [e for e in task.qpos_exclude if e not in qpos_names]
@@ -197,6 +205,82 @@ class DistillEnv(gym.Env):
         self._sensor_slices = [self.sensor_spec.slice(name) for name in task.sensor_fields]
         self.privileged_spec = ObsSpec(fields)
         self._qpos_all = self._qpos_keep.size == self.model.nq
+
+    def _setup_teacher_terms(self, group: ObsGroup) -> None:
+        """The teacher reads `observation.teacher`'s terms, computed from the true state by the shared
+        `TermObsBuilder` (privileged_spec: the group's layout)."""
+        task, m = self.task, self.model
+        actuated = mj.actuator_names(m)
+        joints = list(group.joints)
+        ids = [mj.name_id(m, mujoco.mjtObj.mjOBJ_JOINT, j, 'observation.teacher joint', task.source) for j in joints]
+        self._term_qpos = np.array([m.jnt_qposadr[j] for j in ids], dtype=int)
+        self._term_dof = np.array([m.jnt_dofadr[j] for j in ids], dtype=int)
+        needs = group.needs()
+        if ct.RAW_LAST_ACTION in needs:
+            missing = [j for j in joints if j not in actuated]
+            if missing or len(joints) != len(actuated):
+                raise TaskConfigError(f'{task.source}: observation.teacher has last_action over joints {joints}, '
+                                      f'which must be the actuated joints {actuated} (any order); missing from them: '
+                                      f'{missing}')
+        # the executed action (actuator order) -> the group's joint order
+        self._term_action = np.array([actuated.index(j) if j in actuated else 0 for j in joints], dtype=int)
+        if task.actuation.type == POSITION:
+            default = joint_values(task.actuation.default_pose, joints, 'actuation.default_pose', task.source)
+        else:
+            default = m.qpos0[self._term_qpos]
+        self._term_base = base_body_id(task, m) if needs & _BASE_RAW else -1
+        # A base on a free joint reads its pose and velocity from qpos/qvel (the state after the step;
+        # xmat and cvel are from before the last physics substep).
+        free = [j for j in range(m.njnt) if m.jnt_type[j] == mujoco.mjtJoint.mjJNT_FREE
+                and m.jnt_bodyid[j] == self._term_base]
+        self._term_free = (int(m.jnt_qposadr[free[0]]), int(m.jnt_dofadr[free[0]])) if free else None
+        self._contact_ids = np.array([mj.name_id(m, mujoco.mjtObj.mjOBJ_BODY, b, 'observation.teacher contact body',
+                                                 task.source) for b in group.contact_bodies], dtype=int)
+        self._dynamics_names = [name for name in RANDOMIZABLE if name in task.randomization]   # all drawn
+        self._term_dynamics = list(group.dynamics)
+        unknown = [d for d in self._term_dynamics if d not in task.randomization]
+        if unknown:
+            raise TaskConfigError(f'{task.source}: observation.teacher.dynamics names {unknown}; the task randomizes '
+                                  f'{list(task.randomization)}')
+        self._terms = TermObsBuilder(group, default)
+        self._term_velocity = np.zeros(6)
+        self.privileged_spec = self._terms.spec
+
+    def _teacher_raw(self) -> dict[str, np.ndarray]:
+        """The raw quantities of the teacher's terms, from the true state (base frame: the base body's
+        own frame, not its inertial frame)."""
+        d, needs = self.data, self._terms.group.needs()
+        raw: dict[str, np.ndarray] = {}
+        if self._term_free is not None:
+            q, v = self._term_free
+            quat = self._qpos[q + 3:q + 7]
+            raw[ct.RAW_BASE_ANG_VEL] = self._qvel[v + 3:v + 6]                           # body frame already
+            raw[ct.RAW_BASE_LIN_VEL] = ct.quat_rotate_inverse(quat, self._qvel[v:v + 3])  # world -> base frame
+            raw[ct.RAW_PROJECTED_GRAVITY] = ct.projected_gravity(quat)
+            raw[ct.RAW_BASE_HEIGHT] = self._qpos[q + 2:q + 3]
+        elif self._term_base >= 0:
+            b = self._term_base
+            mujoco.mj_objectVelocity(self.model, d, mujoco.mjtObj.mjOBJ_XBODY, b, self._term_velocity, 1)
+            raw[ct.RAW_BASE_ANG_VEL] = self._term_velocity[:3]
+            raw[ct.RAW_BASE_LIN_VEL] = self._term_velocity[3:]
+            raw[ct.RAW_PROJECTED_GRAVITY] = ct.projected_gravity(d.xquat[b])
+            raw[ct.RAW_BASE_HEIGHT] = d.xpos[b, 2:3]
+        if ct.RAW_JOINT_POS in needs:
+            raw[ct.RAW_JOINT_POS] = self._qpos[self._term_qpos]
+        if ct.RAW_JOINT_VEL in needs:
+            raw[ct.RAW_JOINT_VEL] = self._qvel[self._term_dof]
+        if ct.RAW_LAST_ACTION in needs:
+            raw[ct.RAW_LAST_ACTION] = self._last_action[self._term_action]
+        if ct.RAW_COMMAND in needs:
+            raw[ct.RAW_COMMAND] = self.command
+        if ct.RAW_CONTACT_FORCES in needs:
+            clip = self.task.contact_force_clip
+            raw[ct.RAW_CONTACT_FORCES] = np.clip(d.cfrc_ext[self._contact_ids, 3:6].ravel(), -clip, clip)
+        if ct.RAW_DYNAMICS in needs:
+            raw[ct.RAW_DYNAMICS] = np.array([self.dynamics[n] for n in self._term_dynamics])
+        if ct.RAW_SAMPLE_AGE in needs:
+            raw[ct.RAW_SAMPLE_AGE] = np.array([self.latency_steps * self.dt])
+        return raw
 
     # ---------------------------------------------------------------- episode
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
@@ -236,6 +320,9 @@ class DistillEnv(gym.Env):
         elif self._env is None:
             self.reward.reset(self.command)
         self._t = 0
+        self._last_action[:] = 0.0
+        if self._terms is not None:
+            self._terms.reset()
         self._draw_sensor_episode(rng)
         obs = self._observe(first=True)
         info = {'seed': episode_seed, 'dynamics': dict(self.dynamics), 'latency_steps': self.latency_steps}
@@ -320,6 +407,7 @@ class DistillEnv(gym.Env):
             _, reward, terminated, _, info = self._env.step(action)
         else:
             reward, terminated, info = self._step_model(action)
+        self._last_action[:] = action   # as executed (what a teacher's last_action term reads)
         self._t += 1
         truncated = self._t >= self.task.max_episode_steps and not terminated
         return self._observe(), float(reward), bool(terminated), bool(truncated), info
@@ -367,7 +455,10 @@ class DistillEnv(gym.Env):
 
     def privileged_obs(self, sensor: np.ndarray) -> np.ndarray:
         """The privileged observation of the current state, in `privileged_spec` order; `sensor` is
-        this step's sensor observation (for the sensor fields the task adds)."""
+        this step's sensor observation (for the sensor fields the task adds). A task with teacher
+        terms gives their vector (the builder keeps their history: call once per step)."""
+        if self._terms is not None:
+            return self._terms.build(self._teacher_raw())
         parts = [self._qpos if self._qpos_all else self._qpos[self._qpos_keep], self._qvel]
         if self._contact_ids.size:
             clip = self.task.contact_force_clip

@@ -150,6 +150,9 @@ class TaskSpec:
     reward: dict[str, RewardTerm] = field(default_factory=dict)
     terminate: Termination = field(default_factory=Termination)
     sample_age: bool = False      # the student reads its sensor sample's age (observation.SAMPLE_AGE)
+    # The teacher's observation as a list of terms (contract.ObsGroup), as a policy trained elsewhere
+    # reads it (Isaac Lab / mjlab / legged_gym); None: the raw privileged fields (qpos, qvel, ...).
+    teacher_observation: Any = None
 
     @property
     def is_gymnasium(self) -> bool:
@@ -380,6 +383,31 @@ def _check_source_keys(data: dict, env: dict, env_id: str, source: str) -> None:
         raise TaskConfigError(f'{source}: env.kwargs is for gymnasium tasks (env.id)')
 
 
+def _teacher_observation(data: dict, joints: list[str], privileged: dict, randomization: dict, source: str):
+    """`observation.teacher`: the teacher's observation terms (contract.ObsGroup.from_json), over
+    `joints` (default: sensors.joints), the privileged contact bodies and the randomized dynamics."""
+    from distill_ros.contract import ContractError, ObsGroup
+
+    raw_only = [f'privileged.{key}' for key in ('qpos_exclude', 'sensor_fields') if key in privileged]
+    if raw_only:
+        raise TaskConfigError(f'{source}: {raw_only} shape the raw privileged fields, which observation.teacher '
+                              f'replaces; list the terms the teacher reads instead')
+    unknown = set(data) - {'teacher'}
+    if unknown:
+        raise TaskConfigError(f'{source}: observation: unknown keys {sorted(unknown)}; expected teacher (the '
+                              f'teacher\'s observation terms)')
+    group = data.get('teacher')
+    if not isinstance(group, dict):
+        raise TaskConfigError(f'{source}: observation.teacher must be a mapping with terms (and joints, '
+                              f'history_layout), got {group!r}')
+    group = {'joints': list(joints), 'contact_bodies': list(privileged.get('contact_bodies', [])),
+             'dynamics': [name for name in RANDOMIZABLE if name in randomization], **group}
+    try:
+        return ObsGroup.from_json(group, f'{source}: observation.teacher')
+    except ContractError as exc:
+        raise TaskConfigError(str(exc)) from None
+
+
 def parse_task(data: dict, source: str = '<dict>', base_dir: Path | None = None) -> TaskSpec:
     """Validate a task mapping (the content of a task YAML) into a `TaskSpec`. A relative env.model
     path is taken from `base_dir` (the YAML's folder; default: the working directory)."""
@@ -439,6 +467,9 @@ def parse_task(data: dict, source: str = '<dict>', base_dir: Path | None = None)
         command=_command(_get(data, 'command', dict, source), f'{source}: command') if 'command' in data else {},
         reward=reward,
         terminate=_termination(_get(data, 'terminate', dict, source, {}), f'{source}: terminate'),
+        teacher_observation=_teacher_observation(
+            _get(data, 'observation', dict, source), joints, privileged, randomization, source)
+        if 'observation' in data else None,
     )
 
 
