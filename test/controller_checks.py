@@ -60,12 +60,15 @@ def quadruped_student(folder) -> str:
     """A random-weight student of the quadruped task, whose sensor observation ends with the
     velocity command (vx, vy, yaw_rate); returns its folder."""
     import torch
+
+    from distill_ros.sim.env import deployment
     env = DistillEnv('quadruped')
     torch.manual_seed(0)
     ckpt = ckpt_io.Checkpoint(model=make_student('mlp', env.sensor_spec.size, len(env.action_names), 1, hidden=[32]),
                               obs_source='sensor', obs_spec=env.sensor_spec, action_names=env.action_names,
                               action_low=env.action_space.low.astype(np.float64),
-                              action_high=env.action_space.high.astype(np.float64), task='quadruped', role='student')
+                              action_high=env.action_space.high.astype(np.float64), task='quadruped', role='student',
+                              deployment=deployment('quadruped'))   # as distillation writes it
     env.close()
     return str(ckpt_io.save(ckpt, folder))
 

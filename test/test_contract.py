@@ -182,3 +182,28 @@ def test_a_teacher_trained_on_other_scales_is_refused(tmp_path):
     with pytest.raises(ckpt_io.CheckpointError, match=r"term 'joint_vel_rel': scale expected \(0.05, 0.05\), "
                                                       r"got \(0.1, 0.1\)"):
         loaded.check_env(env2)
+
+
+def test_a_checkpoint_carries_what_its_controller_needs_of_the_task():
+    """The deployment record (rate, default pose, action scale, PD) equals what the task gives, in any
+    joint order, so a robot needs neither the task YAML nor a simulator."""
+    from distill_ros.policies import checkpoint as ckpt_io
+    from distill_ros.sim.actuation import position_command, position_from_record
+    from distill_ros.sim.env import deployment, policy_rate_hz
+    from distill_ros.students import shipped_student
+
+    record = deployment('quadruped')
+    assert record['policy_rate_hz'] == pytest.approx(policy_rate_hz('quadruped')) == pytest.approx(50.0)
+    shuffled = ['RR_calf_joint', 'FL_hip_joint', 'FR_thigh_joint', 'RL_hip_joint', 'FL_calf_joint', 'RR_hip_joint',
+                'FR_hip_joint', 'RL_thigh_joint', 'FL_thigh_joint', 'RR_thigh_joint', 'FR_calf_joint', 'RL_calf_joint']
+    mine, theirs = position_from_record(record, shuffled), position_command('quadruped', shuffled)
+    action = np.linspace(-1, 1, 12)
+    np.testing.assert_allclose(mine.targets(action), theirs.targets(action))
+    np.testing.assert_allclose(mine.kp, theirs.kp)
+    np.testing.assert_allclose(mine.torque_limit, theirs.torque_limit)
+    with pytest.raises(TaskConfigError, match=r"deployment actuation has no joints \['tail'\]"):
+        position_from_record(record, ['tail'])
+    # every shipped student carries its record
+    for task in ('cartpole', 'hopper', 'ant', 'quadruped'):
+        student = ckpt_io.load(shipped_student(task))
+        assert student.deployment == deployment(task), task

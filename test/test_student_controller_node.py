@@ -345,3 +345,47 @@ def test_bad_configuration_is_refused_with_the_reason(ros, start_node):
         log = procs[name].log()
         assert procs[name].poll() == 2, f'{name}: {log}'
         assert text in log, f'{name}: expected {text!r} in\n{log}'
+
+
+def test_a_student_runs_from_its_checkpoint_alone_without_its_task(ros, start_node, tmp_path):
+    """On a robot there is no task YAML: a student whose task cannot be loaded here still runs at the
+    rate it was trained at and sends position targets default_pose + action_scale * action, all read
+    from the checkpoint's deployment record."""
+    import json
+
+    from distill_ros.sim.actuation import position_command
+    folder = tmp_path / 'student'
+    quadruped_student(folder)
+    spec = json.loads((folder / 'policy.json').read_text())
+    assert spec['deployment']['policy_rate_hz'] == 50.0 and spec['deployment']['actuation']['type'] == 'position'
+    spec['task'] = 'a_go2_task_only_the_workstation_has'
+    (folder / 'policy.json').write_text(json.dumps(spec))
+    ctl = start_node('student_controller_node', {
+        'checkpoint': str(folder), 'command_interface': 'position', 'auto_activate': True, 'sensor_timeout': 5.0,
+        'sensor_check_timeout': 30.0})
+    env = DistillEnv('quadruped', randomize=False, sensor_noise=False)
+    obs, _ = env.reset(seed=0)
+    reading = env.sensor_builder.reading(obs[SENSOR])
+    reading.command = np.zeros(3)   # no cmd_vel: the controller reads zero velocity
+    expected = position_command('quadruped', env.action_names)
+    env.close()
+    joint_pub = ros.node.create_publisher(JointState, 'joint_states', RELIABLE)
+    imu_pub = ros.node.create_publisher(Imu, 'imu/data', RELIABLE)
+    got = commands_log(ros)
+    seen = diagnostics(ros)
+    stamp = [BASE_NS]
+
+    def publish_sensors():
+        stamp[0] += 20_000_000
+        joint_pub.publish(m.joint_state(reading, stamp[0]))
+        imu_pub.publish(m.imu(reading, stamp[0], 'imu_link'))
+    ros.node.create_timer(0.02, publish_sensors)
+    assert ros.spin_until(lambda: len(got) >= 5 and seen and seen[-1][2]['lifecycle_state'] == 'active',
+                          timeout=40), ctl.log()
+    assert seen[-1][2]['target_rate_hz'] == '50', seen[-1]
+    student = ckpt_io.load(folder)
+    buffer = student.history_buffer()
+    window = buffer.push(env.sensor_builder.build(reading).astype(np.float32))
+    targets = expected.targets(student.act(window))
+    assert any(np.allclose(c, targets, atol=1e-5) for c in got[-5:]), (got[-1], targets.tolist())
+    assert 'cannot be loaded' not in ctl.log() and ctl.poll() is None, ctl.log()

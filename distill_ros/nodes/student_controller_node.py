@@ -56,7 +56,7 @@ from distill_ros.nodes import messages as m
 from distill_ros.nodes.common import LATCHED, RELIABLE, REPEATED_SIGINT_S, SENSOR_DATA, FinishingNode, run
 from distill_ros.nodes.params import Param, ParameterError, declare
 from distill_ros.policies import checkpoint as ckpt_io
-from distill_ros.sim.actuation import PositionActuation, position_command
+from distill_ros.sim.actuation import PositionActuation, position_command, position_from_record
 from distill_ros.sim.env import policy_rate_hz
 from distill_ros.sim.task import TaskConfigError
 from distill_ros.stamps import NS_PER_S, stamp_ns
@@ -239,7 +239,10 @@ class StudentControllerNode(FinishingNode, LifecycleNode):
         self.position = None
         if p['command_interface'] == POSITION:
             try:
-                self.position = position_command(ckpt.task, controller.command_joints)
+                # the checkpoint's own record first: a robot needs no task YAML and no simulator
+                self.position = (position_from_record(ckpt.deployment, controller.command_joints, str(path))
+                                 if ckpt.deployment and 'actuation' in ckpt.deployment
+                                 else position_command(ckpt.task, controller.command_joints))
             except TaskConfigError as exc:
                 raise ParameterError(f"parameter 'command_interface' position: checkpoint {path}: {exc}") from None
         if p['sensor_check_timeout'] > 0:
@@ -267,7 +270,7 @@ class StudentControllerNode(FinishingNode, LifecycleNode):
         differs from the task's (a student run at another rate than it was trained at falls)."""
         given = self.params['control_rate_hz']
         try:
-            trained = policy_rate_hz(ckpt.task)
+            trained = float(ckpt.deployment['policy_rate_hz']) if ckpt.deployment else policy_rate_hz(ckpt.task)
         except (TaskConfigError, OSError, ValueError) as exc:
             if given > 0:
                 return given

@@ -60,6 +60,9 @@ class Checkpoint:
     # The observation terms a teacher on a term task reads (contract.ObsGroup.to_json()); checked
     # against the task's `observation.teacher`, scales and history included.
     obs_terms: dict[str, Any] | None = None
+    # What a controller needs of the task (sim.actuation.deployment_record): policy rate, action names,
+    # default pose, action scale, PD gains. None in checkpoints written before it existed.
+    deployment: dict[str, Any] | None = None
 
     @property
     def history(self) -> int | None:
@@ -159,6 +162,7 @@ def save(ckpt: Checkpoint, folder: str | Path) -> Path:
                            if ckpt.history is not None else {})},
         'action': {'names': list(ckpt.action_names), 'low': np.asarray(ckpt.action_low).tolist(),
                    'high': np.asarray(ckpt.action_high).tolist()},
+        **({'deployment': ckpt.deployment} if ckpt.deployment is not None else {}),
         'provenance': ckpt.provenance,
         'metrics': ckpt.metrics,
     }
@@ -212,7 +216,17 @@ def load(folder: str | Path) -> Checkpoint:
                       action_high=np.asarray(high, dtype=np.float64), task=spec.get('task', ''),
                       role=spec.get('role', 'teacher'), provenance=spec.get('provenance', {}),
                       metrics=spec.get('metrics', {}), path=folder, past_actions=past_actions,
-                      obs_terms=spec['observation'].get('terms'))
+                      obs_terms=spec['observation'].get('terms'), deployment=_deployment(spec_path, spec))
+
+
+def _deployment(spec_path: Path, spec: dict[str, Any]) -> dict[str, Any] | None:
+    record = spec.get('deployment')
+    if record is None:
+        return None
+    rate = record.get('policy_rate_hz') if isinstance(record, dict) else None
+    if isinstance(rate, bool) or not isinstance(rate, (int, float)) or not 0 < rate < 1e5:
+        raise CheckpointError(f'{spec_path}: deployment.policy_rate_hz must be a rate in Hz (> 0), got {rate!r}')
+    return record
 
 
 def _read_spec(spec_path: Path) -> dict[str, Any]:

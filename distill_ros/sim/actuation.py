@@ -62,7 +62,7 @@ class PositionActuation:
     kd: np.ndarray
     default_pose: np.ndarray
     torque_limit: np.ndarray
-    action_scale: float
+    action_scale: float | np.ndarray   # one number, or one per joint (in `joints` order)
     action_clip: float
     decimation: int
 
@@ -82,6 +82,46 @@ def resolve(actuation: Actuation, joints: Sequence[str], source: str = '') -> Po
 
     return PositionActuation(joints, values('kp'), values('kd'), values('default_pose'), values('torque_limit'),
                              actuation.action_scale, actuation.action_clip, actuation.decimation)
+
+
+def deployment_record(position: PositionActuation | None, rate_hz: float, action_names: Sequence[str]) -> dict:
+    """What a controller needs of the task a policy was trained on, stored in its checkpoint
+    (`deployment`), so that a robot needs neither the task YAML nor a simulator: the policy rate, the
+    action names and, for position actuation, the default pose, action scale and clip and the PD gains,
+    by joint."""
+    record: dict = {'policy_rate_hz': float(rate_hz), 'actions': list(action_names)}
+    if position is not None:
+        scale = np.broadcast_to(np.asarray(position.action_scale, dtype=np.float64), (len(position.joints),))
+        record['actuation'] = {
+            'type': POSITION, 'joints': list(position.joints), 'default_pose': position.default_pose.tolist(),
+            'action_scale': scale.tolist(), 'action_clip': float(position.action_clip),
+            'kp': position.kp.tolist(), 'kd': position.kd.tolist(),
+            'torque_limit': [float(v) if np.isfinite(v) else None for v in position.torque_limit],
+            'decimation': int(position.decimation)}
+    return record
+
+
+def position_from_record(record: dict, joints: Sequence[str], source: str = 'checkpoint') -> PositionActuation:
+    """The position actuation a `deployment_record` holds, in `joints` order (matched by name)."""
+    actuation = (record or {}).get('actuation')
+    if not isinstance(actuation, dict) or actuation.get('type') != POSITION:
+        raise TaskConfigError(f'{source}: its deployment record has no position actuation (a student of a '
+                              f'torque-actuated task, or a checkpoint written before deployment records)')
+    try:
+        names = list(actuation['joints'])
+        index = [names.index(j) for j in joints]
+    except ValueError:
+        missing = [j for j in joints if j not in actuation['joints']]
+        raise TaskConfigError(f'{source}: deployment actuation has no joints {missing}; it has {names}') from None
+    except (KeyError, TypeError) as exc:
+        raise TaskConfigError(f'{source}: malformed deployment actuation ({exc})') from None
+
+    def values(key: str) -> np.ndarray:
+        raw = actuation[key]
+        return np.array([np.inf if raw[i] is None else float(raw[i]) for i in index])
+
+    return PositionActuation(tuple(joints), values('kp'), values('kd'), values('default_pose'), values('torque_limit'),
+                             values('action_scale'), float(actuation['action_clip']), int(actuation['decimation']))
 
 
 def position_command(task: TaskSpec | str, joints: Sequence[str]) -> PositionActuation:

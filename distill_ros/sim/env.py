@@ -24,7 +24,7 @@ from distill_ros import contract as ct
 from distill_ros.contract import ObsGroup, TermObsBuilder
 from distill_ros.observation import COMMAND, COMMAND_ELEMENTS, Field, ObsSpec, SensorObsBuilder
 from distill_ros.sim import model as mj
-from distill_ros.sim.actuation import PositionActuation, joint_values, resolve
+from distill_ros.sim.actuation import PositionActuation, deployment_record, joint_values, resolve
 from distill_ros.sim.reward import Reward, base_body_id
 from distill_ros.sim.task import POSITION, RANDOMIZABLE, TaskConfigError, TaskSpec, load_task
 
@@ -481,6 +481,16 @@ class DistillEnv(gym.Env):
     def close(self) -> None:
         if self._env is not None:
             self._env.close()
+
+
+def deployment(task: TaskSpec | str) -> dict:
+    """The deployment record of `task` (actuation.deployment_record): what a checkpoint trained on it
+    carries so that its controller needs neither this task nor MuJoCo."""
+    env = DistillEnv(task, randomize=False, sensor_noise=False, latency=False)
+    try:
+        return deployment_record(env.position, 1.0 / env.dt, env.action_names)
+    finally:
+        env.close()
 
 
 def policy_rate_hz(task: TaskSpec | str) -> float:
