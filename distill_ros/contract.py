@@ -30,7 +30,7 @@ from typing import Any
 
 import numpy as np
 
-from distill_ros.observation import COMMAND_ELEMENTS, XYZ, Field, ObsSpec
+from distill_ros.observation import COMMAND_ELEMENTS, QUATERNION_XYZW, XYZ, Field, ObsSpec
 
 
 class ContractError(ValueError):
@@ -50,6 +50,9 @@ RAW_CONTACT_FORCES = 'contact_forces'      # N, per contact body (fx, fy, fz) (s
 RAW_DYNAMICS = 'dynamics'                  # this episode's randomized dynamics (simulator only)
 RAW_BASE_HEIGHT = 'base_height'            # m above the floor (simulator only)
 RAW_SAMPLE_AGE = 'sample_age'              # s since the sensor sample was taken
+RAW_IMU_ANGULAR_VELOCITY = 'imu_angular_velocity'        # rad/s, the IMU's frame (sensor_msgs/Imu)
+RAW_IMU_LINEAR_ACCELERATION = 'imu_linear_acceleration'  # m/s^2, the IMU's frame
+RAW_IMU_ORIENTATION = 'imu_orientation'                  # unit quaternion x, y, z, w (sensor_msgs/Imu order)
 
 
 @dataclass(frozen=True)
@@ -58,7 +61,7 @@ class TermKind:
     ('xyz', 'command', 'joints', 'contacts', 'dynamics' or 'one'), and whether a robot's sensors give it."""
 
     raw: str
-    elements: str
+    elements: str | tuple[str, ...]   # a kind, or the element names themselves
     sensors: str            # where a robot gets it ('' = only a simulator knows it)
     relative: bool = False  # joint_pos_rel / joint_vel_rel: minus the default pose / zero velocity
     description: str = ''
@@ -77,14 +80,25 @@ TERMS: dict[str, TermKind] = {
     'joint_vel': TermKind(RAW_JOINT_VEL, 'joints', 'joint_states velocity', description='joint velocities (rad/s)'),
     'joint_vel_rel': TermKind(RAW_JOINT_VEL, 'joints', 'joint_states velocity', relative=True,
                               description='joint velocities minus the default (zero) velocity (rad/s)'),
-    'last_action': TermKind(RAW_LAST_ACTION, 'joints', 'the controller\'s own previous output',
+    'last_action': TermKind(RAW_LAST_ACTION, 'actions', 'the controller\'s own previous output',
                             description='the previous action, as output'),
     'contact_forces': TermKind(RAW_CONTACT_FORCES, 'contacts', '', description='contact force per body (N)'),
     'dynamics': TermKind(RAW_DYNAMICS, 'dynamics', '', description='randomized dynamics parameters'),
-    'base_height': TermKind(RAW_BASE_HEIGHT, 'one', '', description='base height (m)'),
-    'sample_age': TermKind(RAW_SAMPLE_AGE, 'one', 'now - joint_states header stamp',
+    'base_height': TermKind(RAW_BASE_HEIGHT, ('m',), '', description='base height (m)'),
+    'sample_age': TermKind(RAW_SAMPLE_AGE, ('s',), 'now - joint_states header stamp',
                            description='age of the sensor sample (s)'),
+    'imu_angular_velocity': TermKind(RAW_IMU_ANGULAR_VELOCITY, 'xyz', 'imu angular_velocity',
+                                     description='IMU gyro, IMU frame (rad/s)'),
+    'imu_linear_acceleration': TermKind(RAW_IMU_LINEAR_ACCELERATION, 'xyz', 'imu linear_acceleration',
+                                        description='IMU accelerometer, IMU frame (m/s^2)'),
+    'imu_orientation': TermKind(RAW_IMU_ORIENTATION, 'quat', 'imu orientation',
+                                description='IMU orientation quaternion (x, y, z, w)'),
 }
+# The sensor fields of observation.SensorObsBuilder are terms at scale 1 (what a student reads).
+SENSOR_FIELD_TERMS = {'joint_position': 'joint_pos', 'joint_velocity': 'joint_vel',
+                      'imu_angular_velocity': 'imu_angular_velocity',
+                      'imu_linear_acceleration': 'imu_linear_acceleration', 'imu_orientation': 'imu_orientation',
+                      'command': 'velocity_command', 'sample_age': 'sample_age'}
 TERM_MAJOR, FRAME_MAJOR = 'term_major', 'frame_major'
 HISTORY_LAYOUTS = (TERM_MAJOR, FRAME_MAJOR)
 
@@ -107,18 +121,24 @@ class ObsTerm:
 
 @dataclass(frozen=True)
 class ObsGroup:
-    """An ordered list of terms over `joints` (the policy's joint order), with its history layout."""
+    """An ordered list of terms over `joints` (the policy's joint order), with its history layout.
+    `actions` names the last action's elements (default: `joints`)."""
 
     terms: tuple[ObsTerm, ...]
     joints: tuple[str, ...]
     history_layout: str = TERM_MAJOR
     contact_bodies: tuple[str, ...] = ()
     dynamics: tuple[str, ...] = ()
+    actions: tuple[str, ...] = ()
+
+    @property
+    def action_names(self) -> tuple[str, ...]:
+        return self.actions or self.joints
 
     def to_json(self) -> dict[str, Any]:
         return {'terms': [t.to_json() for t in self.terms], 'joints': list(self.joints),
                 'history_layout': self.history_layout, 'contact_bodies': list(self.contact_bodies),
-                'dynamics': list(self.dynamics)}
+                'dynamics': list(self.dynamics), **({'actions': list(self.actions)} if self.actions else {})}
 
     @classmethod
     def from_json(cls, data: Any, source: str = 'observation') -> ObsGroup:
@@ -126,10 +146,10 @@ class ObsGroup:
         scale/offset may be numbers and clip/history may be left out)."""
         if not isinstance(data, Mapping):
             raise ContractError(f'{source}: expected a mapping with terms and joints, got {data!r}')
-        unknown = set(data) - {'terms', 'joints', 'history_layout', 'contact_bodies', 'dynamics'}
+        unknown = set(data) - {'terms', 'joints', 'history_layout', 'contact_bodies', 'dynamics', 'actions'}
         if unknown:
             raise ContractError(f'{source}: unknown keys {sorted(unknown)}; expected terms, joints, history_layout, '
-                                f'contact_bodies, dynamics')
+                                f'contact_bodies, dynamics, actions')
         joints = _names(data.get('joints'), f'{source}.joints')
         terms_data = data.get('terms')
         if not isinstance(terms_data, list) or not terms_data:
@@ -139,7 +159,9 @@ class ObsGroup:
             raise ContractError(f'{source}.history_layout: expected one of {list(HISTORY_LAYOUTS)}, got {layout!r}')
         contact_bodies = _names(data.get('contact_bodies', []), f'{source}.contact_bodies', empty=True)
         dynamics = _names(data.get('dynamics', []), f'{source}.dynamics', empty=True)
-        sizes = {'joints': len(joints), 'contacts': 3 * len(contact_bodies), 'dynamics': len(dynamics)}
+        actions = _names(data.get('actions', []), f'{source}.actions', empty=True)
+        sizes = {'joints': len(joints), 'contacts': 3 * len(contact_bodies), 'dynamics': len(dynamics),
+                 'actions': len(actions or joints)}
         terms = []
         for i, t in enumerate(terms_data):
             where = f'{source}.terms[{i}]'
@@ -153,7 +175,7 @@ class ObsGroup:
                                     f'history')
             terms.append(make_term(t['name'], t.get('scale', 1.0), t.get('offset', 0.0), t.get('clip'),
                                    t.get('history', 1), sizes, where))
-        group = cls(tuple(terms), joints, layout, contact_bodies, dynamics)
+        group = cls(tuple(terms), joints, layout, contact_bodies, dynamics, actions)
         group.check(source)
         return group
 
@@ -171,17 +193,23 @@ class ObsGroup:
 
     def elements(self, term: ObsTerm) -> tuple[str, ...]:
         kind = TERMS[term.name].elements
+        if isinstance(kind, tuple):
+            return kind
+        if kind == 'actions':
+            return self.action_names
         if kind == 'xyz':
             return XYZ
         if kind == 'command':
             return COMMAND_ELEMENTS
+        if kind == 'quat':
+            return QUATERNION_XYZW
         if kind == 'joints':
             return self.joints
         if kind == 'contacts':
             return tuple(f'{b}/{a}' for b in self.contact_bodies for a in ('fx', 'fy', 'fz'))
         if kind == 'dynamics':
             return self.dynamics
-        return ('value',)
+        raise AssertionError(f'unknown element kind {kind!r}')
 
     @property
     def history(self) -> int:
@@ -224,7 +252,7 @@ def group_difference(expected: ObsGroup, got: ObsGroup) -> str | None:
                 return f'term {te.name!r}: {key} expected {ve}, got {vg}'
     if expected.history_layout != got.history_layout:
         return f'history layout expected {expected.history_layout}, got {got.history_layout}'
-    for key in ('contact_bodies', 'dynamics'):
+    for key in ('contact_bodies', 'dynamics', 'action_names'):
         if getattr(expected, key) != getattr(got, key):
             return f'{key} expected {list(getattr(expected, key))}, got {list(getattr(got, key))}'
     return None
@@ -262,7 +290,8 @@ def make_term(name: Any, scale: Any = 1.0, offset: Any = 0.0, clip: Any = None, 
     if name not in TERMS:
         raise ContractError(f'{where}: unknown observation term {name!r}; known terms are {list(TERMS)}')
     kind = TERMS[name].elements
-    size = {'xyz': 3, 'command': 3, 'one': 1}.get(kind) or (sizes or {}).get(kind, 0)
+    size = len(kind) if isinstance(kind, tuple) else \
+        {'xyz': 3, 'command': 3, 'quat': 4}.get(kind) or (sizes or {}).get(kind, 0)
     if size == 0:
         raise ContractError(f'{where}: term {name!r} needs {kind} to be named (none given)')
     scale_v = _vector(scale, size, where, f'{name}.scale')
@@ -364,6 +393,38 @@ def _step_dt(value: Any, source: str) -> float | None:
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value < 10:
         raise ContractError(f'{source}: step_dt must be the policy period in seconds (> 0), got {value!r}')
     return float(value)
+
+
+def sensor_group(spec: ObsSpec, history: int = 1, past_actions: bool = False,
+                 action_names: Sequence[str] = ()) -> ObsGroup:
+    """A student's input as a term group: its sensor fields at scale 1, each step followed by the
+    previous action (`past_actions`), `history` steps stacked oldest first (frame-major: the window
+    observation.HistoryBuffer builds)."""
+    terms = []
+    joints: tuple[str, ...] = ()
+    for f in spec.fields:
+        if f.name not in SENSOR_FIELD_TERMS:
+            raise ContractError(f'sensor field {f.name!r} has no term; sensor fields are {list(SENSOR_FIELD_TERMS)}')
+        if f.name in ('joint_position', 'joint_velocity'):
+            joints = f.elements
+        terms.append(ObsTerm(SENSOR_FIELD_TERMS[f.name], (1.0,) * f.size, (0.0,) * f.size, None, history))
+    actions = tuple(action_names)
+    if past_actions:
+        terms.append(ObsTerm('last_action', (1.0,) * len(actions), (0.0,) * len(actions), None, history))
+    group = ObsGroup(tuple(terms), joints, FRAME_MAJOR, actions=actions if actions != joints else ())
+    group.spec().check_matches(_stacked(spec, history, past_actions, actions), 'student contract')
+    return group
+
+
+def _stacked(spec: ObsSpec, history: int, past_actions: bool, actions: tuple[str, ...]) -> ObsSpec:
+    """The frame-major layout of a student's window, named as `ObsGroup.spec` names it."""
+    fields = []
+    for k in range(history - 1, -1, -1):
+        at = '' if k == 0 else f'@t-{k}'
+        fields += [Field(SENSOR_FIELD_TERMS[f.name] + at, f.elements) for f in spec.fields]
+        if past_actions:
+            fields.append(Field('last_action' + at, actions))
+    return ObsSpec(fields)
 
 
 # ---------------------------------------------------------------- raw quantities from a base pose

@@ -207,3 +207,31 @@ def test_a_checkpoint_carries_what_its_controller_needs_of_the_task():
     for task in ('cartpole', 'hopper', 'ant', 'quadruped'):
         student = ckpt_io.load(shipped_student(task))
         assert student.deployment == deployment(task), task
+
+
+def test_a_students_exported_contract_builds_exactly_its_window():
+    """A student's contract (its sensor fields as terms, frame-major over its history, with the past
+    action) fed the raw readings gives, step by step, the window HistoryBuffer gives it."""
+    from distill_ros.contract import sensor_group
+    from distill_ros.observation import HistoryBuffer
+    from distill_ros.policies import checkpoint as ckpt_io
+    from distill_ros.students import shipped_student
+
+    student = ckpt_io.load(shipped_student('ant'))   # actions in another order than the sensed joints
+    group = sensor_group(student.obs_spec, student.history, student.past_actions, student.action_names)
+    assert group.history_layout == ct.FRAME_MAJOR and group.terms[-1].name == 'last_action'
+    builder = TermObsBuilder(group)
+    buffer = HistoryBuffer(student.history, student.obs_spec.size, len(student.action_names), dtype=np.float64)
+    env = DistillEnv('ant')
+    obs, _ = env.reset(seed=4)
+    rng = np.random.default_rng(0)
+    action = np.zeros(len(student.action_names))
+    for step in range(12):
+        fields = student.obs_spec.unflatten(obs['sensor'])
+        raw = {ct.TERMS[ct.SENSOR_FIELD_TERMS[name]].raw: value for name, value in fields.items()}
+        raw[ct.RAW_LAST_ACTION] = action
+        window = buffer.push(obs['sensor'])
+        np.testing.assert_allclose(builder.build(raw), window.reshape(-1), err_msg=f'step {step}')
+        action = rng.uniform(-1, 1, len(action))
+        buffer.set_action(action)
+        obs, *_ = env.step(action)

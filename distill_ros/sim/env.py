@@ -216,14 +216,15 @@ class DistillEnv(gym.Env):
         self._term_qpos = np.array([m.jnt_qposadr[j] for j in ids], dtype=int)
         self._term_dof = np.array([m.jnt_dofadr[j] for j in ids], dtype=int)
         needs = group.needs()
+        actions = list(group.action_names)
         if ct.RAW_LAST_ACTION in needs:
-            missing = [j for j in joints if j not in actuated]
-            if missing or len(joints) != len(actuated):
-                raise TaskConfigError(f'{task.source}: observation.teacher has last_action over joints {joints}, '
+            missing = [j for j in actions if j not in actuated]
+            if missing or len(actions) != len(actuated):
+                raise TaskConfigError(f'{task.source}: observation.teacher has last_action over joints {actions}, '
                                       f'which must be the actuated joints {actuated} (any order); missing from them: '
                                       f'{missing}')
-        # the executed action (actuator order) -> the group's joint order
-        self._term_action = np.array([actuated.index(j) if j in actuated else 0 for j in joints], dtype=int)
+        # the executed action (actuator order) -> the order of the group's last action
+        self._term_action = np.array([actuated.index(j) if j in actuated else 0 for j in actions], dtype=int)
         if task.actuation.type == POSITION:
             default = joint_values(task.actuation.default_pose, joints, 'actuation.default_pose', task.source)
         else:
