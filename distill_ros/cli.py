@@ -101,6 +101,23 @@ def cmd_import_teacher(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_check_teacher(args: argparse.Namespace) -> int:
+    """Run a teacher on its task with randomization off on fixed commands, against its own loop's reference."""
+    from distill_ros.policies import checkpoint as ckpt_io
+    from distill_ros.sim import DistillEnv
+    from distill_ros.teachers.check import check_teacher, load_reference
+
+    env = DistillEnv(args.task, randomize=False, sensor_noise=False, latency=False)
+    teacher = ckpt_io.load(args.teacher)
+    teacher.check_env(env, f' on task {env.task.name}')
+    reference = load_reference(args.reference) if args.reference else None
+    report = check_teacher(env, teacher, reference, settle_s=args.settle, duration_s=args.duration)
+    print(f'teacher {args.teacher} on task {env.task.name} (randomization, sensor noise and latency off; '
+          f'{1 / env.dt:g} Hz policy, physics {env.model.opt.timestep:g} s x {env.task.actuation.decimation}):')
+    print(report.table())
+    return 0 if report.passed in (None, True) else 1
+
+
 def cmd_bag2dataset(args: argparse.Namespace) -> int:
     """Replay a rosbag2 bag (MCAP or sqlite3) into a dataset, as the live recorder would write it."""
     from distill_ros.data.bag import bag_to_dataset, topic_map
@@ -164,6 +181,14 @@ def build_parser() -> argparse.ArgumentParser:
                      help='torchscript: load the file although loading it runs the code it holds (only for a file '
                      'from a source you trust)')
     imp.set_defaults(func=cmd_import_teacher)
+    chk = sub.add_parser('check-teacher', help='does an imported teacher behave here as in its own loop? (velocity '
+                         'tracking and falls on fixed commands, against a reference.json)')
+    chk.add_argument('--task', required=True, help='task name or task YAML path')
+    chk.add_argument('--teacher', required=True, help='teacher checkpoint folder')
+    chk.add_argument('--reference', help='reference.json of the teacher\'s own loop (docs/teachers.md)')
+    chk.add_argument('--settle', type=float, default=2.0, help='seconds before measuring (without a reference)')
+    chk.add_argument('--duration', type=float, default=8.0, help='seconds measured per command (without a reference)')
+    chk.set_defaults(func=cmd_check_teacher)
     b2d = sub.add_parser('bag2dataset', help='replay a rosbag2 bag (MCAP or sqlite3) into a dataset')
     b2d.add_argument('bag', help='bag folder (with metadata.yaml)')
     b2d.add_argument('--out', required=True, help='dataset folder to create or append to')

@@ -120,6 +120,10 @@ class Reward:
             return 0.0
         return value
 
+    def base_velocity(self) -> np.ndarray:
+        """After a step: the base's (vx, vy, yaw rate) in the base frame, as `tracking_error` compares them."""
+        return np.array([self._velocity[3], self._velocity[4], self._velocity[2]])
+
     def terminated(self) -> bool:
         rules, d = self.task.terminate, self.data
         if rules.base_height_below is not None and d.xpos[self.base, 2] < rules.base_height_below:
