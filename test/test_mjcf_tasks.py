@@ -309,3 +309,71 @@ def test_env_model_from_a_package_share(tmp_path, monkeypatch):
     data['env']['model'] = 'package://my_robot'
     with pytest.raises(TaskConfigError, match='is not package://<package>/<path'):
         parse_task(data, 'arm.yaml')
+
+
+# A floating base whose inertia the model writes in a frame of its own: turned 120 degrees about
+# (1, 1, 1) (x -> y -> z, as a Menagerie Go2 turns its base inertia about 90 degrees), centre of mass
+# at the body origin; no gravity, so a pushed base coasts. `{iquat}` and `{inertia}` are filled in.
+FLOATING_BASE = """<mujoco model="floating">
+  <option timestep="0.002" gravity="0 0 0"/>
+  <worldbody>
+    <geom name="ground" type="plane" size="0 0 0.05"/>
+    <body name="trunk" pos="0 0 1">
+      <freejoint name="base_joint"/>
+      <inertial pos="0 0 0" quat="{iquat}" mass="6" diaginertia="{inertia}"/>
+      <geom type="box" size="0.2 0.05 0.05" contype="0" conaffinity="0" mass="0"/>
+      <body name="leg" pos="0.2 0 0"><joint name="knee" axis="0 1 0"/>
+        <geom type="capsule" fromto="0 0 0 0 0 -0.2" size="0.02" contype="0" conaffinity="0"/></body>
+    </body>
+  </worldbody>
+  <actuator><motor joint="knee" ctrlrange="-1 1"/></actuator>
+</mujoco>
+"""
+
+
+def floating_task(tmp_path, name: str, iquat: str, inertia: str) -> DistillEnv:
+    (tmp_path / f'{name}.xml').write_text(FLOATING_BASE.format(iquat=iquat, inertia=inertia))
+    data = {'name': name, 'env': {'model': f'{name}.xml', 'max_episode_steps': 50, 'best_return': 1},
+            'sensors': {'joints': ['knee']}, 'command': {'vx': [0.4, 0.4], 'vy': [-0.2, -0.2], 'yaw_rate': [0.5, 0.5]},
+            'reward': {'lin_vel_tracking': 1.0, 'yaw_rate_tracking': 1.0, 'lin_vel_z': 1.0, 'ang_vel_xy': 1.0}}
+    path = tmp_path / f'{name}.yaml'
+    path.write_text(yaml.safe_dump(data))
+    return DistillEnv(load_task(path), randomize=False, sensor_noise=False, latency=False)
+
+
+def test_base_velocity_is_measured_in_the_body_frame_whatever_the_inertial_frame(tmp_path):
+    """The tracking error and the velocity terms read the base's velocity in its body frame: on a
+    base whose inertial frame is turned (x -> y -> z), coasting at (0.4, -0.2, 0) m/s and 0.5 rad/s
+    about its own z, they equal the free joint's velocity expressed in the body frame, and equal
+    those of the same body written with an unturned inertia. (Read in the inertial frame, the axes
+    swap: a 0.63 m/s 'error' while moving at the command.)"""
+    turned = floating_task(tmp_path, 'turned', '0.5 0.5 0.5 0.5', '0.02 0.09 0.1')
+    # The same body: the turned frame's principal moments, listed along the body's own axes.
+    plain = floating_task(tmp_path, 'plain', '1 0 0 0', '0.1 0.02 0.09')
+    np.testing.assert_allclose(turned.model.body('trunk').iquat, [0.5, 0.5, 0.5, 0.5])
+    results = []
+    for env in (turned, plain):
+        env.reset(seed=0)
+        yaw = 0.7                                          # the base is turned in the world, too
+        env.data.qpos[3:7] = [np.cos(yaw / 2), 0.0, 0.0, np.sin(yaw / 2)]
+        rotation = np.array([[np.cos(yaw), -np.sin(yaw), 0], [np.sin(yaw), np.cos(yaw), 0], [0, 0, 1]])
+        env.data.qvel[:3] = rotation @ [0.4, -0.2, 0.0]    # a free joint's linear velocity: world frame
+        env.data.qvel[3:6] = [0.0, 0.0, 0.5]               # its angular velocity: body frame
+        import mujoco
+        mujoco.mj_forward(env.model, env.data)
+        obs, _, _, _, info = env.step(np.zeros(1))
+        # The truth from the free joint (the reward reads the last substep's start: 1e-5 apart).
+        body = env.data.xmat[env.model.body('trunk').id].reshape(3, 3).T @ env.data.qvel[:3]
+        spin = env.data.qvel[3:6]
+        linear_error, yaw_error = info['tracking_error']
+        assert linear_error == pytest.approx(np.hypot(0.4 - body[0], -0.2 - body[1]), abs=1e-5)
+        assert linear_error < 0.01 and yaw_error < 1e-6      # moving at the command
+        terms = info['reward_terms']
+        assert terms['lin_vel_z'] == pytest.approx(body[2] ** 2, abs=1e-9)
+        assert terms['ang_vel_xy'] == pytest.approx(spin[0] ** 2 + spin[1] ** 2, abs=1e-9)
+        assert terms['lin_vel_tracking'] > 0.999 and terms['yaw_rate_tracking'] > 0.999
+        results.append((info['tracking_error'], terms, obs[PRIVILEGED]))
+    (error_a, terms_a, privileged_a), (error_b, terms_b, privileged_b) = results
+    np.testing.assert_allclose(error_a, error_b, atol=1e-9)
+    assert terms_a == pytest.approx(terms_b, abs=1e-9)
+    np.testing.assert_allclose(privileged_a, privileged_b, atol=1e-9)   # qpos/qvel: not the inertial frame
