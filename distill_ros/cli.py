@@ -110,7 +110,7 @@ def cmd_bag2dataset(args: argparse.Namespace) -> int:
 
     env = DistillEnv(args.task)
     spec = DatasetSpec.for_env(env, teacher=not args.no_teacher)
-    stats = bag_to_dataset(args.bag, args.out, spec, env.task.imu_body is not None, topic_map(args.topics),
+    stats = bag_to_dataset(args.bag, args.out, spec, env.task.has_imu, topic_map(args.topics),
                            args.pairing, int(args.tolerance * NS_PER_S), progress=True)
     print(f'{args.bag} -> {args.out}: {stats.episodes} episodes, {stats.samples} samples; '
           f'unpaired {dict(stats.unpaired) or 0}; unfinished episodes dropped {stats.dropped_episodes}')

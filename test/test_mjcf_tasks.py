@@ -377,3 +377,43 @@ def test_base_velocity_is_measured_in_the_body_frame_whatever_the_inertial_frame
     np.testing.assert_allclose(error_a, error_b, atol=1e-9)
     assert terms_a == pytest.approx(terms_b, abs=1e-9)
     np.testing.assert_allclose(privileged_a, privileged_b, atol=1e-9)   # qpos/qvel: not the inertial frame
+
+
+# The arm with an IMU of its own, as a robot's MJCF has one (unitree_mujoco's Go2: site `imu`,
+# sensors `imu_gyro`, `imu_quat`): the site turned 90 degrees about x, so its frame is not the link's.
+ARM_WITH_IMU = ARM.replace(
+    '<geom type="capsule" fromto="0 0 0 0.25 0 0" size="0.02"/></body>',
+    '<geom type="capsule" fromto="0 0 0 0.25 0 0" size="0.02"/>'
+    '<site name="imu" pos="0.1 0 0" quat="0.7071068 0.7071068 0 0"/></body>').replace(
+    '</actuator>', '</actuator>\n  <sensor><gyro name="imu_gyro" site="imu"/><framequat name="imu_quat" objtype="site" '
+    'objname="imu"/></sensor>')
+
+
+def test_a_model_with_its_own_imu_site_loads_and_imu_site_reads_it(tmp_path):
+    """A model that has a site `imu` and sensors `imu_gyro`, `imu_quat` no longer clashes with what
+    the task adds (`repeated name 'imu' in site` before); `imu.site: imu` reads the model's own site:
+    the IMU fields equal the model's own sensors on it, in the site's frame, not the link's."""
+    data = arm_task(tmp_path)
+    (tmp_path / 'models' / 'arm.xml').write_text(ARM_WITH_IMU)   # in place of the plain arm
+    added = build(tmp_path, data)                                  # imu.body: lower, a site of the task's own
+    data['imu'] = {'site': 'imu'}
+    own = build(tmp_path, data)
+    for env in (added, own):
+        env.reset(seed=0)
+        for _ in range(20):
+            obs, *_ = env.step(np.array([0.0, 1.0]))                  # the shoulder spins the arm about y
+    gyro, quat = own.data.sensor('imu_gyro').data, own.data.sensor('imu_quat').data   # the model's sensors
+    np.testing.assert_array_equal(own.sensor_spec.get(obs[SENSOR], 'imu_angular_velocity'), gyro)
+    np.testing.assert_array_equal(own.sensor_spec.get(obs[SENSOR], 'imu_orientation'), [*quat[1:], quat[0]])
+    assert abs(gyro[2]) > 0.1 and abs(gyro[1]) < 1e-9                 # about the site's z (the link's -y)
+    link_gyro = added.sensor_spec.get(added._observe()[SENSOR], 'imu_angular_velocity')
+    assert abs(link_gyro[1]) > 0.1 and abs(link_gyro[2]) < 1e-9       # the added site: the link's frame
+    data['imu'] = {'site': 'imu', 'pos': [0.0, 0.0, 0.0]}
+    with pytest.raises(TaskConfigError, match=r"imu.site 'imu' is the model's own site.*drop imu.pos"):
+        build(tmp_path, data)
+    data['imu'] = {'site': 'imu_link'}
+    with pytest.raises(TaskConfigError, match=r"imu.site 'imu_link' is not a site of the model; sites are \['imu'\]"):
+        build(tmp_path, data)
+    data['imu'] = {'bdy': 'lower'}
+    with pytest.raises(TaskConfigError, match=r"imu: unknown keys \['bdy'\]; expected some of \['body', 'pos', "):
+        build(tmp_path, data)

@@ -126,7 +126,7 @@ class DistillEnv(gym.Env):
             if int(model.jnt_type[j]) not in (int(mujoco.mjtJoint.mjJNT_HINGE), int(mujoco.mjtJoint.mjJNT_SLIDE)):
                 raise TaskConfigError(f'{task.source}: sensors.joints entry {name!r} is not a hinge or slide '
                                       f'joint; encoders measure one degree of freedom')
-        has_imu = task.imu_body is not None
+        has_imu = task.has_imu
         self.sensor_builder = SensorObsBuilder(task.sensor_joints, task.joint_velocity, has_imu,
                                                command=bool(task.command), sample_age=task.sample_age)
         self.sensor_spec: ObsSpec = self.sensor_builder.spec

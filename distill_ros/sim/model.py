@@ -13,12 +13,15 @@ import mujoco
 
 from distill_ros.sim.task import TaskConfigError, TaskSpec
 
-IMU_SITE = 'imu'
-IMU_GYRO = 'imu_gyro'
-IMU_ACCEL = 'imu_accel'
-IMU_QUAT = 'imu_quat'
-ENCODER_POSITION = 'encoder_position/'
-ENCODER_VELOCITY = 'encoder_velocity/'
+# What the task adds to a model is named under `distill_ros/`, so it cannot clash with a robot's own
+# elements: a robot's MJCF often has a site `imu` and sensors `imu_gyro`, `imu_quat` of its own.
+PREFIX = 'distill_ros/'
+IMU_SITE = PREFIX + 'imu'
+IMU_GYRO = PREFIX + 'imu_gyro'
+IMU_ACCEL = PREFIX + 'imu_accel'
+IMU_QUAT = PREFIX + 'imu_quat'
+ENCODER_POSITION = PREFIX + 'encoder_position/'
+ENCODER_VELOCITY = PREFIX + 'encoder_velocity/'
 
 
 @functools.cache
@@ -63,16 +66,24 @@ def model_xml(task: TaskSpec) -> str:
         ET.SubElement(sensor, 'jointpos', name=ENCODER_POSITION + joint, joint=joint)
         if task.joint_velocity:
             ET.SubElement(sensor, 'jointvel', name=ENCODER_VELOCITY + joint, joint=joint)
-    if task.imu_body is not None:
+    site = IMU_SITE
+    if task.imu_site is not None:
+        if root.find(f".//site[@name='{task.imu_site}']") is None:
+            names = [s.get('name') for s in root.iter('site')]
+            raise TaskConfigError(f'{task.source}: imu.site {task.imu_site!r} is not a site of the model; '
+                                  f'sites are {names}')
+        site = task.imu_site
+    elif task.imu_body is not None:
         body = root.find(f".//body[@name='{task.imu_body}']")
         if body is None:
             names = [b.get('name') for b in root.iter('body')]
             raise TaskConfigError(f'{task.source}: imu.body {task.imu_body!r} is not a body of the model; '
                                   f'bodies are {names}')
         ET.SubElement(body, 'site', name=IMU_SITE, pos=' '.join(map(str, task.imu_pos)), size='0.01')
-        ET.SubElement(sensor, 'gyro', name=IMU_GYRO, site=IMU_SITE)
-        ET.SubElement(sensor, 'accelerometer', name=IMU_ACCEL, site=IMU_SITE)
-        ET.SubElement(sensor, 'framequat', name=IMU_QUAT, objtype='site', objname=IMU_SITE)
+    if task.has_imu:
+        ET.SubElement(sensor, 'gyro', name=IMU_GYRO, site=site)
+        ET.SubElement(sensor, 'accelerometer', name=IMU_ACCEL, site=site)
+        ET.SubElement(sensor, 'framequat', name=IMU_QUAT, objtype='site', objname=site)
     return ET.tostring(root, encoding='unicode')
 
 
@@ -130,13 +141,20 @@ def mjcf_model(task: TaskSpec) -> mujoco.MjModel:
         if task.joint_velocity:
             spec.add_sensor(name=ENCODER_VELOCITY + joint, type=mujoco.mjtSensor.mjSENS_JOINTVEL,
                             objtype=mujoco.mjtObj.mjOBJ_JOINT, objname=joint)
-    if task.imu_body is not None:
+    site_name = IMU_SITE
+    if task.imu_site is not None:
+        if spec.site(task.imu_site) is None:
+            raise TaskConfigError(f'{task.source}: imu.site {task.imu_site!r} is not a site of the model; '
+                                  f'sites are {[s.name for s in spec.sites]}')
+        site_name = task.imu_site   # the model's own IMU site: its body, position and frame
+    elif task.imu_body is not None:
         body = spec.body(task.imu_body)
         if body is None:
             raise TaskConfigError(f'{task.source}: imu.body {task.imu_body!r} is not a body of the model; '
                                   f'bodies are {[b.name for b in spec.bodies]}')
         body.add_site(name=IMU_SITE, pos=list(task.imu_pos), size=[0.01, 0.0, 0.0])
-        site = {'objtype': mujoco.mjtObj.mjOBJ_SITE, 'objname': IMU_SITE}
+    if task.has_imu:
+        site = {'objtype': mujoco.mjtObj.mjOBJ_SITE, 'objname': site_name}
         spec.add_sensor(name=IMU_GYRO, type=mujoco.mjtSensor.mjSENS_GYRO, **site)
         spec.add_sensor(name=IMU_ACCEL, type=mujoco.mjtSensor.mjSENS_ACCELEROMETER, **site)
         spec.add_sensor(name=IMU_QUAT, type=mujoco.mjtSensor.mjSENS_FRAMEQUAT, **site)

@@ -150,10 +150,16 @@ class TaskSpec:
     reward: dict[str, RewardTerm] = field(default_factory=dict)
     terminate: Termination = field(default_factory=Termination)
     sample_age: bool = False      # the student reads its sensor sample's age (observation.SAMPLE_AGE)
+    imu_site: str | None = None   # the model's own IMU site (imu.site) instead of one added on imu_body
 
     @property
     def is_gymnasium(self) -> bool:
         return bool(self.env_id)
+
+    @property
+    def has_imu(self) -> bool:
+        """Whether the robot has an IMU: a site the task adds (imu.body) or the model's own (imu.site)."""
+        return self.imu_body is not None or self.imu_site is not None
 
 
 RANDOMIZABLE = ('mass_scale', 'friction_scale', 'motor_strength', 'joint_damping_scale')
@@ -367,6 +373,30 @@ def _randomization(data: dict, source: str) -> dict[str, Distribution]:
     return randomization
 
 
+IMU_KEYS = ('body', 'pos', 'site')
+
+
+def _imu(imu: dict, source: str) -> tuple[str | None, str | None, tuple[float, float, float]]:
+    """(imu.body, imu.site, imu.pos): a site the task adds on `body` at `pos`, or the model's own
+    `site` (a robot's MJCF often has one where the real IMU sits; its frame is the IMU's)."""
+    unknown = sorted(set(imu) - set(IMU_KEYS))
+    if unknown:
+        raise TaskConfigError(f'{source}: imu: unknown keys {unknown}; expected some of {list(IMU_KEYS)}')
+    body, site = imu.get('body'), imu.get('site')
+    for key, value in (('body', body), ('site', site)):
+        if value is not None and not isinstance(value, str):
+            raise TaskConfigError(f'{source}: imu.{key} must be a name (str), got {value!r}')
+    if site is not None and ({'body', 'pos'} & set(imu)):
+        raise TaskConfigError(f'{source}: imu.site {site!r} is the model\'s own site, which fixes the IMU\'s body, '
+                              f'position and frame; drop imu.{" and imu.".join(sorted({"body", "pos"} & set(imu)))}, '
+                              f'or drop imu.site to add a site on imu.body at imu.pos')
+    pos = imu.get('pos', [0.0, 0.0, 0.0])
+    if (not isinstance(pos, list) or len(pos) != 3
+            or not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in pos)):
+        raise TaskConfigError(f'{source}: imu.pos must be [x, y, z], got {pos!r}')
+    return body, site, (float(pos[0]), float(pos[1]), float(pos[2]))
+
+
 def _check_source_keys(data: dict, env: dict, env_id: str, source: str) -> None:
     """The sections of a task on a model file are refused on a gymnasium task, and the reverse."""
     mjcf_only = [key for key in ('reward', 'terminate', 'command', 'actuation') if key in data]
@@ -394,9 +424,7 @@ def parse_task(data: dict, source: str = '<dict>', base_dir: Path | None = None)
     joints = _get(sensors, 'joints', list, f'{source}: sensors')
     if not joints or not all(isinstance(j, str) for j in joints):
         raise TaskConfigError(f'{source}: sensors.joints must be a non-empty list of joint names')
-    imu_pos = imu.get('pos', [0.0, 0.0, 0.0])
-    if not isinstance(imu_pos, list) or len(imu_pos) != 3:
-        raise TaskConfigError(f'{source}: imu.pos must be [x, y, z], got {imu_pos!r}')
+    imu_body, imu_site, imu_pos = _imu(imu, source)
     env_id, model_file, menagerie = _model_source(env, f'{source}: env', base_dir)
     _check_source_keys(data, env, env_id, source)
     reward = _reward(_get(data, 'reward', dict, source, {}), f'{source}: reward')
@@ -415,8 +443,9 @@ def parse_task(data: dict, source: str = '<dict>', base_dir: Path | None = None)
         env_kwargs=dict(_get(env, 'kwargs', dict, f'{source}: env', {})),
         max_episode_steps=max_steps,
         best_return=_get(env, 'best_return', float, f'{source}: env'),
-        imu_body=imu.get('body'),
-        imu_pos=tuple(float(v) for v in imu_pos),
+        imu_body=imu_body,
+        imu_site=imu_site,
+        imu_pos=imu_pos,
         sensor_joints=tuple(joints),
         joint_velocity=_get(sensors, 'joint_velocity', bool, f'{source}: sensors', False),
         encoder=_nonnegative(EncoderNoise, sensors.get('encoder', {}) or {}, f'{source}: sensors.encoder'),
