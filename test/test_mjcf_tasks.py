@@ -417,3 +417,37 @@ def test_a_model_with_its_own_imu_site_loads_and_imu_site_reads_it(tmp_path):
     data['imu'] = {'bdy': 'lower'}
     with pytest.raises(TaskConfigError, match=r"imu: unknown keys \['bdy'\]; expected some of \['body', 'pos', "):
         build(tmp_path, data)
+
+
+def test_env_timestep_sets_the_physics_step_and_unknown_env_keys_are_refused(tmp_path, capsys):
+    """env.timestep is the physics step of a model-file task (it was silently ignored: the period
+    stayed the model's 2 ms); the policy period is timestep x decimation, and `distill-ros tasks`
+    prints all three. A key the task format does not know is refused, not ignored."""
+    from distill_ros import cli
+    data = arm_task(tmp_path, actuation={'type': 'torque', 'decimation': 5})
+    data['env']['timestep'] = 0.001
+    env = build(tmp_path, data)
+    assert env.model.opt.timestep == 0.001 and env.physics_timestep == 0.001 and env.decimation == 5
+    assert env.dt == pytest.approx(0.005)
+    env.reset(seed=0)
+    env.step(np.zeros(2))
+    assert env.sim_time == pytest.approx(0.005)
+    with pytest.raises(SystemExit):
+        cli.main(['tasks', str(tmp_path / 'arm.yaml')])
+    assert 'physics timestep 1 ms x decimation 5 = policy period 5 ms (200 Hz)' in capsys.readouterr().out
+    for edit, message in [
+            (lambda d: d['env'].update(time_step=0.001),
+             r"arm.yaml: env: unknown keys \['time_step'\]; expected some of \['id', 'model', .*'timestep'"),
+            (lambda d: d['env'].update(timestep=0.0), r'env.timestep must be a physics step in seconds, 0 < timestep'),
+            (lambda d: d['env'].update(timestep='1ms'), r"'timestep' must be float, got '1ms'"),
+            (lambda d: d['sensors'].update(joint_velocities=True), r"sensors: unknown keys \['joint_velocities'\]"),
+            (lambda d: d.update(floor=True), r"arm.yaml: unknown keys \['floor'\]; expected some of \['name', "),
+    ]:
+        edited = arm_task(tmp_path)
+        edit(edited)
+        with pytest.raises(TaskConfigError, match=message):
+            build(tmp_path, edited)
+    cartpole = yaml.safe_load(open(load_task('cartpole').source))
+    cartpole['env']['timestep'] = 0.01
+    with pytest.raises(TaskConfigError, match=r'env.timestep is for tasks on a model file; gymnasium takes env.kwargs'):
+        parse_task(cartpole, 'edited.yaml')

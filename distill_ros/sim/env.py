@@ -52,12 +52,15 @@ class DistillEnv(gym.Env):
                                  **self.task.env_kwargs).unwrapped
             self.model: mujoco.MjModel = self._env.model
             self.data: mujoco.MjData = self._env.data
+            self.decimation: int = int(self._env.frame_skip)   # physics steps per policy step
             self.dt: float = float(self._env.dt)
         else:
             self._env = None
             self.model = mj.mjcf_model(self.task)
             self.data = mujoco.MjData(self.model)
-            self.dt = float(self.model.opt.timestep) * self.task.actuation.decimation
+            self.decimation = self.task.actuation.decimation
+            self.dt = float(self.model.opt.timestep) * self.decimation
+        self.physics_timestep: float = float(self.model.opt.timestep)
         self.command = np.zeros(len(COMMAND_ELEMENTS))
         self._setup_sensors()
         self._setup_privileged()

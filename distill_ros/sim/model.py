@@ -131,6 +131,8 @@ def mjcf_model(task: TaskSpec) -> mujoco.MjModel:
         except ValueError as exc:
             raise TaskConfigError(f'{task.source}: env.model {task.model_file} is not a valid MuJoCo model: '
                                   f'{exc}') from None
+    if task.timestep:
+        spec.option.timestep = task.timestep   # env.timestep; the policy period is timestep * decimation
     joints = [j.name for j in spec.joints]
     for joint in task.sensor_joints:
         if joint not in joints:

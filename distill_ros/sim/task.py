@@ -151,6 +151,7 @@ class TaskSpec:
     terminate: Termination = field(default_factory=Termination)
     sample_age: bool = False      # the student reads its sensor sample's age (observation.SAMPLE_AGE)
     imu_site: str | None = None   # the model's own IMU site (imu.site) instead of one added on imu_body
+    timestep: float = 0.0         # env.timestep: the physics step (s) of a model-file task; 0: the model's
 
     @property
     def is_gymnasium(self) -> bool:
@@ -397,15 +398,33 @@ def _imu(imu: dict, source: str) -> tuple[str | None, str | None, tuple[float, f
     return body, site, (float(pos[0]), float(pos[1]), float(pos[2]))
 
 
+# Every key a task YAML may hold, by section: anything else is refused rather than silently ignored
+# (a misspelt or unsupported key would otherwise leave the task as if it were not there).
+TASK_KEYS = ('name', 'description', 'env', 'model', 'imu', 'sensors', 'privileged', 'randomization', 'actuation',
+             'command', 'reward', 'terminate')
+ENV_KEYS = ('id', 'model', 'menagerie', 'kwargs', 'max_episode_steps', 'best_return', 'reset_noise_scale',
+            'base_body', 'timestep')
+SENSOR_KEYS = ('joints', 'joint_velocity', 'encoder', 'imu', 'latency_steps', 'sample_age')
+PRIVILEGED_KEYS = ('qpos_exclude', 'contact_bodies', 'contact_force_clip', 'sensor_fields')
+MODEL_KEYS = ('name_bodies',)
+
+
+def _known_keys(section: dict, known: tuple[str, ...], where: str) -> None:
+    unknown = [key for key in section if key not in known]
+    if unknown:
+        raise TaskConfigError(f'{where}: unknown keys {unknown}; expected some of {list(known)}')
+
+
 def _check_source_keys(data: dict, env: dict, env_id: str, source: str) -> None:
     """The sections of a task on a model file are refused on a gymnasium task, and the reverse."""
     mjcf_only = [key for key in ('reward', 'terminate', 'command', 'actuation') if key in data]
     if env_id and mjcf_only:
         raise TaskConfigError(f'{source}: {mjcf_only} are for tasks on a model file (env.model or env.menagerie); '
                               f'gymnasium env {env_id!r} has its own reward, termination and torque actuation')
-    for key in ('base_body', 'reset_noise_scale'):
+    for key in ('base_body', 'reset_noise_scale', 'timestep'):
         if env_id and key in env:
-            raise TaskConfigError(f'{source}: env.{key} is for tasks on a model file; gymnasium takes env.kwargs')
+            raise TaskConfigError(f'{source}: env.{key} is for tasks on a model file; gymnasium takes env.kwargs '
+                                  f'(its environment\'s own timestep and frame_skip)')
     if not env_id and 'kwargs' in env:
         raise TaskConfigError(f'{source}: env.kwargs is for gymnasium tasks (env.id)')
 
@@ -415,10 +434,15 @@ def parse_task(data: dict, source: str = '<dict>', base_dir: Path | None = None)
     path is taken from `base_dir` (the YAML's folder; default: the working directory)."""
     if not isinstance(data, dict):
         raise TaskConfigError(f'{source}: a task file must hold a mapping, got {type(data).__name__}')
+    _known_keys(data, TASK_KEYS, source)
     env = _get(data, 'env', dict, source)
     sensors = _get(data, 'sensors', dict, source)
     privileged = _get(data, 'privileged', dict, source, {})
     imu = _get(data, 'imu', dict, source, {})
+    model = _get(data, 'model', dict, source, {})
+    for section, known, key in ((env, ENV_KEYS, 'env'), (sensors, SENSOR_KEYS, 'sensors'),
+                                (privileged, PRIVILEGED_KEYS, 'privileged'), (model, MODEL_KEYS, 'model')):
+        _known_keys(section, known, f'{source}: {key}')
     latency = _latency(sensors.get('latency_steps', 0), source)
     randomization = _randomization(_get(data, 'randomization', dict, source, {}), source)
     joints = _get(sensors, 'joints', list, f'{source}: sensors')
@@ -436,6 +460,10 @@ def parse_task(data: dict, source: str = '<dict>', base_dir: Path | None = None)
     max_steps = _get(env, 'max_episode_steps', int, f'{source}: env')
     if max_steps <= 0:
         raise TaskConfigError(f'{source}: env.max_episode_steps must be > 0, got {max_steps}')
+    timestep = _get(env, 'timestep', float, f'{source}: env', 0.0)
+    if 'timestep' in env and not 0.0 < timestep <= 0.1:
+        raise TaskConfigError(f'{source}: env.timestep must be a physics step in seconds, 0 < timestep <= 0.1, '
+                              f'got {timestep}')
     return TaskSpec(
         name=_get(data, 'name', str, source),
         description=str(data.get('description', '')).strip(),
@@ -457,8 +485,7 @@ def parse_task(data: dict, source: str = '<dict>', base_dir: Path | None = None)
         contact_force_clip=_get(privileged, 'contact_force_clip', float, f'{source}: privileged', 1e3),
         sensor_fields=tuple(_get(privileged, 'sensor_fields', list, f'{source}: privileged', [])),
         randomization=randomization,
-        name_bodies={str(k): str(v) for k, v in _get(_get(data, 'model', dict, source, {}), 'name_bodies', dict,
-                                                      f'{source}: model', {}).items()},
+        name_bodies={str(k): str(v) for k, v in _get(model, 'name_bodies', dict, f'{source}: model', {}).items()},
         source=source,
         model_file=model_file,
         menagerie=menagerie,
@@ -468,6 +495,7 @@ def parse_task(data: dict, source: str = '<dict>', base_dir: Path | None = None)
         command=_command(_get(data, 'command', dict, source), f'{source}: command') if 'command' in data else {},
         reward=reward,
         terminate=_termination(_get(data, 'terminate', dict, source, {}), f'{source}: terminate'),
+        timestep=timestep,
     )
 
 
