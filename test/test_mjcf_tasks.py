@@ -451,3 +451,33 @@ def test_env_timestep_sets_the_physics_step_and_unknown_env_keys_are_refused(tmp
     cartpole['env']['timestep'] = 0.01
     with pytest.raises(TaskConfigError, match=r'env.timestep is for tasks on a model file; gymnasium takes env.kwargs'):
         parse_task(cartpole, 'edited.yaml')
+
+
+def free_base_task(tmp_path, joint: str) -> DistillEnv:
+    """FLOATING_BASE with its free joint written as `joint` and the docs' qpos_exclude [root/x, root/y]."""
+    xml = FLOATING_BASE.format(iquat='1 0 0 0', inertia='0.1 0.02 0.09').replace('<freejoint name="base_joint"/>',
+                                                                                  joint)
+    (tmp_path / 'base.xml').write_text(xml)
+    data = {'name': 'base', 'env': {'model': 'base.xml', 'max_episode_steps': 10, 'best_return': 1},
+            'sensors': {'joints': ['knee']}, 'privileged': {'qpos_exclude': ['root/x', 'root/y']},
+            'reward': {'alive': 1.0}}
+    path = tmp_path / 'base.yaml'
+    path.write_text(yaml.safe_dump(data))
+    return DistillEnv(load_task(path), randomize=False, sensor_noise=False, latency=False)
+
+
+def test_an_unnamed_free_joint_is_root_and_qpos_exclude_root_fits_any_floating_base(tmp_path):
+    """`<freejoint/>` (unnamed, as many robots' MJCFs write it) gives elements `root/x` ... (they read
+    `None/x` before and qpos_exclude [root/x, root/y] was refused); a free joint the model names
+    keeps its name, and `root/...` in qpos_exclude still means its elements."""
+    env = free_base_task(tmp_path, '<freejoint/>')
+    assert env.privileged_spec.fields[0].elements == ('root/z', 'root/qw', 'root/qx', 'root/qy', 'root/qz', 'knee')
+    assert env.privileged_spec.fields[1].elements == ('root/vx', 'root/vy', 'root/vz', 'root/wx', 'root/wy', 'root/wz',
+                                                     'knee')
+    obs, _ = env.reset(seed=0)
+    assert env.privileged_spec.get(obs[PRIVILEGED], 'qpos')[0] == pytest.approx(1.0)   # root/z: the base's height
+    named = free_base_task(tmp_path, '<freejoint name="floating_base"/>')
+    assert named.privileged_spec.fields[0].elements[:2] == ('floating_base/z', 'floating_base/qw')
+    assert named.privileged_spec.fields[1].elements[0] == 'floating_base/vx'
+    quadruped = DistillEnv('quadruped')                                # named `root` in our model: unchanged
+    assert quadruped.privileged_spec.fields[0].elements[:2] == ('root/z', 'root/qw')

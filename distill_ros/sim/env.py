@@ -173,11 +173,12 @@ class DistillEnv(gym.Env):
     def _setup_privileged(self) -> None:
         task, model = self.task, self.model
         qpos_names = mj.qpos_names(model)
-        unknown = [e for e in task.qpos_exclude if e not in qpos_names]
+        exclude = [self._root_alias(e, qpos_names) for e in task.qpos_exclude]
+        unknown = [e for e, name in zip(task.qpos_exclude, exclude) if name not in qpos_names]
         if unknown:
             raise TaskConfigError(f'{task.source}: privileged.qpos_exclude names {unknown} not in the '
                                   f'model; qpos entries are {qpos_names}')
-        self._qpos_keep = np.array([i for i, name in enumerate(qpos_names) if name not in task.qpos_exclude])
+        self._qpos_keep = np.array([i for i, name in enumerate(qpos_names) if name not in exclude])
         fields = [Field('qpos', tuple(qpos_names[i] for i in self._qpos_keep)),
                   Field('qvel', tuple(mj.qvel_names(model)))]
         self._contact_ids = np.array([mj.name_id(model, mujoco.mjtObj.mjOBJ_BODY, b, 'privileged.contact_bodies '
@@ -200,6 +201,16 @@ class DistillEnv(gym.Env):
         self._sensor_slices = [self.sensor_spec.slice(name) for name in task.sensor_fields]
         self.privileged_spec = ObsSpec(fields)
         self._qpos_all = self._qpos_keep.size == self.model.nq
+
+    def _root_alias(self, element: str, qpos_names: list[str]) -> str:
+        """`root/<e>` in privileged.qpos_exclude names the model's one free joint's element `<e>`
+        whatever the joint is called (`floating_base/x` say), so the documented
+        `qpos_exclude: [root/x, root/y]` fits any floating-base robot; the layout keeps the model's name."""
+        joint, _, suffix = element.partition('/')
+        if joint != mj.ROOT or element in qpos_names:
+            return element
+        free = mj.free_joint_name(self.model)
+        return f'{free}/{suffix}' if free is not None else element
 
     # ---------------------------------------------------------------- episode
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):

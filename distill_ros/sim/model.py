@@ -183,10 +183,40 @@ _QVEL_SUFFIX = {int(mujoco.mjtJoint.mjJNT_FREE): ('vx', 'vy', 'vz', 'wx', 'wy', 
                 int(mujoco.mjtJoint.mjJNT_BALL): ('wx', 'wy', 'wz')}
 
 
+ROOT = 'root'
+
+
+def joint_names(model: mujoco.MjModel) -> list[str]:
+    """Each joint's name as the task's layouts use it: the model's name; an unnamed free joint (a
+    floating base written `<freejoint/>`) is `root` (then `root_1`, ...), so its elements read
+    `root/x` ... whatever the model calls it; any other unnamed joint is `joint<id>`. A model's
+    own names are kept as they are (the built-in tasks' layouts depend on them)."""
+    names = [mujoco.mj_id2name(model, mujoco.mjtObj.mjOBJ_JOINT, j) for j in range(model.njnt)]
+    taken = set(filter(None, names))
+    for j, name in enumerate(names):
+        if name:
+            continue
+        if model.jnt_type[j] == mujoco.mjtJoint.mjJNT_FREE:
+            candidate, n = ROOT, 0
+            while candidate in taken:
+                n += 1
+                candidate = f'{ROOT}_{n}'
+        else:
+            candidate = f'joint{j}'
+        names[j] = candidate
+        taken.add(candidate)
+    return names
+
+
+def free_joint_name(model: mujoco.MjModel) -> str | None:
+    """The name (`joint_names`) of the model's one free joint; None without one or with several."""
+    free = [j for j in range(model.njnt) if model.jnt_type[j] == mujoco.mjtJoint.mjJNT_FREE]
+    return joint_names(model)[free[0]] if len(free) == 1 else None
+
+
 def _element_names(model: mujoco.MjModel, suffixes: dict[int, tuple[str, ...]]) -> list[str]:
     names = []
-    for j in range(model.njnt):
-        name = mujoco.mj_id2name(model, mujoco.mjtObj.mjOBJ_JOINT, j)
+    for j, name in enumerate(joint_names(model)):
         suffix = suffixes.get(int(model.jnt_type[j]))
         names += [f'{name}/{s}' for s in suffix] if suffix else [name]
     return names
@@ -204,5 +234,5 @@ def qvel_names(model: mujoco.MjModel) -> list[str]:
 
 def actuator_names(model: mujoco.MjModel) -> list[str]:
     """Action names: the joint each actuator drives, as ros2_control command interfaces name them."""
-    return [mujoco.mj_id2name(model, mujoco.mjtObj.mjOBJ_JOINT, model.actuator_trnid[a, 0])
-            for a in range(model.nu)]
+    names = joint_names(model)
+    return [names[model.actuator_trnid[a, 0]] for a in range(model.nu)]
