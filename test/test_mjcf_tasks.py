@@ -481,3 +481,27 @@ def test_an_unnamed_free_joint_is_root_and_qpos_exclude_root_fits_any_floating_b
     assert named.privileged_spec.fields[1].elements[0] == 'floating_base/vx'
     quadruped = DistillEnv('quadruped')                                # named `root` in our model: unchanged
     assert quadruped.privileged_spec.fields[0].elements[:2] == ('root/z', 'root/qw')
+
+
+def test_action_scale_per_joint(tmp_path):
+    """actuation.action_scale takes a per-joint mapping as kp and kd do (legged policies scale hips
+    by 0.125, thighs and calves by 0.25; it was refused: "must be float"): the simulator's targets
+    and the controller's (`position_command`, in any joint order) both use each joint's own scale."""
+    actuation = {'type': 'position', 'kp': 20.0, 'kd': 0.5, 'default_pose': {'elbow': 0.3, 'shoulder': -0.2},
+                 'action_scale': {'elbow': 0.125, 'shoul.*': 0.25}, 'action_clip': 4.0}
+    env = build(tmp_path, arm_task(tmp_path, actuation=actuation))
+    np.testing.assert_array_equal(env.position.action_scale, [0.125, 0.25])      # action order: elbow, shoulder
+    env.reset(seed=0)
+    action = np.array([2.0, -2.0])
+    for _ in range(1500):
+        obs, *_ = env.step(action)
+    position = env.sensor_spec.get(obs[SENSOR], JOINT_POSITION)                  # shoulder, elbow
+    np.testing.assert_allclose(position, [-0.2 + 0.25 * -2.0, 0.3 + 0.125 * 2.0], atol=2e-3)
+    controller = position_command(env.task, ['shoulder', 'elbow'])
+    np.testing.assert_allclose(controller.targets(np.array([-2.0, 2.0])), [-0.7, 0.55])
+    for scale, message in [({'elbow': 0.125, 'wrist': 0.25, 'shoulder': 0.25}, r"action_scale names \['wrist'\]"),
+                           ({'elbow': 0.125}, r"action_scale gives no value for joint 'shoulder'"),
+                           ({'elbow': 0.0, 'shoulder': 0.25}, r'action_scale must be > 0'),
+                           ('big', r'action_scale must be a number or a mapping')]:
+        with pytest.raises(TaskConfigError, match=message):
+            build(tmp_path, arm_task(tmp_path, actuation={**actuation, 'action_scale': scale}))

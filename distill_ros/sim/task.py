@@ -80,7 +80,7 @@ class Actuation:
     kp: JointValues = 0.0
     kd: JointValues = 0.0
     default_pose: JointValues = 0.0
-    action_scale: float = 1.0
+    action_scale: JointValues = 1.0   # per joint too: legged policies scale hips 0.125, thighs and calves 0.25
     action_clip: float = 1.0
     torque_limit: JointValues = math.inf
     decimation: int = 1
@@ -245,10 +245,12 @@ def _actuation(data: dict, where: str) -> Actuation:
             raise TaskConfigError(f'{where}: missing key {key!r} (type position)')
     values = {key: _joint_values(data[key], f'{where}.{key}') for key in ('kp', 'kd', 'default_pose')}
     values['torque_limit'] = _joint_values(data.get('torque_limit', math.inf), f'{where}.torque_limit')
+    values['action_scale'] = _joint_values(data.get('action_scale', 1.0), f'{where}.action_scale')
+    values['action_clip'] = _get(data, 'action_clip', float, where, 1.0)
     for key in ('action_scale', 'action_clip'):
-        values[key] = _get(data, key, float, where, 1.0)
-        if values[key] <= 0:
-            raise TaskConfigError(f'{where}.{key} must be > 0, got {values[key]}')
+        v = values[key]
+        if min(v.values() if isinstance(v, dict) else [v]) <= 0:
+            raise TaskConfigError(f'{where}.{key} must be > 0, got {v}')
     for key in ('kp', 'kd', 'torque_limit'):
         v = values[key]
         if min(v.values() if isinstance(v, dict) else [v]) < 0:
