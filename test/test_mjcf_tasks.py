@@ -505,3 +505,54 @@ def test_action_scale_per_joint(tmp_path):
                            ('big', r'action_scale must be a number or a mapping')]:
         with pytest.raises(TaskConfigError, match=message):
             build(tmp_path, arm_task(tmp_path, actuation={**actuation, 'action_scale': scale}))
+
+
+# A robot MJCF without a scene: a floating box with a flap, gravity on, no floor (the bare robot
+# file of a Menagerie-class robot, before its scene.xml adds the floor).
+NO_FLOOR = """<mujoco model="bare">
+  <worldbody>
+    <body name="trunk" pos="0 0 0.5"><freejoint/><geom type="box" size="0.1 0.1 0.1" mass="2"/>
+      <body name="flap" pos="0.1 0 0"><joint name="hinge" axis="0 1 0" range="-0.5 0.5"/>
+        <geom type="box" size="0.05 0.02 0.01" pos="0.05 0 0" mass="0.1"/></body></body>
+  </worldbody>
+  <actuator><motor joint="hinge" ctrlrange="-1 1"/></actuator>
+</mujoco>
+"""
+
+
+def test_a_floating_base_without_a_floor_is_refused_or_gets_one_by_option(tmp_path):
+    """A free-floating robot with no floor fell out of the world; now it is refused with the option
+    to set, `env.add_floor: true` adds a floor plane it stands on, `add_floor: false` accepts a
+    model meant to float, and add_floor on a model that has a floor is refused."""
+    (tmp_path / 'bare.xml').write_text(NO_FLOOR)
+    data = {'name': 'bare', 'env': {'model': 'bare.xml', 'max_episode_steps': 500, 'best_return': 1},
+            'sensors': {'joints': ['hinge']}, 'reward': {'alive': 1.0}}
+
+    def make(**env) -> DistillEnv:
+        path = tmp_path / 'bare.yaml'
+        path.write_text(yaml.safe_dump({**data, 'env': {**data['env'], **env}}))
+        return DistillEnv(load_task(path), randomize=False, sensor_noise=False, latency=False)
+
+    with pytest.raises(TaskConfigError, match=r"bare.yaml: the model has a floating base \(a free joint\) but no "
+                                              r"floor.*add `add_floor: true` to the task's env section"):
+        make()
+    heights = {}
+    for add_floor in (True, False):
+        env = make(add_floor=add_floor)
+        env.reset(seed=0)
+        for _ in range(500):                                           # 1 s
+            env.step(np.zeros(1))
+        heights[add_floor] = env.data.body('trunk').xpos[2]
+    assert heights[True] == pytest.approx(0.1, abs=0.01)              # resting on the floor
+    assert heights[False] < -3.0                                      # falling, as asked
+    (tmp_path / 'models').mkdir()
+    arm = arm_task(tmp_path)
+    floor = FLOATING_BASE.format(iquat='1 0 0 0', inertia='0.1 0.02 0.09')   # has a ground plane
+    (tmp_path / 'base.xml').write_text(floor)
+    data = {**data, 'env': {**data['env'], 'model': 'base.xml'}, 'sensors': {'joints': ['knee']}}
+    with pytest.raises(TaskConfigError, match=r"env.add_floor is true but the model has a floor already \(geoms "
+                                              r"\['ground'\]\); drop env.add_floor"):
+        make(add_floor=True)
+    arm['env']['add_floor'] = True
+    build(tmp_path, arm)                                              # a fixed arm may have a floor added
+    assert DistillEnv('quadruped').model.geom('floor').type == 0      # ours has a floor plane: unchanged

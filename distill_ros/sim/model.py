@@ -160,10 +160,39 @@ def mjcf_model(task: TaskSpec) -> mujoco.MjModel:
         spec.add_sensor(name=IMU_GYRO, type=mujoco.mjtSensor.mjSENS_GYRO, **site)
         spec.add_sensor(name=IMU_ACCEL, type=mujoco.mjtSensor.mjSENS_ACCELEROMETER, **site)
         spec.add_sensor(name=IMU_QUAT, type=mujoco.mjtSensor.mjSENS_FRAMEQUAT, **site)
+    model = _compile(spec, task)
+    ground = _ground_geoms(model)
+    if task.add_floor and ground:
+        raise TaskConfigError(f'{task.source}: env.add_floor is true but the model has a floor already (geoms '
+                              f'{ground[:3]}); drop env.add_floor')
+    if task.add_floor:
+        spec.worldbody.add_geom(name=FLOOR, type=mujoco.mjtGeom.mjGEOM_PLANE, size=[0.0, 0.0, 0.05],
+                                contype=1, conaffinity=1)   # collides with every geom of contype or conaffinity 1
+        spec.worldbody.add_light(name=PREFIX + 'light', pos=[0.0, 0.0, 3.0], dir=[0.0, 0.0, -1.0])
+        return _compile(spec, task)
+    has_free = any(model.jnt_type[j] == mujoco.mjtJoint.mjJNT_FREE for j in range(model.njnt))
+    if has_free and not ground and task.add_floor is None:
+        raise TaskConfigError(f'{task.source}: the model has a floating base (a free joint) but no floor (no '
+                              f'collidable geom fixed to the world), so the robot would fall forever; add '
+                              f'`add_floor: true` to the task\'s env section (or `add_floor: false` if it should '
+                              f'float)')
+    return model
+
+
+FLOOR = PREFIX + 'floor'
+
+
+def _compile(spec: mujoco.MjSpec, task: TaskSpec) -> mujoco.MjModel:
     try:
         return spec.compile()
     except ValueError as exc:
         raise TaskConfigError(f'{task.source}: the model does not compile with the task\'s sensors: {exc}') from None
+
+
+def _ground_geoms(model: mujoco.MjModel) -> list[str]:
+    """Names of the collidable geoms fixed to the world (a floor plane, a height field, terrain boxes)."""
+    return [mujoco.mj_id2name(model, mujoco.mjtObj.mjOBJ_GEOM, g) or f'geom {g}' for g in range(model.ngeom)
+            if model.body_weldid[model.geom_bodyid[g]] == 0 and (model.geom_contype[g] or model.geom_conaffinity[g])]
 
 
 def name_id(model: mujoco.MjModel, kind: mujoco.mjtObj, name: str, what: str, source: str) -> int:

@@ -152,6 +152,7 @@ class TaskSpec:
     sample_age: bool = False      # the student reads its sensor sample's age (observation.SAMPLE_AGE)
     imu_site: str | None = None   # the model's own IMU site (imu.site) instead of one added on imu_body
     timestep: float = 0.0         # env.timestep: the physics step (s) of a model-file task; 0: the model's
+    add_floor: bool | None = None   # env.add_floor: true adds a floor plane; false: none wanted; unset: the model's
 
     @property
     def is_gymnasium(self) -> bool:
@@ -405,7 +406,7 @@ def _imu(imu: dict, source: str) -> tuple[str | None, str | None, tuple[float, f
 TASK_KEYS = ('name', 'description', 'env', 'model', 'imu', 'sensors', 'privileged', 'randomization', 'actuation',
              'command', 'reward', 'terminate')
 ENV_KEYS = ('id', 'model', 'menagerie', 'kwargs', 'max_episode_steps', 'best_return', 'reset_noise_scale',
-            'base_body', 'timestep')
+            'base_body', 'timestep', 'add_floor')
 SENSOR_KEYS = ('joints', 'joint_velocity', 'encoder', 'imu', 'latency_steps', 'sample_age')
 PRIVILEGED_KEYS = ('qpos_exclude', 'contact_bodies', 'contact_force_clip', 'sensor_fields')
 MODEL_KEYS = ('name_bodies',)
@@ -423,7 +424,7 @@ def _check_source_keys(data: dict, env: dict, env_id: str, source: str) -> None:
     if env_id and mjcf_only:
         raise TaskConfigError(f'{source}: {mjcf_only} are for tasks on a model file (env.model or env.menagerie); '
                               f'gymnasium env {env_id!r} has its own reward, termination and torque actuation')
-    for key in ('base_body', 'reset_noise_scale', 'timestep'):
+    for key in ('base_body', 'reset_noise_scale', 'timestep', 'add_floor'):
         if env_id and key in env:
             raise TaskConfigError(f'{source}: env.{key} is for tasks on a model file; gymnasium takes env.kwargs '
                                   f'(its environment\'s own timestep and frame_skip)')
@@ -498,6 +499,7 @@ def parse_task(data: dict, source: str = '<dict>', base_dir: Path | None = None)
         reward=reward,
         terminate=_termination(_get(data, 'terminate', dict, source, {}), f'{source}: terminate'),
         timestep=timestep,
+        add_floor=_get(env, 'add_floor', bool, f'{source}: env') if 'add_floor' in env else None,
     )
 
 
