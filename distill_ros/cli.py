@@ -16,15 +16,16 @@ def cmd_tasks(args: argparse.Namespace) -> int:
     console = Console()
     if not args.task:
         table = Table(title='built-in tasks (config/tasks/)')
-        for column in ('task', 'model', 'control Hz', 'episode steps', 'sensor_obs', 'privileged_obs',
-                       'actions'):
+        for column in ('task', 'model', 'physics ms', 'decimation', 'policy Hz', 'episode steps', 'sensor_obs',
+                       'privileged_obs', 'actions'):
             table.add_column(column)
         for name in task_names():
             task = load_task(name)
             env = DistillEnv(task)
             model = task.env_id or task.menagerie or os.path.basename(task.model_file)
-            table.add_row(name, model, f'{1 / env.dt:.0f}', str(task.max_episode_steps),
-                          str(env.sensor_spec.size), str(env.privileged_spec.size), str(len(env.action_names)))
+            table.add_row(name, model, f'{env.physics_timestep * 1e3:g}', str(env.decimation), f'{1 / env.dt:.0f}',
+                          str(task.max_episode_steps), str(env.sensor_spec.size), str(env.privileged_spec.size),
+                          str(len(env.action_names)))
             env.close()
         console.print(table)
         console.print('`distill-ros tasks NAME` shows a task\'s fields; config/tasks/NAME.yaml describes it.')
@@ -39,8 +40,9 @@ def cmd_tasks(args: argparse.Namespace) -> int:
             table.add_row(f.name, str(f.size), ', '.join(f.elements))
         console.print(table)
     console.print(f'actions ({len(env.action_names)}): {", ".join(env.action_names)}; '
-                  f'bounds {env.action_space.low.tolist()} .. {env.action_space.high.tolist()}; '
-                  f'control period {env.dt * 1e3:.0f} ms')
+                  f'bounds {env.action_space.low.tolist()} .. {env.action_space.high.tolist()}')
+    console.print(f'physics timestep {env.physics_timestep * 1e3:g} ms x decimation {env.decimation} = policy period '
+                  f'{env.dt * 1e3:g} ms ({1 / env.dt:g} Hz)')
     env.close()
     return 0
 
@@ -127,7 +129,7 @@ def cmd_bag2dataset(args: argparse.Namespace) -> int:
 
     env = DistillEnv(args.task)
     spec = DatasetSpec.for_env(env, teacher=not args.no_teacher)
-    stats = bag_to_dataset(args.bag, args.out, spec, env.task.imu_body is not None, topic_map(args.topics),
+    stats = bag_to_dataset(args.bag, args.out, spec, env.task.has_imu, topic_map(args.topics),
                            args.pairing, int(args.tolerance * NS_PER_S), progress=True)
     print(f'{args.bag} -> {args.out}: {stats.episodes} episodes, {stats.samples} samples; '
           f'unpaired {dict(stats.unpaired) or 0}; unfinished episodes dropped {stats.dropped_episodes}')

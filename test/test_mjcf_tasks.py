@@ -309,3 +309,250 @@ def test_env_model_from_a_package_share(tmp_path, monkeypatch):
     data['env']['model'] = 'package://my_robot'
     with pytest.raises(TaskConfigError, match='is not package://<package>/<path'):
         parse_task(data, 'arm.yaml')
+
+
+# A floating base whose inertia the model writes in a frame of its own: turned 120 degrees about
+# (1, 1, 1) (x -> y -> z, as a Menagerie Go2 turns its base inertia about 90 degrees), centre of mass
+# at the body origin; no gravity, so a pushed base coasts. `{iquat}` and `{inertia}` are filled in.
+FLOATING_BASE = """<mujoco model="floating">
+  <option timestep="0.002" gravity="0 0 0"/>
+  <worldbody>
+    <geom name="ground" type="plane" size="0 0 0.05"/>
+    <body name="trunk" pos="0 0 1">
+      <freejoint name="base_joint"/>
+      <inertial pos="0 0 0" quat="{iquat}" mass="6" diaginertia="{inertia}"/>
+      <geom type="box" size="0.2 0.05 0.05" contype="0" conaffinity="0" mass="0"/>
+      <body name="leg" pos="0.2 0 0"><joint name="knee" axis="0 1 0"/>
+        <geom type="capsule" fromto="0 0 0 0 0 -0.2" size="0.02" contype="0" conaffinity="0"/></body>
+    </body>
+  </worldbody>
+  <actuator><motor joint="knee" ctrlrange="-1 1"/></actuator>
+</mujoco>
+"""
+
+
+def floating_task(tmp_path, name: str, iquat: str, inertia: str) -> DistillEnv:
+    (tmp_path / f'{name}.xml').write_text(FLOATING_BASE.format(iquat=iquat, inertia=inertia))
+    data = {'name': name, 'env': {'model': f'{name}.xml', 'max_episode_steps': 50, 'best_return': 1},
+            'sensors': {'joints': ['knee']}, 'command': {'vx': [0.4, 0.4], 'vy': [-0.2, -0.2], 'yaw_rate': [0.5, 0.5]},
+            'reward': {'lin_vel_tracking': 1.0, 'yaw_rate_tracking': 1.0, 'lin_vel_z': 1.0, 'ang_vel_xy': 1.0}}
+    path = tmp_path / f'{name}.yaml'
+    path.write_text(yaml.safe_dump(data))
+    return DistillEnv(load_task(path), randomize=False, sensor_noise=False, latency=False)
+
+
+def test_base_velocity_is_measured_in_the_body_frame_whatever_the_inertial_frame(tmp_path):
+    """The tracking error and the velocity terms read the base's velocity in its body frame: on a
+    base whose inertial frame is turned (x -> y -> z), coasting at (0.4, -0.2, 0) m/s and 0.5 rad/s
+    about its own z, they equal the free joint's velocity expressed in the body frame, and equal
+    those of the same body written with an unturned inertia. (Read in the inertial frame, the axes
+    swap: a 0.63 m/s 'error' while moving at the command.)"""
+    turned = floating_task(tmp_path, 'turned', '0.5 0.5 0.5 0.5', '0.02 0.09 0.1')
+    # The same body: the turned frame's principal moments, listed along the body's own axes.
+    plain = floating_task(tmp_path, 'plain', '1 0 0 0', '0.1 0.02 0.09')
+    np.testing.assert_allclose(turned.model.body('trunk').iquat, [0.5, 0.5, 0.5, 0.5])
+    results = []
+    for env in (turned, plain):
+        env.reset(seed=0)
+        yaw = 0.7                                          # the base is turned in the world, too
+        env.data.qpos[3:7] = [np.cos(yaw / 2), 0.0, 0.0, np.sin(yaw / 2)]
+        rotation = np.array([[np.cos(yaw), -np.sin(yaw), 0], [np.sin(yaw), np.cos(yaw), 0], [0, 0, 1]])
+        env.data.qvel[:3] = rotation @ [0.4, -0.2, 0.0]    # a free joint's linear velocity: world frame
+        env.data.qvel[3:6] = [0.0, 0.0, 0.5]               # its angular velocity: body frame
+        import mujoco
+        mujoco.mj_forward(env.model, env.data)
+        obs, _, _, _, info = env.step(np.zeros(1))
+        # The truth from the free joint (the reward reads the last substep's start: 1e-5 apart).
+        body = env.data.xmat[env.model.body('trunk').id].reshape(3, 3).T @ env.data.qvel[:3]
+        spin = env.data.qvel[3:6]
+        linear_error, yaw_error = info['tracking_error']
+        assert linear_error == pytest.approx(np.hypot(0.4 - body[0], -0.2 - body[1]), abs=1e-5)
+        assert linear_error < 0.01 and yaw_error < 1e-6      # moving at the command
+        terms = info['reward_terms']
+        assert terms['lin_vel_z'] == pytest.approx(body[2] ** 2, abs=1e-9)
+        assert terms['ang_vel_xy'] == pytest.approx(spin[0] ** 2 + spin[1] ** 2, abs=1e-9)
+        assert terms['lin_vel_tracking'] > 0.999 and terms['yaw_rate_tracking'] > 0.999
+        results.append((info['tracking_error'], terms, obs[PRIVILEGED]))
+    (error_a, terms_a, privileged_a), (error_b, terms_b, privileged_b) = results
+    np.testing.assert_allclose(error_a, error_b, atol=1e-9)
+    assert terms_a == pytest.approx(terms_b, abs=1e-9)
+    np.testing.assert_allclose(privileged_a, privileged_b, atol=1e-9)   # qpos/qvel: not the inertial frame
+
+
+# The arm with an IMU of its own, as a robot's MJCF has one (unitree_mujoco's Go2: site `imu`,
+# sensors `imu_gyro`, `imu_quat`): the site turned 90 degrees about x, so its frame is not the link's.
+ARM_WITH_IMU = ARM.replace(
+    '<geom type="capsule" fromto="0 0 0 0.25 0 0" size="0.02"/></body>',
+    '<geom type="capsule" fromto="0 0 0 0.25 0 0" size="0.02"/>'
+    '<site name="imu" pos="0.1 0 0" quat="0.7071068 0.7071068 0 0"/></body>').replace(
+    '</actuator>', '</actuator>\n  <sensor><gyro name="imu_gyro" site="imu"/><framequat name="imu_quat" objtype="site" '
+    'objname="imu"/></sensor>')
+
+
+def test_a_model_with_its_own_imu_site_loads_and_imu_site_reads_it(tmp_path):
+    """A model that has a site `imu` and sensors `imu_gyro`, `imu_quat` no longer clashes with what
+    the task adds (`repeated name 'imu' in site` before); `imu.site: imu` reads the model's own site:
+    the IMU fields equal the model's own sensors on it, in the site's frame, not the link's."""
+    data = arm_task(tmp_path)
+    (tmp_path / 'models' / 'arm.xml').write_text(ARM_WITH_IMU)   # in place of the plain arm
+    added = build(tmp_path, data)                                  # imu.body: lower, a site of the task's own
+    data['imu'] = {'site': 'imu'}
+    own = build(tmp_path, data)
+    for env in (added, own):
+        env.reset(seed=0)
+        for _ in range(20):
+            obs, *_ = env.step(np.array([0.0, 1.0]))                  # the shoulder spins the arm about y
+    gyro, quat = own.data.sensor('imu_gyro').data, own.data.sensor('imu_quat').data   # the model's sensors
+    np.testing.assert_array_equal(own.sensor_spec.get(obs[SENSOR], 'imu_angular_velocity'), gyro)
+    np.testing.assert_array_equal(own.sensor_spec.get(obs[SENSOR], 'imu_orientation'), [*quat[1:], quat[0]])
+    assert abs(gyro[2]) > 0.1 and abs(gyro[1]) < 1e-9                 # about the site's z (the link's -y)
+    link_gyro = added.sensor_spec.get(added._observe()[SENSOR], 'imu_angular_velocity')
+    assert abs(link_gyro[1]) > 0.1 and abs(link_gyro[2]) < 1e-9       # the added site: the link's frame
+    data['imu'] = {'site': 'imu', 'pos': [0.0, 0.0, 0.0]}
+    with pytest.raises(TaskConfigError, match=r"imu.site 'imu' is the model's own site.*drop imu.pos"):
+        build(tmp_path, data)
+    data['imu'] = {'site': 'imu_link'}
+    with pytest.raises(TaskConfigError, match=r"imu.site 'imu_link' is not a site of the model; sites are \['imu'\]"):
+        build(tmp_path, data)
+    data['imu'] = {'bdy': 'lower'}
+    with pytest.raises(TaskConfigError, match=r"imu: unknown keys \['bdy'\]; expected some of \['body', 'pos', "):
+        build(tmp_path, data)
+
+
+def test_env_timestep_sets_the_physics_step_and_unknown_env_keys_are_refused(tmp_path, capsys):
+    """env.timestep is the physics step of a model-file task (it was silently ignored: the period
+    stayed the model's 2 ms); the policy period is timestep x decimation, and `distill-ros tasks`
+    prints all three. A key the task format does not know is refused, not ignored."""
+    from distill_ros import cli
+    data = arm_task(tmp_path, actuation={'type': 'torque', 'decimation': 5})
+    data['env']['timestep'] = 0.001
+    env = build(tmp_path, data)
+    assert env.model.opt.timestep == 0.001 and env.physics_timestep == 0.001 and env.decimation == 5
+    assert env.dt == pytest.approx(0.005)
+    env.reset(seed=0)
+    env.step(np.zeros(2))
+    assert env.sim_time == pytest.approx(0.005)
+    with pytest.raises(SystemExit):
+        cli.main(['tasks', str(tmp_path / 'arm.yaml')])
+    assert 'physics timestep 1 ms x decimation 5 = policy period 5 ms (200 Hz)' in capsys.readouterr().out
+    for edit, message in [
+            (lambda d: d['env'].update(time_step=0.001),
+             r"arm.yaml: env: unknown keys \['time_step'\]; expected some of \['id', 'model', .*'timestep'"),
+            (lambda d: d['env'].update(timestep=0.0), r'env.timestep must be a physics step in seconds, 0 < timestep'),
+            (lambda d: d['env'].update(timestep='1ms'), r"'timestep' must be float, got '1ms'"),
+            (lambda d: d['sensors'].update(joint_velocities=True), r"sensors: unknown keys \['joint_velocities'\]"),
+            (lambda d: d.update(floor=True), r"arm.yaml: unknown keys \['floor'\]; expected some of \['name', "),
+    ]:
+        edited = arm_task(tmp_path)
+        edit(edited)
+        with pytest.raises(TaskConfigError, match=message):
+            build(tmp_path, edited)
+    cartpole = yaml.safe_load(open(load_task('cartpole').source))
+    cartpole['env']['timestep'] = 0.01
+    with pytest.raises(TaskConfigError, match=r'env.timestep is for tasks on a model file; gymnasium takes env.kwargs'):
+        parse_task(cartpole, 'edited.yaml')
+
+
+def free_base_task(tmp_path, joint: str) -> DistillEnv:
+    """FLOATING_BASE with its free joint written as `joint` and the docs' qpos_exclude [root/x, root/y]."""
+    xml = FLOATING_BASE.format(iquat='1 0 0 0', inertia='0.1 0.02 0.09').replace('<freejoint name="base_joint"/>',
+                                                                                  joint)
+    (tmp_path / 'base.xml').write_text(xml)
+    data = {'name': 'base', 'env': {'model': 'base.xml', 'max_episode_steps': 10, 'best_return': 1},
+            'sensors': {'joints': ['knee']}, 'privileged': {'qpos_exclude': ['root/x', 'root/y']},
+            'reward': {'alive': 1.0}}
+    path = tmp_path / 'base.yaml'
+    path.write_text(yaml.safe_dump(data))
+    return DistillEnv(load_task(path), randomize=False, sensor_noise=False, latency=False)
+
+
+def test_an_unnamed_free_joint_is_root_and_qpos_exclude_root_fits_any_floating_base(tmp_path):
+    """`<freejoint/>` (unnamed, as many robots' MJCFs write it) gives elements `root/x` ... (they read
+    `None/x` before and qpos_exclude [root/x, root/y] was refused); a free joint the model names
+    keeps its name, and `root/...` in qpos_exclude still means its elements."""
+    env = free_base_task(tmp_path, '<freejoint/>')
+    assert env.privileged_spec.fields[0].elements == ('root/z', 'root/qw', 'root/qx', 'root/qy', 'root/qz', 'knee')
+    assert env.privileged_spec.fields[1].elements == ('root/vx', 'root/vy', 'root/vz', 'root/wx', 'root/wy', 'root/wz',
+                                                     'knee')
+    obs, _ = env.reset(seed=0)
+    assert env.privileged_spec.get(obs[PRIVILEGED], 'qpos')[0] == pytest.approx(1.0)   # root/z: the base's height
+    named = free_base_task(tmp_path, '<freejoint name="floating_base"/>')
+    assert named.privileged_spec.fields[0].elements[:2] == ('floating_base/z', 'floating_base/qw')
+    assert named.privileged_spec.fields[1].elements[0] == 'floating_base/vx'
+    quadruped = DistillEnv('quadruped')                                # named `root` in our model: unchanged
+    assert quadruped.privileged_spec.fields[0].elements[:2] == ('root/z', 'root/qw')
+
+
+def test_action_scale_per_joint(tmp_path):
+    """actuation.action_scale takes a per-joint mapping as kp and kd do (legged policies scale hips
+    by 0.125, thighs and calves by 0.25; it was refused: "must be float"): the simulator's targets
+    and the controller's (`position_command`, in any joint order) both use each joint's own scale."""
+    actuation = {'type': 'position', 'kp': 20.0, 'kd': 0.5, 'default_pose': {'elbow': 0.3, 'shoulder': -0.2},
+                 'action_scale': {'elbow': 0.125, 'shoul.*': 0.25}, 'action_clip': 4.0}
+    env = build(tmp_path, arm_task(tmp_path, actuation=actuation))
+    np.testing.assert_array_equal(env.position.action_scale, [0.125, 0.25])      # action order: elbow, shoulder
+    env.reset(seed=0)
+    action = np.array([2.0, -2.0])
+    for _ in range(1500):
+        obs, *_ = env.step(action)
+    position = env.sensor_spec.get(obs[SENSOR], JOINT_POSITION)                  # shoulder, elbow
+    np.testing.assert_allclose(position, [-0.2 + 0.25 * -2.0, 0.3 + 0.125 * 2.0], atol=2e-3)
+    controller = position_command(env.task, ['shoulder', 'elbow'])
+    np.testing.assert_allclose(controller.targets(np.array([-2.0, 2.0])), [-0.7, 0.55])
+    for scale, message in [({'elbow': 0.125, 'wrist': 0.25, 'shoulder': 0.25}, r"action_scale names \['wrist'\]"),
+                           ({'elbow': 0.125}, r"action_scale gives no value for joint 'shoulder'"),
+                           ({'elbow': 0.0, 'shoulder': 0.25}, r'action_scale must be > 0'),
+                           ('big', r'action_scale must be a number or a mapping')]:
+        with pytest.raises(TaskConfigError, match=message):
+            build(tmp_path, arm_task(tmp_path, actuation={**actuation, 'action_scale': scale}))
+
+
+# A robot MJCF without a scene: a floating box with a flap, gravity on, no floor (the bare robot
+# file of a Menagerie-class robot, before its scene.xml adds the floor).
+NO_FLOOR = """<mujoco model="bare">
+  <worldbody>
+    <body name="trunk" pos="0 0 0.5"><freejoint/><geom type="box" size="0.1 0.1 0.1" mass="2"/>
+      <body name="flap" pos="0.1 0 0"><joint name="hinge" axis="0 1 0" range="-0.5 0.5"/>
+        <geom type="box" size="0.05 0.02 0.01" pos="0.05 0 0" mass="0.1"/></body></body>
+  </worldbody>
+  <actuator><motor joint="hinge" ctrlrange="-1 1"/></actuator>
+</mujoco>
+"""
+
+
+def test_a_floating_base_without_a_floor_is_refused_or_gets_one_by_option(tmp_path):
+    """A free-floating robot with no floor fell out of the world; now it is refused with the option
+    to set, `env.add_floor: true` adds a floor plane it stands on, `add_floor: false` accepts a
+    model meant to float, and add_floor on a model that has a floor is refused."""
+    (tmp_path / 'bare.xml').write_text(NO_FLOOR)
+    data = {'name': 'bare', 'env': {'model': 'bare.xml', 'max_episode_steps': 500, 'best_return': 1},
+            'sensors': {'joints': ['hinge']}, 'reward': {'alive': 1.0}}
+
+    def make(**env) -> DistillEnv:
+        path = tmp_path / 'bare.yaml'
+        path.write_text(yaml.safe_dump({**data, 'env': {**data['env'], **env}}))
+        return DistillEnv(load_task(path), randomize=False, sensor_noise=False, latency=False)
+
+    with pytest.raises(TaskConfigError, match=r"bare.yaml: the model has a floating base \(a free joint\) but no "
+                                              r"floor.*add `add_floor: true` to the task's env section"):
+        make()
+    heights = {}
+    for add_floor in (True, False):
+        env = make(add_floor=add_floor)
+        env.reset(seed=0)
+        for _ in range(500):                                           # 1 s
+            env.step(np.zeros(1))
+        heights[add_floor] = env.data.body('trunk').xpos[2]
+    assert heights[True] == pytest.approx(0.1, abs=0.01)              # resting on the floor
+    assert heights[False] < -3.0                                      # falling, as asked
+    (tmp_path / 'models').mkdir()
+    arm = arm_task(tmp_path)
+    floor = FLOATING_BASE.format(iquat='1 0 0 0', inertia='0.1 0.02 0.09')   # has a ground plane
+    (tmp_path / 'base.xml').write_text(floor)
+    data = {**data, 'env': {**data['env'], 'model': 'base.xml'}, 'sensors': {'joints': ['knee']}}
+    with pytest.raises(TaskConfigError, match=r"env.add_floor is true but the model has a floor already \(geoms "
+                                              r"\['ground'\]\); drop env.add_floor"):
+        make(add_floor=True)
+    arm['env']['add_floor'] = True
+    build(tmp_path, arm)                                              # a fixed arm may have a floor added
+    assert DistillEnv('quadruped').model.geom('floor').type == 0      # ours has a floor plane: unchanged

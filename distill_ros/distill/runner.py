@@ -47,7 +47,7 @@ def load_data(dataset: str | Path | None, bag: str | Path | None, out: Path, tas
         if not (folder / 'manifest.json').is_file():
             env = DistillEnv(task or 'cartpole')
             spec = DatasetSpec.for_env(env, teacher=True)
-            stats = bag_to_dataset(bag, folder, spec, env.task.imu_body is not None, topic_map(topics), progress=True)
+            stats = bag_to_dataset(bag, folder, spec, env.task.has_imu, topic_map(topics), progress=True)
             log(f'{bag} -> {folder}: {stats.episodes} episodes, {stats.samples} samples')
         dataset = folder
     data = load_dataset(dataset)

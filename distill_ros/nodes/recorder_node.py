@@ -66,7 +66,7 @@ class RecorderNode(FinishingNode):
             raise ParameterError("parameters 'dataset' and 'bag' are both empty; set at least one")
         env = DistillEnv(p['task'])
         spec = DatasetSpec.for_env(env, teacher=p['teacher'])
-        has_imu = env.task.imu_body is not None
+        has_imu = env.task.has_imu
         env.close()
         # Shards are written on a worker thread so a slow disk flush never stalls the subscriptions.
         self.writer = BackgroundWriter(DatasetWriter(p['dataset'], spec)) if p['dataset'] else None

@@ -101,7 +101,7 @@ class SimNode(FinishingNode):
         self.step_names = [*STEP_FIELDS, *(['sample_age'] if self.age_index is not None else []),
                            *(f'action/{name}' for name in self.env.action_names)]
         self.dt_ns = round(self.env.dt * NS_PER_S)
-        self.has_imu = self.env.task.imu_body is not None
+        self.has_imu = self.env.task.has_imu
         self.velocity_command = None   # command_source cmd_vel: the newest Twist, zero after its timeout
         if p['command_source'] == CMD_VEL:
             if not self.env.task.command:

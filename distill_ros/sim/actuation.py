@@ -1,6 +1,6 @@
 """Per-joint actuation values of a task, resolved against the joints a policy drives.
 
-A task's `actuation` gives kp, kd, the default pose and torque limits as one number for every
+A task's `actuation` gives kp, kd, the default pose, action scale and torque limits as one number for every
 joint or as `{joint name or regex: number}` (e.g. `'.*_calf_joint': 45.0`). `resolve` turns
 them into vectors in action order; the simulator and the student controller both call it, so
 the pose the simulator trains around is the pose the controller commands around. No mujoco
@@ -62,7 +62,7 @@ class PositionActuation:
     kd: np.ndarray
     default_pose: np.ndarray
     torque_limit: np.ndarray
-    action_scale: float | np.ndarray   # one number, or one per joint (in `joints` order)
+    action_scale: np.ndarray
     action_clip: float
     decimation: int
 
@@ -81,7 +81,7 @@ def resolve(actuation: Actuation, joints: Sequence[str], source: str = '') -> Po
         return joint_values(getattr(actuation, key), joints, f'actuation.{key}', source)
 
     return PositionActuation(joints, values('kp'), values('kd'), values('default_pose'), values('torque_limit'),
-                             actuation.action_scale, actuation.action_clip, actuation.decimation)
+                             values('action_scale'), actuation.action_clip, actuation.decimation)
 
 
 def deployment_record(position: PositionActuation | None, rate_hz: float, action_names: Sequence[str]) -> dict:

@@ -79,7 +79,8 @@ def task_from_contract(contract: PolicyContract, model: str | Path, name: str, o
     extra = [j for j in facts['motors'] if j not in contract.joints]
     if unactuated or extra:
         raise ContractError(f'{where}: the policy drives {list(contract.joints)}; {model.name} has motors on '
-                            f'{list(facts["motors"])} (without a motor: {unactuated}; not driven by the policy: {extra})')
+                            f'{list(facts["motors"])} (without a motor: {unactuated}; not driven by the policy: '
+                            f'{extra})')
     if facts['base'] is None:
         raise ContractError(f'{model}: no free joint; a legged robot\'s base must float (a <freejoint/> on its base)')
     if contract.stiffness is None or contract.damping is None:
@@ -96,6 +97,7 @@ def task_from_contract(contract: PolicyContract, model: str | Path, name: str, o
     if contract.action_offset != contract.default_joint_pos:
         raise ContractError(f'{where}: the action offset differs from the default pose; the task\'s position targets '
                             f'are default_pose + action_scale * action')
+    limits = {j: facts['motors'][j] for j in contract.joints if math.isfinite(facts['motors'][j])}
     command = dict(DEFAULT_COMMAND)
     for key, value in contract.command_ranges.items():
         if key in COMMAND_KEYS:
@@ -117,16 +119,15 @@ def task_from_contract(contract: PolicyContract, model: str | Path, name: str, o
         [t.name for t in contract.observation.terms] else []
     return {
         'name': name,
-        'description': f'{model.name} driven as {where} says (written by distill-ros make-task): PD {contract.step_dt} s '
-                       f'policy period, the contract\'s observation terms for the teacher, encoders, IMU and the '
-                       f'velocity command for the student.',
+        'description': f'{model.name} driven as {where} says (written by distill-ros make-task): PD, '
+                       f'{contract.step_dt} s policy period, the contract\'s observation terms for the teacher, '
+                       f'encoders, IMU and the velocity command for the student.',
         'env': env,
         'actuation': {'type': 'position', 'kp': contract.by_joint(contract.stiffness),
-                      'kd': contract.by_joint(contract.damping), 'default_pose': contract.by_joint(contract.default_joint_pos),
+                      'kd': contract.by_joint(contract.damping),
+                      'default_pose': contract.by_joint(contract.default_joint_pos),
                       'action_scale': contract.by_joint(contract.action_scale), 'action_clip': clip,
-                      'torque_limit': {j: facts['motors'][j] for j in contract.joints if math.isfinite(facts['motors'][j])}
-                      or math.inf,
-                      'decimation': int(round(decimation))},
+                      **({'torque_limit': limits} if limits else {}), 'decimation': int(round(decimation))},
         'imu': {'site': facts['imu_site']} if facts['imu_site'] else {'body': facts['base']},
         'sensors': {'joints': list(contract.joints), 'joint_velocity': True, **SENSOR_NOISE},
         **({'privileged': privileged} if privileged else {}),

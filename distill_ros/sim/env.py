@@ -55,12 +55,15 @@ class DistillEnv(gym.Env):
                                  **self.task.env_kwargs).unwrapped
             self.model: mujoco.MjModel = self._env.model
             self.data: mujoco.MjData = self._env.data
+            self.decimation: int = int(self._env.frame_skip)   # physics steps per policy step
             self.dt: float = float(self._env.dt)
         else:
             self._env = None
             self.model = mj.mjcf_model(self.task)
             self.data = mujoco.MjData(self.model)
-            self.dt = float(self.model.opt.timestep) * self.task.actuation.decimation
+            self.decimation = self.task.actuation.decimation
+            self.dt = float(self.model.opt.timestep) * self.decimation
+        self.physics_timestep: float = float(self.model.opt.timestep)
         self.command = np.zeros(len(COMMAND_ELEMENTS))
         self._setup_sensors()
         self._setup_privileged()
@@ -129,7 +132,7 @@ class DistillEnv(gym.Env):
             if int(model.jnt_type[j]) not in (int(mujoco.mjtJoint.mjJNT_HINGE), int(mujoco.mjtJoint.mjJNT_SLIDE)):
                 raise TaskConfigError(f'{task.source}: sensors.joints entry {name!r} is not a hinge or slide '
                                       f'joint; encoders measure one degree of freedom')
-        has_imu = task.imu_body is not None
+        has_imu = task.has_imu
         self.sensor_builder = SensorObsBuilder(task.sensor_joints, task.joint_velocity, has_imu,
                                                command=bool(task.command), sample_age=task.sample_age)
         self.sensor_spec: ObsSpec = self.sensor_builder.spec
@@ -178,11 +181,12 @@ class DistillEnv(gym.Env):
             return
         task, model = self.task, self.model
         qpos_names = mj.qpos_names(model)
-        unknown = [e for e in task.qpos_exclude if e not in qpos_names]
+        exclude = [self._root_alias(e, qpos_names) for e in task.qpos_exclude]
+        unknown = [e for e, name in zip(task.qpos_exclude, exclude) if name not in qpos_names]
         if unknown:
             raise TaskConfigError(f'{task.source}: privileged.qpos_exclude names {unknown} not in the '
                                   f'model; qpos entries are {qpos_names}')
-        self._qpos_keep = np.array([i for i, name in enumerate(qpos_names) if name not in task.qpos_exclude])
+        self._qpos_keep = np.array([i for i, name in enumerate(qpos_names) if name not in exclude])
         fields = [Field('qpos', tuple(qpos_names[i] for i in self._qpos_keep)),
                   Field('qvel', tuple(mj.qvel_names(model)))]
         self._contact_ids = np.array([mj.name_id(model, mujoco.mjtObj.mjOBJ_BODY, b, 'privileged.contact_bodies '
@@ -282,6 +286,15 @@ class DistillEnv(gym.Env):
         if ct.RAW_SAMPLE_AGE in needs:
             raw[ct.RAW_SAMPLE_AGE] = np.array([self.latency_steps * self.dt])
         return raw
+    def _root_alias(self, element: str, qpos_names: list[str]) -> str:
+        """`root/<e>` in privileged.qpos_exclude names the model's one free joint's element `<e>`
+        whatever the joint is called (`floating_base/x` say), so the documented
+        `qpos_exclude: [root/x, root/y]` fits any floating-base robot; the layout keeps the model's name."""
+        joint, _, suffix = element.partition('/')
+        if joint != mj.ROOT or element in qpos_names:
+            return element
+        free = mj.free_joint_name(self.model)
+        return f'{free}/{suffix}' if free is not None else element
 
     # ---------------------------------------------------------------- episode
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):

@@ -13,12 +13,15 @@ import mujoco
 
 from distill_ros.sim.task import TaskConfigError, TaskSpec
 
-IMU_SITE = 'imu'
-IMU_GYRO = 'imu_gyro'
-IMU_ACCEL = 'imu_accel'
-IMU_QUAT = 'imu_quat'
-ENCODER_POSITION = 'encoder_position/'
-ENCODER_VELOCITY = 'encoder_velocity/'
+# What the task adds to a model is named under `distill_ros/`, so it cannot clash with a robot's own
+# elements: a robot's MJCF often has a site `imu` and sensors `imu_gyro`, `imu_quat` of its own.
+PREFIX = 'distill_ros/'
+IMU_SITE = PREFIX + 'imu'
+IMU_GYRO = PREFIX + 'imu_gyro'
+IMU_ACCEL = PREFIX + 'imu_accel'
+IMU_QUAT = PREFIX + 'imu_quat'
+ENCODER_POSITION = PREFIX + 'encoder_position/'
+ENCODER_VELOCITY = PREFIX + 'encoder_velocity/'
 
 
 @functools.cache
@@ -63,16 +66,24 @@ def model_xml(task: TaskSpec) -> str:
         ET.SubElement(sensor, 'jointpos', name=ENCODER_POSITION + joint, joint=joint)
         if task.joint_velocity:
             ET.SubElement(sensor, 'jointvel', name=ENCODER_VELOCITY + joint, joint=joint)
-    if task.imu_body is not None:
+    site = IMU_SITE
+    if task.imu_site is not None:
+        if root.find(f".//site[@name='{task.imu_site}']") is None:
+            names = [s.get('name') for s in root.iter('site')]
+            raise TaskConfigError(f'{task.source}: imu.site {task.imu_site!r} is not a site of the model; '
+                                  f'sites are {names}')
+        site = task.imu_site
+    elif task.imu_body is not None:
         body = root.find(f".//body[@name='{task.imu_body}']")
         if body is None:
             names = [b.get('name') for b in root.iter('body')]
             raise TaskConfigError(f'{task.source}: imu.body {task.imu_body!r} is not a body of the model; '
                                   f'bodies are {names}')
         ET.SubElement(body, 'site', name=IMU_SITE, pos=' '.join(map(str, task.imu_pos)), size='0.01')
-        ET.SubElement(sensor, 'gyro', name=IMU_GYRO, site=IMU_SITE)
-        ET.SubElement(sensor, 'accelerometer', name=IMU_ACCEL, site=IMU_SITE)
-        ET.SubElement(sensor, 'framequat', name=IMU_QUAT, objtype='site', objname=IMU_SITE)
+    if task.has_imu:
+        ET.SubElement(sensor, 'gyro', name=IMU_GYRO, site=site)
+        ET.SubElement(sensor, 'accelerometer', name=IMU_ACCEL, site=site)
+        ET.SubElement(sensor, 'framequat', name=IMU_QUAT, objtype='site', objname=site)
     return ET.tostring(root, encoding='unicode')
 
 
@@ -120,6 +131,8 @@ def mjcf_model(task: TaskSpec) -> mujoco.MjModel:
         except ValueError as exc:
             raise TaskConfigError(f'{task.source}: env.model {task.model_file} is not a valid MuJoCo model: '
                                   f'{exc}') from None
+    if task.timestep:
+        spec.option.timestep = task.timestep   # env.timestep; the policy period is timestep * decimation
     joints = [j.name for j in spec.joints]
     for joint in task.sensor_joints:
         if joint not in joints:
@@ -130,20 +143,56 @@ def mjcf_model(task: TaskSpec) -> mujoco.MjModel:
         if task.joint_velocity:
             spec.add_sensor(name=ENCODER_VELOCITY + joint, type=mujoco.mjtSensor.mjSENS_JOINTVEL,
                             objtype=mujoco.mjtObj.mjOBJ_JOINT, objname=joint)
-    if task.imu_body is not None:
+    site_name = IMU_SITE
+    if task.imu_site is not None:
+        if spec.site(task.imu_site) is None:
+            raise TaskConfigError(f'{task.source}: imu.site {task.imu_site!r} is not a site of the model; '
+                                  f'sites are {[s.name for s in spec.sites]}')
+        site_name = task.imu_site   # the model's own IMU site: its body, position and frame
+    elif task.imu_body is not None:
         body = spec.body(task.imu_body)
         if body is None:
             raise TaskConfigError(f'{task.source}: imu.body {task.imu_body!r} is not a body of the model; '
                                   f'bodies are {[b.name for b in spec.bodies]}')
         body.add_site(name=IMU_SITE, pos=list(task.imu_pos), size=[0.01, 0.0, 0.0])
-        site = {'objtype': mujoco.mjtObj.mjOBJ_SITE, 'objname': IMU_SITE}
+    if task.has_imu:
+        site = {'objtype': mujoco.mjtObj.mjOBJ_SITE, 'objname': site_name}
         spec.add_sensor(name=IMU_GYRO, type=mujoco.mjtSensor.mjSENS_GYRO, **site)
         spec.add_sensor(name=IMU_ACCEL, type=mujoco.mjtSensor.mjSENS_ACCELEROMETER, **site)
         spec.add_sensor(name=IMU_QUAT, type=mujoco.mjtSensor.mjSENS_FRAMEQUAT, **site)
+    model = _compile(spec, task)
+    ground = _ground_geoms(model)
+    if task.add_floor and ground:
+        raise TaskConfigError(f'{task.source}: env.add_floor is true but the model has a floor already (geoms '
+                              f'{ground[:3]}); drop env.add_floor')
+    if task.add_floor:
+        spec.worldbody.add_geom(name=FLOOR, type=mujoco.mjtGeom.mjGEOM_PLANE, size=[0.0, 0.0, 0.05],
+                                contype=1, conaffinity=1)   # collides with every geom of contype or conaffinity 1
+        spec.worldbody.add_light(name=PREFIX + 'light', pos=[0.0, 0.0, 3.0], dir=[0.0, 0.0, -1.0])
+        return _compile(spec, task)
+    has_free = any(model.jnt_type[j] == mujoco.mjtJoint.mjJNT_FREE for j in range(model.njnt))
+    if has_free and not ground and task.add_floor is None:
+        raise TaskConfigError(f'{task.source}: the model has a floating base (a free joint) but no floor (no '
+                              f'collidable geom fixed to the world), so the robot would fall forever; add '
+                              f'`add_floor: true` to the task\'s env section (or `add_floor: false` if it should '
+                              f'float)')
+    return model
+
+
+FLOOR = PREFIX + 'floor'
+
+
+def _compile(spec: mujoco.MjSpec, task: TaskSpec) -> mujoco.MjModel:
     try:
         return spec.compile()
     except ValueError as exc:
         raise TaskConfigError(f'{task.source}: the model does not compile with the task\'s sensors: {exc}') from None
+
+
+def _ground_geoms(model: mujoco.MjModel) -> list[str]:
+    """Names of the collidable geoms fixed to the world (a floor plane, a height field, terrain boxes)."""
+    return [mujoco.mj_id2name(model, mujoco.mjtObj.mjOBJ_GEOM, g) or f'geom {g}' for g in range(model.ngeom)
+            if model.body_weldid[model.geom_bodyid[g]] == 0 and (model.geom_contype[g] or model.geom_conaffinity[g])]
 
 
 def name_id(model: mujoco.MjModel, kind: mujoco.mjtObj, name: str, what: str, source: str) -> int:
@@ -163,10 +212,40 @@ _QVEL_SUFFIX = {int(mujoco.mjtJoint.mjJNT_FREE): ('vx', 'vy', 'vz', 'wx', 'wy', 
                 int(mujoco.mjtJoint.mjJNT_BALL): ('wx', 'wy', 'wz')}
 
 
+ROOT = 'root'
+
+
+def joint_names(model: mujoco.MjModel) -> list[str]:
+    """Each joint's name as the task's layouts use it: the model's name; an unnamed free joint (a
+    floating base written `<freejoint/>`) is `root` (then `root_1`, ...), so its elements read
+    `root/x` ... whatever the model calls it; any other unnamed joint is `joint<id>`. A model's
+    own names are kept as they are (the built-in tasks' layouts depend on them)."""
+    names = [mujoco.mj_id2name(model, mujoco.mjtObj.mjOBJ_JOINT, j) for j in range(model.njnt)]
+    taken = set(filter(None, names))
+    for j, name in enumerate(names):
+        if name:
+            continue
+        if model.jnt_type[j] == mujoco.mjtJoint.mjJNT_FREE:
+            candidate, n = ROOT, 0
+            while candidate in taken:
+                n += 1
+                candidate = f'{ROOT}_{n}'
+        else:
+            candidate = f'joint{j}'
+        names[j] = candidate
+        taken.add(candidate)
+    return names
+
+
+def free_joint_name(model: mujoco.MjModel) -> str | None:
+    """The name (`joint_names`) of the model's one free joint; None without one or with several."""
+    free = [j for j in range(model.njnt) if model.jnt_type[j] == mujoco.mjtJoint.mjJNT_FREE]
+    return joint_names(model)[free[0]] if len(free) == 1 else None
+
+
 def _element_names(model: mujoco.MjModel, suffixes: dict[int, tuple[str, ...]]) -> list[str]:
     names = []
-    for j in range(model.njnt):
-        name = mujoco.mj_id2name(model, mujoco.mjtObj.mjOBJ_JOINT, j)
+    for j, name in enumerate(joint_names(model)):
         suffix = suffixes.get(int(model.jnt_type[j]))
         names += [f'{name}/{s}' for s in suffix] if suffix else [name]
     return names
@@ -184,5 +263,5 @@ def qvel_names(model: mujoco.MjModel) -> list[str]:
 
 def actuator_names(model: mujoco.MjModel) -> list[str]:
     """Action names: the joint each actuator drives, as ros2_control command interfaces name them."""
-    return [mujoco.mj_id2name(model, mujoco.mjtObj.mjOBJ_JOINT, model.actuator_trnid[a, 0])
-            for a in range(model.nu)]
+    names = joint_names(model)
+    return [names[model.actuator_trnid[a, 0]] for a in range(model.nu)]

@@ -3,7 +3,9 @@
 Gymnasium's tasks bring their own; a robot's MJCF does not, so the task names weighted terms in the
 style of legged_gym (velocity-command tracking, penalties on torque, action rate, base orientation
 and height) and termination rules. Each policy step the reward is sum(weight * term); the formulas
-are in docs/tasks.md. Velocities are the base's, in the base frame.
+are in docs/tasks.md. Velocities are the base's, at the base body's origin in the base body's frame
+(`mjOBJ_XBODY`), never in its inertial frame: a model may rotate and offset its base inertia as it
+likes (a Menagerie Go2's is turned about 90 degrees), and that must not swap the velocity's axes.
 """
 from __future__ import annotations
 
@@ -69,7 +71,9 @@ class Reward:
         m, d = self.model, self.data
         if self.base >= 0:
             rotation = d.xmat[self.base].reshape(3, 3)        # base -> world
-            mujoco.mj_objectVelocity(m, d, mujoco.mjtObj.mjOBJ_BODY, self.base, self._velocity, 1)
+            # mjOBJ_XBODY: the body frame; mjOBJ_BODY would be the inertial frame (at the centre of
+            # mass, along the principal axes), which is the body frame only when the model says so.
+            mujoco.mj_objectVelocity(m, d, mujoco.mjtObj.mjOBJ_XBODY, self.base, self._velocity, 1)
             angular, linear = self._velocity[:3], self._velocity[3:]   # in the base frame
             gravity = -rotation[2]                             # projected gravity, base frame
             height = float(d.xpos[self.base, 2])

@@ -80,7 +80,7 @@ class Actuation:
     kp: JointValues = 0.0
     kd: JointValues = 0.0
     default_pose: JointValues = 0.0
-    action_scale: float = 1.0
+    action_scale: JointValues = 1.0   # per joint too: legged policies scale hips 0.125, thighs and calves 0.25
     action_clip: float = 1.0
     torque_limit: JointValues = math.inf
     decimation: int = 1
@@ -153,10 +153,18 @@ class TaskSpec:
     # The teacher's observation as a list of terms (contract.ObsGroup), as a policy trained elsewhere
     # reads it (Isaac Lab / mjlab / legged_gym); None: the raw privileged fields (qpos, qvel, ...).
     teacher_observation: Any = None
+    imu_site: str | None = None   # the model's own IMU site (imu.site) instead of one added on imu_body
+    timestep: float = 0.0         # env.timestep: the physics step (s) of a model-file task; 0: the model's
+    add_floor: bool | None = None   # env.add_floor: true adds a floor plane; false: none wanted; unset: the model's
 
     @property
     def is_gymnasium(self) -> bool:
         return bool(self.env_id)
+
+    @property
+    def has_imu(self) -> bool:
+        """Whether the robot has an IMU: a site the task adds (imu.body) or the model's own (imu.site)."""
+        return self.imu_body is not None or self.imu_site is not None
 
 
 RANDOMIZABLE = ('mass_scale', 'friction_scale', 'motor_strength', 'joint_damping_scale')
@@ -241,10 +249,12 @@ def _actuation(data: dict, where: str) -> Actuation:
             raise TaskConfigError(f'{where}: missing key {key!r} (type position)')
     values = {key: _joint_values(data[key], f'{where}.{key}') for key in ('kp', 'kd', 'default_pose')}
     values['torque_limit'] = _joint_values(data.get('torque_limit', math.inf), f'{where}.torque_limit')
+    values['action_scale'] = _joint_values(data.get('action_scale', 1.0), f'{where}.action_scale')
+    values['action_clip'] = _get(data, 'action_clip', float, where, 1.0)
     for key in ('action_scale', 'action_clip'):
-        values[key] = _get(data, key, float, where, 1.0)
-        if values[key] <= 0:
-            raise TaskConfigError(f'{where}.{key} must be > 0, got {values[key]}')
+        v = values[key]
+        if min(v.values() if isinstance(v, dict) else [v]) <= 0:
+            raise TaskConfigError(f'{where}.{key} must be > 0, got {v}')
     for key in ('kp', 'kd', 'torque_limit'):
         v = values[key]
         if min(v.values() if isinstance(v, dict) else [v]) < 0:
@@ -370,15 +380,57 @@ def _randomization(data: dict, source: str) -> dict[str, Distribution]:
     return randomization
 
 
+IMU_KEYS = ('body', 'pos', 'site')
+
+
+def _imu(imu: dict, source: str) -> tuple[str | None, str | None, tuple[float, float, float]]:
+    """(imu.body, imu.site, imu.pos): a site the task adds on `body` at `pos`, or the model's own
+    `site` (a robot's MJCF often has one where the real IMU sits; its frame is the IMU's)."""
+    unknown = sorted(set(imu) - set(IMU_KEYS))
+    if unknown:
+        raise TaskConfigError(f'{source}: imu: unknown keys {unknown}; expected some of {list(IMU_KEYS)}')
+    body, site = imu.get('body'), imu.get('site')
+    for key, value in (('body', body), ('site', site)):
+        if value is not None and not isinstance(value, str):
+            raise TaskConfigError(f'{source}: imu.{key} must be a name (str), got {value!r}')
+    if site is not None and ({'body', 'pos'} & set(imu)):
+        raise TaskConfigError(f'{source}: imu.site {site!r} is the model\'s own site, which fixes the IMU\'s body, '
+                              f'position and frame; drop imu.{" and imu.".join(sorted({"body", "pos"} & set(imu)))}, '
+                              f'or drop imu.site to add a site on imu.body at imu.pos')
+    pos = imu.get('pos', [0.0, 0.0, 0.0])
+    if (not isinstance(pos, list) or len(pos) != 3
+            or not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in pos)):
+        raise TaskConfigError(f'{source}: imu.pos must be [x, y, z], got {pos!r}')
+    return body, site, (float(pos[0]), float(pos[1]), float(pos[2]))
+
+
+# Every key a task YAML may hold, by section: anything else is refused rather than silently ignored
+# (a misspelt or unsupported key would otherwise leave the task as if it were not there).
+TASK_KEYS = ('name', 'description', 'env', 'model', 'imu', 'sensors', 'privileged', 'randomization', 'actuation',
+             'command', 'reward', 'terminate', 'observation')
+ENV_KEYS = ('id', 'model', 'menagerie', 'kwargs', 'max_episode_steps', 'best_return', 'reset_noise_scale',
+            'base_body', 'timestep', 'add_floor')
+SENSOR_KEYS = ('joints', 'joint_velocity', 'encoder', 'imu', 'latency_steps', 'sample_age')
+PRIVILEGED_KEYS = ('qpos_exclude', 'contact_bodies', 'contact_force_clip', 'sensor_fields')
+MODEL_KEYS = ('name_bodies',)
+
+
+def _known_keys(section: dict, known: tuple[str, ...], where: str) -> None:
+    unknown = [key for key in section if key not in known]
+    if unknown:
+        raise TaskConfigError(f'{where}: unknown keys {unknown}; expected some of {list(known)}')
+
+
 def _check_source_keys(data: dict, env: dict, env_id: str, source: str) -> None:
     """The sections of a task on a model file are refused on a gymnasium task, and the reverse."""
     mjcf_only = [key for key in ('reward', 'terminate', 'command', 'actuation') if key in data]
     if env_id and mjcf_only:
         raise TaskConfigError(f'{source}: {mjcf_only} are for tasks on a model file (env.model or env.menagerie); '
                               f'gymnasium env {env_id!r} has its own reward, termination and torque actuation')
-    for key in ('base_body', 'reset_noise_scale'):
+    for key in ('base_body', 'reset_noise_scale', 'timestep', 'add_floor'):
         if env_id and key in env:
-            raise TaskConfigError(f'{source}: env.{key} is for tasks on a model file; gymnasium takes env.kwargs')
+            raise TaskConfigError(f'{source}: env.{key} is for tasks on a model file; gymnasium takes env.kwargs '
+                                  f'(its environment\'s own timestep and frame_skip)')
     if not env_id and 'kwargs' in env:
         raise TaskConfigError(f'{source}: env.kwargs is for gymnasium tasks (env.id)')
 
@@ -413,18 +465,21 @@ def parse_task(data: dict, source: str = '<dict>', base_dir: Path | None = None)
     path is taken from `base_dir` (the YAML's folder; default: the working directory)."""
     if not isinstance(data, dict):
         raise TaskConfigError(f'{source}: a task file must hold a mapping, got {type(data).__name__}')
+    _known_keys(data, TASK_KEYS, source)
     env = _get(data, 'env', dict, source)
     sensors = _get(data, 'sensors', dict, source)
     privileged = _get(data, 'privileged', dict, source, {})
     imu = _get(data, 'imu', dict, source, {})
+    model = _get(data, 'model', dict, source, {})
+    for section, known, key in ((env, ENV_KEYS, 'env'), (sensors, SENSOR_KEYS, 'sensors'),
+                                (privileged, PRIVILEGED_KEYS, 'privileged'), (model, MODEL_KEYS, 'model')):
+        _known_keys(section, known, f'{source}: {key}')
     latency = _latency(sensors.get('latency_steps', 0), source)
     randomization = _randomization(_get(data, 'randomization', dict, source, {}), source)
     joints = _get(sensors, 'joints', list, f'{source}: sensors')
     if not joints or not all(isinstance(j, str) for j in joints):
         raise TaskConfigError(f'{source}: sensors.joints must be a non-empty list of joint names')
-    imu_pos = imu.get('pos', [0.0, 0.0, 0.0])
-    if not isinstance(imu_pos, list) or len(imu_pos) != 3:
-        raise TaskConfigError(f'{source}: imu.pos must be [x, y, z], got {imu_pos!r}')
+    imu_body, imu_site, imu_pos = _imu(imu, source)
     env_id, model_file, menagerie = _model_source(env, f'{source}: env', base_dir)
     _check_source_keys(data, env, env_id, source)
     reward = _reward(_get(data, 'reward', dict, source, {}), f'{source}: reward')
@@ -436,6 +491,10 @@ def parse_task(data: dict, source: str = '<dict>', base_dir: Path | None = None)
     max_steps = _get(env, 'max_episode_steps', int, f'{source}: env')
     if max_steps <= 0:
         raise TaskConfigError(f'{source}: env.max_episode_steps must be > 0, got {max_steps}')
+    timestep = _get(env, 'timestep', float, f'{source}: env', 0.0)
+    if 'timestep' in env and not 0.0 < timestep <= 0.1:
+        raise TaskConfigError(f'{source}: env.timestep must be a physics step in seconds, 0 < timestep <= 0.1, '
+                              f'got {timestep}')
     return TaskSpec(
         name=_get(data, 'name', str, source),
         description=str(data.get('description', '')).strip(),
@@ -443,8 +502,9 @@ def parse_task(data: dict, source: str = '<dict>', base_dir: Path | None = None)
         env_kwargs=dict(_get(env, 'kwargs', dict, f'{source}: env', {})),
         max_episode_steps=max_steps,
         best_return=_get(env, 'best_return', float, f'{source}: env'),
-        imu_body=imu.get('body'),
-        imu_pos=tuple(float(v) for v in imu_pos),
+        imu_body=imu_body,
+        imu_site=imu_site,
+        imu_pos=imu_pos,
         sensor_joints=tuple(joints),
         joint_velocity=_get(sensors, 'joint_velocity', bool, f'{source}: sensors', False),
         encoder=_nonnegative(EncoderNoise, sensors.get('encoder', {}) or {}, f'{source}: sensors.encoder'),
@@ -456,8 +516,7 @@ def parse_task(data: dict, source: str = '<dict>', base_dir: Path | None = None)
         contact_force_clip=_get(privileged, 'contact_force_clip', float, f'{source}: privileged', 1e3),
         sensor_fields=tuple(_get(privileged, 'sensor_fields', list, f'{source}: privileged', [])),
         randomization=randomization,
-        name_bodies={str(k): str(v) for k, v in _get(_get(data, 'model', dict, source, {}), 'name_bodies', dict,
-                                                      f'{source}: model', {}).items()},
+        name_bodies={str(k): str(v) for k, v in _get(model, 'name_bodies', dict, f'{source}: model', {}).items()},
         source=source,
         model_file=model_file,
         menagerie=menagerie,
@@ -470,6 +529,8 @@ def parse_task(data: dict, source: str = '<dict>', base_dir: Path | None = None)
         teacher_observation=_teacher_observation(
             _get(data, 'observation', dict, source), joints, privileged, randomization, source)
         if 'observation' in data else None,
+        timestep=timestep,
+        add_floor=_get(env, 'add_floor', bool, f'{source}: env') if 'add_floor' in env else None,
     )
 
 
