@@ -235,3 +235,43 @@ def test_a_students_exported_contract_builds_exactly_its_window():
         action = rng.uniform(-1, 1, len(action))
         buffer.set_action(action)
         obs, *_ = env.step(action)
+
+
+def bot_contract(**changes) -> ct.PolicyContract:
+    group = ObsGroup.from_json({'joints': POLICY_JOINTS, 'terms': ISAAC_TERMS})
+    values = dict(observation=group, joints=tuple(POLICY_JOINTS), default_joint_pos=(0.3, -0.2),
+                  action_scale=(0.25, 0.5), action_offset=(0.3, -0.2), stiffness=(20.0, 30.0), damping=(0.5, 0.6),
+                  step_dt=0.02, command_ranges={'lin_vel_x': (-0.8, 0.8)}, source='bot.contract.yaml')
+    values.update(changes)
+    return ct.PolicyContract(**values)
+
+
+def test_a_task_from_the_robot_model_and_the_contract(tmp_path):
+    """make-task's task: the contract's PD, pose and per-joint scale by name, the decimation from the
+    period at the given physics step, a floor added to a model without one, the terms for the teacher;
+    check_contract then finds no disagreement, and names each one it is given."""
+    from distill_ros.sim.contract_task import check_contract, task_from_contract
+
+    (tmp_path / 'robot').mkdir()
+    (tmp_path / 'robot' / 'bot.xml').write_text(ROBOT.replace('<geom name="floor" type="plane" size="5 5 0.1"/>', ''))
+    data = task_from_contract(bot_contract(), tmp_path / 'robot' / 'bot.xml', 'bot', tmp_path, timestep=0.005)
+    assert data['env']['add_floor'] is True and data['env']['model'] == 'robot/bot.xml'
+    assert data['actuation']['decimation'] == 4 and data['actuation']['action_scale'] == {'F_knee': 0.25,
+                                                                                           'R_knee': 0.5}
+    assert data['actuation']['torque_limit'] == {'F_knee': 20.0, 'R_knee': 20.0}   # the model's motors
+    assert data['command']['vx'] == [-0.8, 0.8] and data['imu'] == {'body': 'trunk'}
+    (tmp_path / 'bot.yaml').write_text(yaml.safe_dump(data))
+    env = DistillEnv(load_task(tmp_path / 'bot.yaml'), randomize=False)
+    assert check_contract(bot_contract(), env) == []
+    obs, _ = env.reset(seed=0)
+    for _ in range(25):
+        obs, _, terminated, _, _ = env.step(np.zeros(2))
+    assert not terminated and env.data.qpos[2] > 0.05       # stands on the added floor
+    problems = check_contract(bot_contract(stiffness=(20.0, 35.0), step_dt=0.01), env)
+    assert problems == ['stiffness differs (R_knee: contract 35, task 30)', 'policy period: contract 0.01 s, task 0.02 s']
+    other = bot_contract(observation=ObsGroup.from_json({'joints': POLICY_JOINTS, 'terms': ISAAC_TERMS[1:]}))
+    assert check_contract(other, env)[0].startswith("observation: terms differ: expected ['base_ang_vel'")
+    with pytest.raises(ContractError, match=r"joints \['L_knee'\] are not joints of .*bot.xml"):
+        task_from_contract(bot_contract(joints=('F_knee', 'L_knee')), tmp_path / 'robot' / 'bot.xml', 'bot', tmp_path)
+    with pytest.raises(ContractError, match=r'policy period 0.02 s is not a whole number of physics steps of 0.003'):
+        task_from_contract(bot_contract(), tmp_path / 'robot' / 'bot.xml', 'bot', tmp_path, timestep=0.003)
