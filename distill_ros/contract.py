@@ -375,10 +375,11 @@ class PolicyContract:
         return contract
 
     def check(self) -> None:
-        """The contract agrees with itself: the observation's joints are the action's joints."""
-        if tuple(self.observation.joints) != tuple(self.joints):
-            raise ContractError(f'{self.source}: the observation\'s joints {list(self.observation.joints)} differ from '
-                                f'the action\'s {list(self.joints)}')
+        """The contract agrees with itself: the last action the observation reads is the action's joints."""
+        if 'last_action' in [t.name for t in self.observation.terms] and \
+                tuple(self.observation.action_names) != tuple(self.joints):
+            raise ContractError(f'{self.source}: the observation\'s last action is over '
+                                f'{list(self.observation.action_names)}, the action over {list(self.joints)}')
 
     def by_joint(self, values: Sequence[float] | None) -> dict[str, float] | None:
         return None if values is None else dict(zip(self.joints, (float(v) for v in values)))

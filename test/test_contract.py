@@ -268,7 +268,8 @@ def test_a_task_from_the_robot_model_and_the_contract(tmp_path):
         obs, _, terminated, _, _ = env.step(np.zeros(2))
     assert not terminated and env.data.qpos[2] > 0.05       # stands on the added floor
     problems = check_contract(bot_contract(stiffness=(20.0, 35.0), step_dt=0.01), env)
-    assert problems == ['stiffness differs (R_knee: contract 35, task 30)', 'policy period: contract 0.01 s, task 0.02 s']
+    assert problems == ['stiffness differs (R_knee: contract 35, task 30)',
+                        'policy period: contract 0.01 s, task 0.02 s']
     other = bot_contract(observation=ObsGroup.from_json({'joints': POLICY_JOINTS, 'terms': ISAAC_TERMS[1:]}))
     assert check_contract(other, env)[0].startswith("observation: terms differ: expected ['base_ang_vel'")
     with pytest.raises(ContractError, match=r"joints \['L_knee'\] are not joints of .*bot.xml"):
