@@ -556,3 +556,51 @@ def test_a_floating_base_without_a_floor_is_refused_or_gets_one_by_option(tmp_pa
     arm['env']['add_floor'] = True
     build(tmp_path, arm)                                              # a fixed arm may have a floor added
     assert DistillEnv('quadruped').model.geom('floor').type == 0      # ours has a floor plane: unchanged
+
+
+def test_a_task_given_as_a_file_is_kept_by_dataset_and_checkpoint_and_resolved_downstream(tmp_path):
+    """A task YAML outside the package (a name no built-in has): the dataset and every checkpoint made
+    on it keep its path and hash, so DAgger, evaluation and fine-tuning find it again; a task file
+    changed or moved since is refused in one line, and --task stands in for a moved one."""
+    from distill_ros.data.dataset import load_dataset
+    from distill_ros.distill.config import parse_config
+    from distill_ros.distill.dagger import collect_teacher_dataset
+    from distill_ros.distill.runner import run_distill
+    from distill_ros.paths import config_path
+    from distill_ros.policies import checkpoint as ckpt_io
+    from distill_ros.teachers import shipped_teacher
+
+    task_yaml = (tmp_path / 'tasks' / 'cart_file.yaml')
+    task_yaml.parent.mkdir()
+    task_yaml.write_text(config_path('tasks', 'cartpole.yaml').read_text().replace('name: cartpole', 'name: cart_file'))
+    teacher = ckpt_io.load(shipped_teacher('cartpole'))   # the same robot: its teacher, relabelled for the file task
+    teacher.task = 'cart_file'
+    data = collect_teacher_dataset(str(task_yaml), teacher, tmp_path / 'data', episodes=2, progress=False)
+    assert data.spec.task == 'cart_file' and data.spec.task_file.path == str(task_yaml.resolve())
+    assert load_dataset(tmp_path / 'data').spec.task_file == data.spec.task_file      # kept in the manifest
+    cfg = parse_config({'train': {'steps': 30, 'eval_every': 30, 'batch_size': 64},
+                        'student': {'sizes': {'hidden': [8]}},
+                        'dagger': {'rounds': 1, 'envs': 1, 'episodes_per_round': 1, 'steps_per_round': 10},
+                        'eval': {'episodes': 1}})
+    summary = run_distill(data, teacher, cfg, tmp_path / 'out', progress=False, log=lambda s: None)
+    assert summary['task_file']['sha256'] == data.spec.task_file.sha256 and 'student' in summary['eval']
+    assert load_dataset(tmp_path / 'out' / 'dagger' / 'round1').spec.task_file == data.spec.task_file
+    student = ckpt_io.load(tmp_path / 'out' / 'student')
+    assert student.task_file == data.spec.task_file.to_json()
+    assert student.load_task().name == 'cart_file' and student.deployment['policy_rate_hz'] == 25
+
+    original = task_yaml.read_text()
+    task_yaml.write_text(original + '# edited\n')
+    with pytest.raises(TaskConfigError, match=r'^checkpoint .*student was made on task .cart_file. from '
+                                              r'.*cart_file.yaml \(sha256 [0-9a-f]{12}…\), but .* is sha256 '
+                                              r'[0-9a-f]{12}…: the task changed since'):
+        student.load_task()
+    moved = tmp_path / 'elsewhere.yaml'
+    task_yaml.rename(moved)
+    moved.write_text(original)
+    with pytest.raises(TaskConfigError, match=r'^the dataset was made on task .cart_file. from task file .* which '
+                                              r'no longer exists; .* pass its new path with --task'):
+        data.spec.load_task()
+    assert data.spec.load_task(given=moved).name == 'cart_file'
+    with pytest.raises(TaskConfigError, match=r"was made on task 'cart_file', but cartpole is task 'cartpole'"):
+        data.spec.load_task(given='cartpole')

@@ -1,7 +1,8 @@
 """The dataset format: an append-only folder of per-episode shards with a checksummed manifest.
 
     DATASET/
-      manifest.json               format, task, every field's shape, dtype and element names, and
+      manifest.json               format, task (and the task file a task given as one came from:
+                                  path and sha256), every field's shape, dtype and element names, and
                                   one entry per finished episode: shard file, sample count,
                                   sha256, seed, dynamics, latency
       episodes/000000.safetensors one shard per finished episode: one array per field, first axis
@@ -20,12 +21,15 @@ import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from safetensors.numpy import load_file, save_file
 
 from distill_ros.observation import ObsSpec
+
+if TYPE_CHECKING:
+    from distill_ros.sim.task import TaskFile, TaskSpec
 
 FORMAT = 'distill_ros.dataset/1'
 MANIFEST = 'manifest.json'
@@ -45,6 +49,7 @@ class DatasetSpec:
     privileged: ObsSpec
     action_names: tuple[str, ...]
     teacher: bool = True   # teacher action and distribution recorded
+    task_file: TaskFile | None = None   # a task given as a file: where it was, its hashes (None: built-in)
 
     def fields(self) -> dict[str, tuple[tuple[int, ...], str]]:
         """field name -> (per-sample shape, dtype)."""
@@ -62,19 +67,28 @@ class DatasetSpec:
         return out
 
     def to_json(self) -> dict[str, Any]:
-        return {'task': self.task, 'sensor': self.sensor.to_json(), 'privileged': self.privileged.to_json(),
+        return {'task': self.task, **({'task_file': self.task_file.to_json()} if self.task_file else {}),
+                'sensor': self.sensor.to_json(), 'privileged': self.privileged.to_json(),
                 'action_names': list(self.action_names), 'teacher': self.teacher,
                 'fields': {k: {'shape': list(s), 'dtype': d} for k, (s, d) in self.fields().items()}}
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> DatasetSpec:
+        from distill_ros.sim.task import TaskFile
         return cls(task=data['task'], sensor=ObsSpec.from_json(data['sensor']),
                    privileged=ObsSpec.from_json(data['privileged']), action_names=tuple(data['action_names']),
-                   teacher=bool(data.get('teacher', True)))
+                   teacher=bool(data.get('teacher', True)), task_file=TaskFile.from_json(data.get('task_file')))
 
     @classmethod
     def for_env(cls, env, teacher: bool = True) -> DatasetSpec:
-        return cls(env.task.name, env.sensor_spec, env.privileged_spec, tuple(env.action_names), teacher)
+        return cls(env.task.name, env.sensor_spec, env.privileged_spec, tuple(env.action_names), teacher,
+                   env.task.file)
+
+    def load_task(self, what: str = 'the dataset', given: str | Path | None = None) -> TaskSpec:
+        """The task this data was recorded on (its task file, checked, or the built-in task):
+        `sim.task.resolve_task`."""
+        from distill_ros.sim.task import resolve_task
+        return resolve_task(self.task, self.task_file, what, given)
 
 
 def _sha256(path: Path) -> str:
@@ -105,6 +119,13 @@ class DatasetWriter:
         if manifest_path.exists():
             manifest = _read_manifest(manifest_path)
             existing = DatasetSpec.from_json(manifest['spec'])
+            if existing.task_file != spec.task_file and (existing.task, existing.task_file) != (spec.task, None):
+                was = existing.task_file.path if existing.task_file else 'the built-in task'
+                now = (f'{spec.task_file.path} (sha256 {spec.task_file.sha256[:12]}…)' if spec.task_file
+                       else 'the built-in task')
+                raise DatasetError(f'{self.folder} holds episodes of task {existing.task!r} recorded from {was}'
+                                   f'{f" (sha256 {existing.task_file.sha256[:12]}…)" if existing.task_file else ""}'
+                                   f'; cannot append episodes of {now}: a changed task is a new dataset')
             if existing != spec:
                 raise DatasetError(f'{self.folder} holds a dataset of task {existing.task!r} with another layout; '
                                    f'cannot append episodes of task {spec.task!r} (use a new folder)')

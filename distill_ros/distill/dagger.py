@@ -27,7 +27,7 @@ from distill_ros.distill.labels import policy_std
 from distill_ros.distill.seeds import dagger_seeds
 from distill_ros.policies.actor import Actor
 from distill_ros.policies.checkpoint import Checkpoint
-from distill_ros.sim import PRIVILEGED, SENSOR, DistillEnv
+from distill_ros.sim import PRIVILEGED, SENSOR, DistillEnv, TaskSpec
 from distill_ros.stamps import NS_PER_S
 
 # The fields of a collected episode, in the order the live recorder writes them.
@@ -65,14 +65,15 @@ class Collection:
     state; with probability `beta` its action executes, else the student's (module docstring).
     Each finished episode goes to `writer`; a new seed takes its environment."""
 
-    def __init__(self, task: str, teacher: Checkpoint, seeds: Sequence[int], writer: DatasetWriter,
+    def __init__(self, task: str | TaskSpec, teacher: Checkpoint, seeds: Sequence[int], writer: DatasetWriter,
                  student: Checkpoint | None, beta: float, envs: int, mix_seed: int, max_episode_steps: int,
                  meta: dict, teacher_noise: float):
         self.pool = [DistillEnv(task) for _ in range(min(envs, len(seeds)))]
         teacher.check_env(self.pool[0])
         if student is not None:
             student.check_env(self.pool[0])
-        self.task, self.teacher, self.student, self.writer, self.meta = task, teacher, student, writer, meta
+        self.task = self.pool[0].task.name   # `task` may be a TaskSpec (a task file): episodes record its name
+        self.teacher, self.student, self.writer, self.meta = teacher, student, writer, meta
         self.beta, self.max_episode_steps, self.teacher_noise = beta, max_episode_steps, teacher_noise
         self.rng = np.random.default_rng(mix_seed)
         self.queue = list(seeds)
@@ -161,7 +162,7 @@ class Collection:
             env.close()
 
 
-def collect_episodes(task: str, teacher: Checkpoint, seeds: Sequence[int], writer: DatasetWriter,
+def collect_episodes(task: str | TaskSpec, teacher: Checkpoint, seeds: Sequence[int], writer: DatasetWriter,
                      student: Checkpoint | None = None, beta: float = 1.0, envs: int = 4, mix_seed: int = 0,
                      max_episode_steps: int = 0, progress: bool = True, meta: dict | None = None,
                      teacher_noise: float = 0.0) -> CollectStats:
@@ -178,8 +179,8 @@ def collect_episodes(task: str, teacher: Checkpoint, seeds: Sequence[int], write
     bar = None
     if progress:
         from tqdm import tqdm
-        bar = tqdm(total=len(seeds), desc=f'collecting {task} (beta {beta:.2f})', unit='episode', leave=False,
-                   disable=None)
+        bar = tqdm(total=len(seeds), desc=f'collecting {collection.task} (beta {beta:.2f})', unit='episode',
+                   leave=False, disable=None)
     for i in range(len(collection.pool)):
         collection.start(i)
     while any(e is not None for e in collection.episodes):
@@ -201,7 +202,7 @@ def episode_returns(data: Dataset) -> np.ndarray:
     return np.add.reduceat(np.asarray(data.arrays['reward'], dtype=np.float64), data.episode_starts)
 
 
-def dataset_spec(task: str) -> DatasetSpec:
+def dataset_spec(task: str | TaskSpec) -> DatasetSpec:
     env = DistillEnv(task)
     try:
         return DatasetSpec.for_env(env, teacher=True)
@@ -209,8 +210,9 @@ def dataset_spec(task: str) -> DatasetSpec:
         env.close()
 
 
-def collect_teacher_dataset(task: str, teacher: Checkpoint, out: str | Path, episodes: int, seed_base: int = 0,
-                            envs: int = 4, progress: bool = True, teacher_noise: float = 0.0) -> Dataset:
+def collect_teacher_dataset(task: str | TaskSpec, teacher: Checkpoint, out: str | Path, episodes: int,
+                            seed_base: int = 0, envs: int = 4, progress: bool = True,
+                            teacher_noise: float = 0.0) -> Dataset:
     """Teacher rollouts (the fast in-process equivalent of sim + teacher + recorder nodes)."""
     writer = DatasetWriter(out, dataset_spec(task))
     collect_episodes(task, teacher, list(range(seed_base, seed_base + episodes)), writer, envs=envs,
@@ -230,10 +232,11 @@ class DaggerRound:
     collect_return: float
 
 
-def run_dagger(task: str, teacher: Checkpoint, student: Checkpoint, base: Dataset, cfg: DistillConfig,
+def run_dagger(task: str | TaskSpec, teacher: Checkpoint, student: Checkpoint, base: Dataset, cfg: DistillConfig,
                out: str | Path, train: Callable[..., Checkpoint], progress: bool = True,
                log: Callable[[str], None] = print) -> tuple[Checkpoint, list[DaggerRound]]:
-    """`cfg.dagger.rounds` rounds of collect-with-mixing, aggregate, retrain (`train(data, init, round)`)."""
+    """`cfg.dagger.rounds` rounds of collect-with-mixing on `task` (a built-in name, or the TaskSpec of the
+    dataset's task file: `DatasetSpec.load_task`), aggregate, retrain (`train(data, init, round)`)."""
     from distill_ros.distill.trainer import concat_datasets
     d = cfg.dagger
     out = Path(out)

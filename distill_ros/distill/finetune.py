@@ -282,7 +282,7 @@ class StudentEnvs:
     privileged state) and 'teacher' (the teacher's mean action there, for the regularizer);
     episodes restart by themselves, `time_outs` marks truncations for bootstrapping."""
 
-    def __init__(self, task: str, student: Checkpoint, teacher: Checkpoint, n: int, seed_base: int,
+    def __init__(self, task, student: Checkpoint, teacher: Checkpoint, n: int, seed_base: int,
                  fall_penalty: float = 0.0):
         self.fall_penalty = fall_penalty
         self.pool = [DistillEnv(task) for _ in range(n)]
@@ -483,7 +483,7 @@ class FinetuneRunner:
             buffer.requires_grad_(False)
         actor = StudentActor(self.model, min_std=cfg.actor.min_std, teacher_std=policy_std(teacher.model))
         tensors, meta = load_trainer_state(self.run_dir) if self.resuming else ({}, {})
-        self.task = student.task or teacher.task
+        self.task = (student if student.task else teacher).load_task()   # a task file: checked against its hashes
         self.envs = StudentEnvs(self.task, student, teacher, cfg.env.envs,
                                 finetune_seed(cfg.train.seed) + meta.get('env_steps', 0), cfg.env.fall_penalty)
         self.obs = self.envs.observations()

@@ -97,12 +97,12 @@ def _train_stages(data: Dataset, teacher: Checkpoint, cfg: DistillConfig, out: P
     return student
 
 
-def _evaluate(summary: dict[str, Any], teacher: Checkpoint, student: Checkpoint, cfg: DistillConfig,
+def _evaluate(summary: dict[str, Any], task, teacher: Checkpoint, student: Checkpoint, cfg: DistillConfig,
               progress: bool) -> None:
     """summary['eval']: the teacher, every stage and (after DAgger) the final student on the held-out
     evaluation seeds, each with its ratio to the teacher's mean return."""
     from distill_ros.sim import DistillEnv
-    env = DistillEnv(summary['task'])
+    env = DistillEnv(task)
     seeds = eval_seeds(cfg.eval.episodes)
     summary['eval'] = {'episodes': cfg.eval.episodes,
                        'teacher': summarize(evaluate_checkpoint(teacher, env, seeds, progress=progress))}
@@ -129,7 +129,10 @@ def run_distill(data: Dataset, teacher: Checkpoint, cfg: DistillConfig, out: str
         if not resume and (out / LEARNING_CURVE).exists():
             (out / LEARNING_CURVE).unlink()
     _check_job(data, teacher, cfg, world_size)
-    summary: dict[str, Any] = {'task': data.spec.task, 'teacher': str(teacher.path),
+    task = data.spec.load_task() if cfg.dagger.rounds or cfg.eval.episodes else None   # a task file: checked now
+    summary: dict[str, Any] = {'task': data.spec.task,
+                               **({'task_file': data.spec.task_file.to_json()} if data.spec.task_file else {}),
+                               'teacher': str(teacher.path),
                                'teacher_params': parameter_count(teacher.model), 'dataset': str(data.folder),
                                'samples': len(data),
                                'episodes': len(data.episode_starts), 'config': cfg.to_dict(), 'stages': []}
@@ -138,7 +141,7 @@ def run_distill(data: Dataset, teacher: Checkpoint, cfg: DistillConfig, out: str
         def retrain(dagger_data, init, k):
             return train_dagger_round(dagger_data, teacher, cfg, out, init, k, resume=resume, progress=progress,
                                       on_eval=on_eval)
-        student, rounds = run_dagger(data.spec.task, teacher, student, data, cfg, out, retrain, progress=progress,
+        student, rounds = run_dagger(task, teacher, student, data, cfg, out, retrain, progress=progress,
                                      log=log)
         summary['dagger'] = [dataclasses.asdict(r) for r in rounds]
     if rank == 0:
@@ -147,7 +150,7 @@ def run_distill(data: Dataset, teacher: Checkpoint, cfg: DistillConfig, out: str
         summary['student'] = str(out / 'student')
         summary['student_params'] = parameter_count(student.model)
         if cfg.eval.episodes:
-            _evaluate(summary, teacher, student, cfg, progress)
+            _evaluate(summary, task, teacher, student, cfg, progress)
         (out / 'summary.json').write_text(json.dumps(summary, indent=2) + '\n')
     return summary
 

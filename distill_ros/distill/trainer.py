@@ -80,21 +80,23 @@ def student_checkpoint(student: HistoryPolicy, student_cfg: StudentConfig, data:
     return Checkpoint(
         model=student.eval(), obs_source='sensor', obs_spec=data.spec.sensor, action_names=list(data.spec.action_names),
         action_low=teacher.action_low, action_high=teacher.action_high, task=data.spec.task, role='student',
-        past_actions=student_cfg.past_actions, deployment=task_deployment(data.spec.task),
+        task_file=data.spec.task_file.to_json() if data.spec.task_file else None,
+        past_actions=student_cfg.past_actions, deployment=task_deployment(data.spec),
         provenance=ckpt_io.provenance(task=data.spec.task, run=run, seed=cfg.train.seed,
                                       teacher=str(teacher.path or ''), dataset=str(data.folder),
                                       samples=len(data), episodes=len(data.episode_starts), config=cfg.to_dict()),
         metrics=metrics)
 
 
-def task_deployment(task: str) -> dict[str, Any] | None:
-    """The deployment record of the dataset's task (None when the task cannot be loaded here: the
-    controller then needs the task to find its rate and pose)."""
+def task_deployment(spec) -> dict[str, Any] | None:
+    """The deployment record of a dataset's task (`DatasetSpec`: its task file or built-in name;
+    None when the task cannot be loaded here: the controller then needs the task to find its rate
+    and pose)."""
     from distill_ros.sim.env import deployment
     from distill_ros.sim.task import TaskConfigError
 
     try:
-        return deployment(task)
+        return deployment(spec.load_task())
     except (TaskConfigError, OSError):
         return None
 

@@ -242,7 +242,7 @@ class StudentControllerNode(FinishingNode, LifecycleNode):
                 # the checkpoint's own record first: a robot needs no task YAML and no simulator
                 self.position = (position_from_record(ckpt.deployment, controller.command_joints, str(path))
                                  if ckpt.deployment and 'actuation' in ckpt.deployment
-                                 else position_command(ckpt.task, controller.command_joints))
+                                 else position_command(ckpt.load_task(), controller.command_joints))
             except TaskConfigError as exc:
                 raise ParameterError(f"parameter 'command_interface' position: checkpoint {path}: {exc}") from None
         if p['sensor_check_timeout'] > 0:
@@ -270,7 +270,7 @@ class StudentControllerNode(FinishingNode, LifecycleNode):
         differs from the task's (a student run at another rate than it was trained at falls)."""
         given = self.params['control_rate_hz']
         try:
-            trained = float(ckpt.deployment['policy_rate_hz']) if ckpt.deployment else policy_rate_hz(ckpt.task)
+            trained = float(ckpt.deployment['policy_rate_hz']) if ckpt.deployment else policy_rate_hz(ckpt.load_task())
         except (TaskConfigError, OSError, ValueError) as exc:
             if given > 0:
                 return given

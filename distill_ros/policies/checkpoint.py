@@ -63,6 +63,15 @@ class Checkpoint:
     # What a controller needs of the task (sim.actuation.deployment_record): policy rate, action names,
     # default pose, action scale, PD gains. None in checkpoints written before it existed.
     deployment: dict[str, Any] | None = None
+    # A task given as a file (sim.task.TaskFile.to_json(): path, sha256 of the YAML and its model);
+    # None for a built-in task, which `task` names.
+    task_file: dict[str, str] | None = None
+
+    def load_task(self, given=None):
+        """The task this checkpoint was made on: its task file (checked against the recorded hashes)
+        or the built-in task it names; `given` (a --task path or name) stands in for a moved file."""
+        from distill_ros.sim.task import TaskFile, resolve_task
+        return resolve_task(self.task, TaskFile.from_json(self.task_file), f'checkpoint {self.path or ""}', given)
 
     @property
     def history(self) -> int | None:
@@ -129,6 +138,11 @@ def teacher_terms(env) -> dict[str, Any] | None:
     return None if group is None else group.to_json()
 
 
+def task_file(env) -> dict[str, str] | None:
+    """The task file record of `env`'s task (None for a built-in task)."""
+    return env.task.file.to_json() if getattr(env.task, 'file', None) else None
+
+
 @functools.lru_cache(maxsize=1)
 def git_revision() -> str:
     """The package's git revision ('-dirty' with uncommitted changes), read once per process: a
@@ -155,6 +169,7 @@ def save(ckpt: Checkpoint, folder: str | Path) -> Path:
         'format': FORMAT,
         'role': ckpt.role,
         'task': ckpt.task,
+        **({'task_file': ckpt.task_file} if ckpt.task_file else {}),
         'architecture': ckpt.model.config(),
         'observation': {'source': ckpt.obs_source, 'fields': ckpt.obs_spec.to_json(),
                         **({'terms': ckpt.obs_terms} if ckpt.obs_terms is not None else {}),
@@ -216,7 +231,17 @@ def load(folder: str | Path) -> Checkpoint:
                       action_high=np.asarray(high, dtype=np.float64), task=spec.get('task', ''),
                       role=spec.get('role', 'teacher'), provenance=spec.get('provenance', {}),
                       metrics=spec.get('metrics', {}), path=folder, past_actions=past_actions,
-                      obs_terms=spec['observation'].get('terms'), deployment=_deployment(spec_path, spec))
+                      obs_terms=spec['observation'].get('terms'), deployment=_deployment(spec_path, spec),
+                      task_file=_task_file(spec_path, spec))
+
+
+def _task_file(spec_path: Path, spec: dict[str, Any]) -> dict[str, str] | None:
+    record = spec.get('task_file')
+    if record is None:
+        return None
+    if not isinstance(record, dict) or not all(isinstance(record.get(k), str) for k in ('path', 'sha256')):
+        raise CheckpointError(f'{spec_path}: task_file must be a mapping with string path and sha256, got {record!r}')
+    return {k: str(v) for k, v in record.items() if k in ('path', 'sha256', 'model_sha256')}
 
 
 def _deployment(spec_path: Path, spec: dict[str, Any]) -> dict[str, Any] | None:

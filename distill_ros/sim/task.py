@@ -1,6 +1,8 @@
 """Task definitions: one YAML file per task under `config/tasks/`, validated into a `TaskSpec`."""
 from __future__ import annotations
 
+import dataclasses
+import hashlib
 import math
 import os
 from dataclasses import dataclass, field
@@ -118,6 +120,28 @@ class Termination:
 
 
 @dataclass(frozen=True)
+class TaskFile:
+    """A task given as a file rather than by a built-in name: where its YAML was and what it held
+    (sha256 of the YAML and of its env.model file), so that a dataset or checkpoint made on it
+    loads the same task again, and refuses a task file that moved or changed since. (A model's
+    meshes and included files are not hashed.)"""
+
+    path: str
+    sha256: str
+    model_sha256: str = ''
+
+    def to_json(self) -> dict[str, str]:
+        return {'path': self.path, 'sha256': self.sha256, **({'model_sha256': self.model_sha256}
+                                                              if self.model_sha256 else {})}
+
+    @classmethod
+    def from_json(cls, data: dict[str, str] | None) -> TaskFile | None:
+        if not data:
+            return None
+        return cls(str(data['path']), str(data['sha256']), str(data.get('model_sha256', '')))
+
+
+@dataclass(frozen=True)
 class TaskSpec:
     name: str
     description: str
@@ -156,6 +180,7 @@ class TaskSpec:
     imu_site: str | None = None   # the model's own IMU site (imu.site) instead of one added on imu_body
     timestep: float = 0.0         # env.timestep: the physics step (s) of a model-file task; 0: the model's
     add_floor: bool | None = None   # env.add_floor: true adds a floor plane; false: none wanted; unset: the model's
+    file: TaskFile | None = None  # set by load_task for a task YAML that is not a built-in task
 
     @property
     def is_gymnasium(self) -> bool:
@@ -540,7 +565,8 @@ def task_names() -> list[str]:
 
 
 def load_task(name_or_path: str | Path) -> TaskSpec:
-    """Load a built-in task by name (`cartpole`, `hopper`, `ant`) or any task YAML by path."""
+    """Load a built-in task by name (`cartpole`, `hopper`, `ant`) or any task YAML by path. A task
+    YAML other than a built-in one carries its `TaskFile` (path and hashes) in `TaskSpec.file`."""
     path = Path(name_or_path)
     if path.suffix not in ('.yaml', '.yml'):
         path = config_path('tasks', f'{name_or_path}.yaml')
@@ -553,4 +579,57 @@ def load_task(name_or_path: str | Path) -> TaskSpec:
         data = load_user_yaml(path, 'task file', mapping=False)
     except UserFileError as exc:
         raise TaskConfigError(str(exc)) from None
-    return parse_task(data, str(path), path.parent)
+    spec = parse_task(data, str(path), path.parent)
+    builtin = path.resolve().parent == config_path('tasks').resolve() and path.stem == spec.name
+    if builtin:   # recorded by name, as before: the package's own file
+        return spec
+    return dataclasses.replace(spec, file=TaskFile(str(path.resolve()), _file_sha256(path),
+                                                   _file_sha256(Path(spec.model_file)) if spec.model_file else ''))
+
+
+def _file_sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def resolve_task(name: str, file: TaskFile | None, what: str, given: str | Path | None = None) -> TaskSpec:
+    """The task that `what` (a dataset or checkpoint, named in messages) was made on: the task
+    file it records, checked against the hashes it records, or the built-in task `name` when it
+    records none. `given` (a user's --task: a path or name) stands in for a task file that moved;
+    it must be the task `name` and, when a file is recorded, hold the same content. A file that is
+    gone or changed is refused in one line: data recorded on one task must not be mixed with, or
+    evaluated on, another."""
+    if given is not None:
+        spec = load_task(given)
+        if spec.name != name:
+            raise TaskConfigError(f'{what} was made on task {name!r}, but {given} is task {spec.name!r}')
+        if file is not None:
+            _check_same(file, spec, what, name, str(given))
+        return spec
+    if file is None:
+        if name not in task_names():
+            raise TaskConfigError(f'{what} names task {name!r}, which is not a built-in task ({task_names()}), and '
+                                  f'records no task file (it was made before task files were recorded); pass the '
+                                  f'task YAML with --task')
+        return load_task(name)
+    path = Path(file.path)
+    if not path.is_file():
+        raise TaskConfigError(f'{what} was made on task {name!r} from task file {path}, which no longer exists; '
+                              f'put it back there or pass its new path with --task (sha256 {file.sha256[:12]}…)')
+    spec = load_task(path)
+    _check_same(file, spec, what, name, str(path))
+    return spec
+
+
+def _check_same(recorded: TaskFile, spec: TaskSpec, what: str, name: str, where: str) -> None:
+    """Refuse a task file (or its model) whose content differs from what `what` recorded."""
+    now = spec.file
+    if now is None or now.sha256 != recorded.sha256:
+        found = f'sha256 {now.sha256[:12]}…' if now is not None else 'a built-in task'
+        raise TaskConfigError(f'{what} was made on task {name!r} from {recorded.path} (sha256 '
+                              f'{recorded.sha256[:12]}…), but {where} is {found}: the task changed since; restore '
+                              f'the file as it was, or record the data / train anew on the changed task')
+    if now.model_sha256 != recorded.model_sha256:
+        raise TaskConfigError(f'{what} was made on task {name!r}, whose model file {spec.model_file} has changed '
+                              f'since (sha256 '
+                              f'{recorded.model_sha256[:12]}…, now {now.model_sha256[:12]}…); restore the model, or '
+                              f'record the data / train anew on the changed model')

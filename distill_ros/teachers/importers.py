@@ -42,7 +42,7 @@ import torch
 from torch import nn
 
 from distill_ros.observation import ObsSpec
-from distill_ros.policies.checkpoint import Checkpoint, CheckpointError, provenance, teacher_terms
+from distill_ros.policies.checkpoint import Checkpoint, CheckpointError, provenance, task_file, teacher_terms
 from distill_ros.policies.mlp import ACTIVATIONS, GaussianMLP
 from distill_ros.policies.onnx_policy import OnnxPolicy, dims, index_slices, onnx_session, real_inputs, wrap_graph
 
@@ -411,7 +411,8 @@ def import_teacher(kind: str, path: str | Path, task_env, input_names=None, **kw
     origin = getattr(net, 'origin', {})
     return Checkpoint(model=net, obs_source='privileged', obs_spec=spec, action_names=task_env.action_names,
                       action_low=task_env.action_space.low, action_high=task_env.action_space.high,
-                      task=task_env.task.name, role='teacher', obs_terms=teacher_terms(task_env),
+                      task=task_env.task.name, role='teacher', task_file=task_file(task_env),
+                      obs_terms=teacher_terms(task_env),
                       provenance=provenance(task=task_env.task.name, imported_from=str(path), import_kind=kind,
                                             **({'input_names': list(input_names)} if input_names else {}),
                                             **({'graph': origin} if origin else {})))

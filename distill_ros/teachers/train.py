@@ -109,6 +109,7 @@ def to_checkpoint(model, vec_normalize, env: DistillEnv, cfg: TeacherConfig, met
     return ckpt_io.Checkpoint(
         model=net.eval(), obs_source='privileged', obs_spec=env.privileged_spec, action_names=env.action_names,
         action_low=env.action_space.low, action_high=env.action_space.high, task=env.task.name, role='teacher',
+        task_file=ckpt_io.task_file(getattr(env, 'unwrapped', env)),
         obs_terms=ckpt_io.teacher_terms(env),
         provenance=ckpt_io.provenance(task=env.task.name, seed=seed, algorithm='stable-baselines3 PPO',
                                       training_steps=steps, wall_time_s=round(wall, 1), config=asdict(cfg)),
