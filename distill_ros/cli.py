@@ -75,6 +75,10 @@ def cmd_import_teacher(args: argparse.Namespace) -> int:
     if args.input_names:
         names = [line.strip() for line in read_user_text(args.input_names, '--input-names file').splitlines()
                  if line.strip()]
+    outputs = None
+    if args.output_names:
+        outputs = [line.strip() for line in read_user_text(args.output_names, '--output-names file').splitlines()
+                   if line.strip()]
     kwargs: dict = {}
     if args.kind in ('onnx', 'torchscript'):
         kwargs['action_std'] = args.action_std
@@ -90,7 +94,7 @@ def cmd_import_teacher(args: argparse.Namespace) -> int:
                 raise ValueError(f'--normalization file {args.normalization}: expected '
                                  f'{{"mean": [...], "var": [...]}}, got {str(stats)[:80]}')
             kwargs['obs_mean'], kwargs['obs_var'] = stats['mean'], stats['var']
-    ckpt = import_teacher(args.kind, args.policy, env, names, **kwargs)
+    ckpt = import_teacher(args.kind, args.policy, env, names, outputs, **kwargs)
     ckpt_io.save(ckpt, args.out)
     if ckpt.provenance.get('graph'):
         runs_as = ('an ONNX graph in onnxruntime' + ('' if ckpt.model.batched else
@@ -173,6 +177,9 @@ def build_parser() -> argparse.ArgumentParser:
     imp.add_argument('--out', required=True, help='checkpoint folder to write')
     imp.add_argument('--input-names', help='text file: the privileged element name of each policy input value, '
                      'in order (through all graph inputs, in the graph\'s order)')
+    imp.add_argument('--output-names', help='text file: the joint (action) name of each policy output, in the '
+                     'policy\'s order; the outputs are reordered to the task\'s actuators (without it the policy '
+                     'must act in the task\'s actuator order, which `distill-ros tasks TASK` lists)')
     imp.add_argument('--output', help='onnx: the graph output that holds the action (default: the first)')
     imp.add_argument('--action-std', type=float, default=0.1,
                      help='std of the Gaussian for logit matching (ONNX/TorchScript carry only the mean; rsl_rl '

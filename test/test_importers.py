@@ -317,3 +317,62 @@ def test_an_imported_graph_teacher_collects_labels_distils_and_runs_dagger(tmp_p
     assert count_flops(teacher) == 2 * (7 * 64 + 64 * 32 + 32 * 1)   # its linear layers at batch 1
     export_onnx(teacher, tmp_path / 'teacher.onnx')   # the graph it runs, input `obs` in the task's layout
     assert (tmp_path / 'teacher.onnx').read_bytes() == (tmp_path / 'teacher' / 'model.onnx').read_bytes()
+
+
+def test_policy_outputs_named_by_joint_are_reordered_to_the_actuators_and_a_bad_naming_is_refused(hopper, tmp_path):
+    """A policy whose outputs are in its own joint order (FR, FL, ... against the model's FL, FR, ...)
+    drives each joint by name, as a plain MLP and as a graph; names that do not cover the task's
+    actions exactly once are refused in one line."""
+    names = permuted_names(hopper)
+    theirs = list(reversed(hopper.action_names))               # the policy's own joint order
+    obs = np.random.default_rng(6).normal(size=(20, 21)).astype(np.float32)
+    mlp = outside_policy(21, 3)
+    torch.onnx.export(mlp, (torch.zeros(1, 21),), str(tmp_path / 'mlp.onnx'), input_names=['obs'], dynamo=False)
+    graph = TwoInputs().eval()
+    torch.onnx.export(graph, (torch.zeros(1, 9), torch.zeros(1, 12)), str(tmp_path / 'two.onnx'),
+                      input_names=['proprio', 'extras'], output_names=['value', 'action'], dynamo=False)
+    with torch.no_grad():
+        by_policy = {'mlp': mlp(torch.as_tensor(obs[:, ::-1].copy())).numpy(),
+                     'two': graph(torch.as_tensor(obs[:, ::-1][:, :9].copy()),
+                                  torch.as_tensor(obs[:, ::-1][:, 9:].copy()))[1].numpy()}
+    for kind, extra in (('mlp', {}), ('two', {'output': 'action'})):
+        ckpt = import_teacher('onnx', tmp_path / f'{kind}.onnx', hopper, names, theirs, **extra)
+        assert ckpt.action_names == hopper.action_names and ckpt.provenance['output_names'] == theirs
+        with torch.no_grad():
+            got = ckpt.model(torch.as_tensor(obs)).numpy()
+        for j, joint in enumerate(hopper.action_names):      # the task's joint j gets the policy's output for it
+            np.testing.assert_allclose(got[:, j], by_policy[kind][:, theirs.index(joint)], atol=1e-5)
+        ckpt_io.save(ckpt, tmp_path / kind)
+        np.testing.assert_allclose(ckpt_io.load(tmp_path / kind).model(torch.as_tensor(obs)).detach().numpy(), got,
+                                   atol=1e-6)
+    path = tmp_path / 'mlp.onnx'
+    with pytest.raises(CheckpointError, match=r"output names must name each of the task's actions once "
+                                              r".*; repeated \['foot_joint'\]; missing \['thigh_joint'\]$"):
+        import_teacher('onnx', path, hopper, names, ['foot_joint', 'leg_joint', 'foot_joint'])
+    with pytest.raises(CheckpointError, match=r"not actions of the task \['FR_hip'\]"):
+        import_teacher('onnx', path, hopper, names, ['FR_hip', 'leg_joint', 'foot_joint'])
+    with pytest.raises(CheckpointError, match='2 output names given for a policy with 3 outputs'):
+        import_teacher('onnx', path, hopper, names, ['leg_joint', 'foot_joint'])
+
+
+def test_an_onnx_export_naming_its_joints_in_its_metadata_acts_by_them(hopper, tmp_path):
+    """mjlab's exporter writes joint_names into the ONNX metadata: the import orders the outputs by
+    them without being told, and refuses output names that contradict them."""
+    import onnx
+
+    names = permuted_names(hopper)
+    mlp = outside_policy(21, 3)
+    path = tmp_path / 'named.onnx'
+    torch.onnx.export(mlp, (torch.zeros(1, 21),), str(path), input_names=['obs'], dynamo=False)
+    model = onnx.load(str(path))
+    theirs = ['foot_joint', 'thigh_joint', 'leg_joint']
+    onnx.helper.set_model_props(model, {'joint_names': ','.join(theirs)})
+    onnx.save(model, str(path))
+    obs = np.random.default_rng(7).normal(size=(5, 21)).astype(np.float32)
+    ckpt = import_teacher('onnx', path, hopper, names)
+    with torch.no_grad():
+        got, mine = ckpt.model(torch.as_tensor(obs)).numpy(), mlp(torch.as_tensor(obs[:, ::-1].copy())).numpy()
+    np.testing.assert_allclose(got, mine[:, [1, 2, 0]], atol=1e-5)
+    with pytest.raises(CheckpointError, match=r'contradict the joint_names \[.foot_joint., .thigh_joint., '
+                                              r'.leg_joint.\] in the ONNX metadata'):
+        import_teacher('onnx', path, hopper, names, list(hopper.action_names))

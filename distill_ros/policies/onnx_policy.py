@@ -120,6 +120,23 @@ def wrap_graph(model, input_index: Mapping[str, np.ndarray], output: str, obs_di
     return wrapped
 
 
+def reorder_output(graph: bytes, index: np.ndarray) -> bytes:
+    """`graph` (a wrapped policy) with its action reordered: `action_mean[:, i]` becomes the old
+    `action_mean[:, index[i]]` (a Gather after the last node)."""
+    import onnx
+    from onnx import helper, numpy_helper
+
+    model = onnx.load_from_string(graph)
+    unordered = 'distill_ros/action_by_policy_order'
+    for node in model.graph.node:
+        node.output[:] = [unordered if o == OUTPUT else o for o in node.output]
+    index_name = 'distill_ros/index/action'
+    model.graph.initializer.append(numpy_helper.from_array(np.asarray(index, dtype=np.int64), index_name))
+    model.graph.node.append(helper.make_node('Gather', [unordered, index_name], [OUTPUT], axis=1,
+                                             name='distill_ros/gather/action'))
+    return model.SerializeToString()
+
+
 def _latent(graph) -> str | None:
     """The input of the last linear layer (Gemm/MatMul) on the way to `action_mean`."""
     producer = {name: node for node in graph.node for name in node.output}

@@ -30,6 +30,7 @@ checkpoint it writes holds no code (a GaussianMLP or an ONNX graph), so using it
 """
 from __future__ import annotations
 
+import copy
 import io
 import pickle
 import warnings
@@ -44,7 +45,15 @@ from torch import nn
 from distill_ros.observation import ObsSpec
 from distill_ros.policies.checkpoint import Checkpoint, CheckpointError, provenance, task_file, teacher_terms
 from distill_ros.policies.mlp import ACTIVATIONS, GaussianMLP
-from distill_ros.policies.onnx_policy import OnnxPolicy, dims, index_slices, onnx_session, real_inputs, wrap_graph
+from distill_ros.policies.onnx_policy import (
+    OnnxPolicy,
+    dims,
+    index_slices,
+    onnx_session,
+    real_inputs,
+    reorder_output,
+    wrap_graph,
+)
 
 ONNX_ACTIVATIONS = {'Tanh': 'tanh', 'Relu': 'relu', 'Elu': 'elu'}
 TOLERANCE = 1e-5
@@ -392,8 +401,68 @@ def from_sb3_zip(path: str | Path, spec: ObsSpec, input_names=None, activation: 
     return _build(weights, activation, spec, input_names, std, source)
 
 
-def import_teacher(kind: str, path: str | Path, task_env, input_names=None, **kwargs) -> Checkpoint:
-    """Convert an outside teacher (`kind` onnx, torchscript or sb3) for `task_env`'s privileged observation."""
+def _check_reordered(net: nn.Module, reference: nn.Module, index: np.ndarray, obs_dim: int, source: str) -> None:
+    obs = np.random.default_rng(1).normal(size=(16, obs_dim)).astype(np.float32)
+    with torch.no_grad():
+        got = net(torch.as_tensor(obs)).numpy()
+        expected = reference(torch.as_tensor(obs)).numpy()[:, index]
+    if _close(got, expected) > TOLERANCE:
+        raise CheckpointError(f'{source}: reordering the outputs by name changed the policy '
+                              f'({_close(got, expected):.2e})')
+
+
+def _metadata_joint_names(path: str | Path) -> list[str] | None:
+    """The `joint_names` an mjlab-style exporter writes into the ONNX metadata (comma-separated)."""
+    import onnx
+    try:
+        props = {p.key: p.value for p in onnx.load(str(path), load_external_data=False).metadata_props}
+    except Exception:  # noqa: BLE001 - the import itself reports an unreadable file
+        return None
+    value = props.get('joint_names')
+    return [n.strip() for n in value.split(',') if n.strip()] if value else None
+
+
+def _output_index(output_names: Sequence[str] | None, action_names: Sequence[str], width: int,
+                  source: str) -> np.ndarray | None:
+    """Policy output index of each task action (task_action = policy_output[index]); None: the same order."""
+    if output_names is None:
+        return None
+    output_names = list(output_names)
+    if len(output_names) != width:
+        raise CheckpointError(f'{source}: {len(output_names)} output names given for a policy with {width} outputs')
+    duplicated = sorted({n for n in output_names if output_names.count(n) > 1})
+    unknown = [n for n in output_names if n not in action_names]
+    missing = [n for n in action_names if n not in output_names]
+    if duplicated or unknown or missing:
+        raise CheckpointError(f'{source}: output names must name each of the task\'s actions once '
+                              f'({list(action_names)}); '
+                              + '; '.join(p for p in (f'repeated {duplicated}' if duplicated else '',
+                                                      f'not actions of the task {unknown}' if unknown else '',
+                                                      f'missing {missing}' if missing else '') if p))
+    return np.array([output_names.index(n) for n in action_names])
+
+
+def reorder_outputs(net: nn.Module, index: np.ndarray) -> nn.Module:
+    """`net` acting in the task's actuator order: its output i becomes the old output index[i]."""
+    if isinstance(net, GaussianMLP):
+        order = torch.as_tensor(index, dtype=torch.long)
+        with torch.no_grad():
+            net.head.weight.copy_(net.head.weight[order].clone())
+            net.head.bias.copy_(net.head.bias[order].clone())
+            net.log_std.copy_(net.log_std[order].clone())
+        return net
+    graph = reorder_output(net.graph, index)
+    policy = OnnxPolicy.from_graph(graph, net.obs_dim, net.action_dim, torch.exp(net.log_std[torch.as_tensor(index)])
+                                   .numpy(), batched=net.batched)
+    policy.origin = {**net.origin, 'output_order': 'by name'}
+    return policy
+
+
+def import_teacher(kind: str, path: str | Path, task_env, input_names=None, output_names=None,
+                   **kwargs) -> Checkpoint:
+    """Convert an outside teacher (`kind` onnx, torchscript or sb3) for `task_env`'s privileged observation.
+    `output_names`: the joint (action) name of each policy output in the policy's order; the outputs
+    are reordered to the task's actuator order. Without it the policy must act in the task's order."""
     spec = task_env.privileged_spec
     if kind == 'onnx':
         net = from_onnx(path, spec, input_names, **kwargs)
@@ -408,6 +477,17 @@ def import_teacher(kind: str, path: str | Path, task_env, input_names=None, **kw
         raise CheckpointError(f'{path}: the policy outputs {net.action_dim} actions{output}; task '
                               f'{task_env.task.name} has '
                               f'{len(task_env.action_names)} ({task_env.action_names})')
+    named = _metadata_joint_names(path) if kind == 'onnx' else None
+    if named is not None and output_names is not None and list(output_names) != named:
+        raise CheckpointError(f'{path}: output names {list(output_names)} contradict the joint_names {named} in the '
+                              f'ONNX metadata; give the order the policy was trained with, or none')
+    if output_names is None and named is not None and len(named) == net.action_dim:
+        output_names = named   # an mjlab-style export names its joints: they order its outputs
+    index = _output_index(output_names, task_env.action_names, net.action_dim, str(path))
+    if index is not None and not np.array_equal(index, np.arange(len(index))):
+        reference = net
+        net = reorder_outputs(copy.deepcopy(net) if isinstance(net, GaussianMLP) else net, index)
+        _check_reordered(net, reference, index, spec.size, str(path))
     origin = getattr(net, 'origin', {})
     return Checkpoint(model=net, obs_source='privileged', obs_spec=spec, action_names=task_env.action_names,
                       action_low=task_env.action_space.low, action_high=task_env.action_space.high,
@@ -415,4 +495,5 @@ def import_teacher(kind: str, path: str | Path, task_env, input_names=None, **kw
                       obs_terms=teacher_terms(task_env),
                       provenance=provenance(task=task_env.task.name, imported_from=str(path), import_kind=kind,
                                             **({'input_names': list(input_names)} if input_names else {}),
+                                            **({'output_names': list(output_names)} if output_names else {}),
                                             **({'graph': origin} if origin else {})))
