@@ -154,14 +154,15 @@ class _File:
     def error(self, text: str) -> ContractError:
         return ContractError(f'{self.name}: {text}')
 
-    def get(self, data: Any, key: str, default: Any = ..., what: str = 'key') -> Any:
-        """`data[a][b]...` for key 'a.b...'; a missing key refused (unless a default is given)."""
+    def get(self, data: Any, key: str, default: Any = ..., at: str = '') -> Any:
+        """`data[a][b]...` for key 'a.b...'; a missing key refused (unless a default is given). `at`:
+        where `data` is in the file (a prefix for the message, which may hold dots of its own)."""
         value = data
         for part in key.split('.'):
             if not isinstance(value, Mapping) or part not in value:
                 if default is not ...:
                     return default
-                raise self.error(f'missing {what} {key}')
+                raise self.error(f'missing key {at + "." if at else ""}{key}')
             value = value[part]
         return value
 
@@ -734,17 +735,17 @@ def contract_from_isaaclab_env(path: str | Path, *, joints: Sequence[str] | None
     cls = str(act.get('class_type', '')) if isinstance(act, Mapping) else ''
     if not cls.endswith('JointPositionAction') or 'Relative' in cls.rsplit(':', 1)[-1]:
         raise f.error(f'{akey}.class_type is {cls or None!r}; only a JointPositionAction is supported')
-    action_joints = resolve_joints(f, f.get(data, f'{akey}.joint_names'), all_joints, f'{akey}.joint_names',
+    action_joints = resolve_joints(f, f.get(act, 'joint_names', at=akey), all_joints, f'{akey}.joint_names',
                                    bool(act.get('preserve_order', False)))
     init = f.get(data, 'scene.robot.init_state.joint_pos')
     default_by = _by_regex(f, init, all_joints, 'scene.robot.init_state.joint_pos', default=0.0)
     default = tuple(f.number(default_by[j], f'scene.robot.init_state.joint_pos ({j})') for j in action_joints)
-    scale_by = _by_regex(f, f.get(data, f'{akey}.scale', 1.0), action_joints, f'{akey}.scale', default=1.0)
+    scale_by = _by_regex(f, act.get('scale', 1.0), action_joints, f'{akey}.scale', default=1.0)
     scale = tuple(f.number(scale_by[j], f'{akey}.scale ({j})') for j in action_joints)
     if act.get('use_default_offset', False):
         offset = default
     else:
-        offset_by = _by_regex(f, f.get(data, f'{akey}.offset', 0.0), action_joints, f'{akey}.offset', default=0.0)
+        offset_by = _by_regex(f, act.get('offset', 0.0), action_joints, f'{akey}.offset', default=0.0)
         offset = tuple(f.number(offset_by[j], f'{akey}.offset ({j})') for j in action_joints)
     action_clip = None
     if act.get('clip') is not None:
@@ -765,13 +766,13 @@ def contract_from_isaaclab_env(path: str | Path, *, joints: Sequence[str] | None
         gkey = f'scene.robot.actuators.{name}'
         if not isinstance(cfg, Mapping):
             raise f.error(f'{gkey} must be a mapping, got {cfg!r}')
-        members = resolve_joints(f, f.get(data, f'{gkey}.joint_names_expr'), all_joints, f'{gkey}.joint_names_expr')
+        members = resolve_joints(f, f.get(cfg, 'joint_names_expr', at=gkey), all_joints, f'{gkey}.joint_names_expr')
         for j in members:
             if j in owner:
                 raise f.error(f'{gkey}.joint_names_expr: joint {j!r} is already driven by actuator group {owner[j]!r}')
             owner[j] = name
         for gain in ('stiffness', 'damping'):
-            value = f.get(data, f'{gkey}.{gain}')
+            value = f.get(cfg, gain, at=gkey)
             if value is None:
                 raise f.error(f'{gkey}.{gain} is null (the USD file\'s value, which this file does not hold)')
             for j, v in _by_regex(f, value, members, f'{gkey}.{gain}').items():
@@ -781,7 +782,7 @@ def contract_from_isaaclab_env(path: str | Path, *, joints: Sequence[str] | None
         raise f.error(f'scene.robot.actuators: no actuator group drives the action\'s joints {undriven}')
 
     # the observation group
-    obs = f.get(data, f'observations.{group}')
+    obs = f.get(f.get(data, 'observations'), group, at='observations')
     okey = f'observations.{group}'
     if not isinstance(obs, Mapping):
         raise f.error(f'{okey} must be an observation group, got {obs!r}')
@@ -820,7 +821,8 @@ def contract_from_isaaclab_env(path: str | Path, *, joints: Sequence[str] | None
             raise f.error(f'{tkey}.params.action_name is {params["action_name"]!r}, the action is {action_name!r}')
         if name == 'velocity_command':
             command = params.get('command_name') if isinstance(params, Mapping) else None
-            ranges = f.get(commands, f'{command}.ranges', None) if command else None
+            entry = commands.get(command) if isinstance(commands, Mapping) and command else None
+            ranges = entry.get('ranges') if isinstance(entry, Mapping) else None
             if not isinstance(ranges, Mapping) or 'lin_vel_x' not in ranges:
                 raise f.error(f'{tkey}.params.command_name {command!r}: commands.{command} is no velocity command '
                               f'(no ranges.lin_vel_x)')
@@ -832,8 +834,7 @@ def contract_from_isaaclab_env(path: str | Path, *, joints: Sequence[str] | None
         if history > 1 and flatten is False:
             raise f.error(f'{tkey}: history {history} with flatten_history_dim false has no place in one observation '
                           f'vector')
-        scale = cfg.get('scale')
-        specs.append({'name': name, 'key': tkey, 'scale': scale,
+        specs.append({'name': name, 'key': tkey, 'scale': cfg.get('scale'),
                       'clip': f.clip(cfg.get('clip'), f'{tkey}.clip'), 'history': history})
     if not specs:
         raise f.error(f'{okey} has no observation terms')
