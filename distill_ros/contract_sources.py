@@ -27,7 +27,8 @@
   `commands.base_velocity.ranges` (`lin_vel_x`, `lin_vel_y`, `ang_vel_z`),
   `actions.JointPositionAction` `{scale, offset, clip}` (policy order; `joint_ids` must be null:
   every joint) and `observations.<term>` `{params, clip, scale, history_length}` in file order,
-  stacked term-major (the deploy runtime's order). The file names no joints: policy joint i is
+  stacked term-major (the deploy runtime's order; a term's `params.asset_cfg`, a subset of joints, is
+  refused). The file names no joints: policy joint i is
   `sdk_joints[joint_ids_map[i]]`, `sdk_joints` given or read from `scene.robot.joint_sdk_names` of an
   `env.yaml` beside it.
 - **an rl_sar config.yaml** (`contract_from_rl_sar`), under its one top-level key (`go2/robot_lab:`)
@@ -877,7 +878,12 @@ def detect_source(path: str | Path) -> str:
     """Which of `SOURCES` a file is (refused when none)."""
     if Path(path).suffix.lower() == '.onnx':
         meta = read_onnx_metadata(path)
-        return 'distill_ros' if ONNX_CONTRACT_KEY in meta else 'mjlab_onnx'
+        if ONNX_CONTRACT_KEY in meta:
+            return 'distill_ros'
+        if 'joint_names' in meta or 'observation_names' in meta:
+            return 'mjlab_onnx'
+        raise ContractError(f'{path}: its metadata holds no contract: neither {ONNX_CONTRACT_KEY} nor mjlab\'s '
+                            f'joint_names and observation_names (keys: {sorted(meta)})')
     source = _yaml_source(load_yaml(path))
     if source is None:
         raise ContractError(f'{path}: not a contract file this reads: expected a distill_ros contract (format: '

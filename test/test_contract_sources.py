@@ -609,6 +609,8 @@ def test_a_file_of_no_known_source_is_refused(tmp_path):
     with pytest.raises(ContractError, match=r"\['joints'\] cannot be given for an rl_sar config.yaml; it takes "
                                             r"\['base', 'clip_obs'\]"):
         load_contract(rl_sar_files(tmp_path), joints=list(POLICY_JOINTS))
-    with pytest.raises(ContractError, match=r'bare.onnx: its metadata holds no contract'):
-        load_contract(tiny_onnx(tmp_path / 'bare.onnx', 4))
+    bare = tiny_onnx(tmp_path / 'bare.onnx', 4)
+    for read in (load_contract, detect_source):
+        with pytest.raises(ContractError, match=r'bare.onnx: its metadata holds no contract'):
+            read(bare)
     assert set(TERMS) >= {'velocity_command', 'joint_pos_rel', 'last_action'}
