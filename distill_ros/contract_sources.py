@@ -648,7 +648,7 @@ def contract_from_rl_sar(path: str | Path, *, base: str | Path | None = None, cl
 
 
 # ---------------------------------------------------------------- Isaac Lab env.yaml
-def resolve_joints(f: _File, exprs: Any, joints: Sequence[str], key: str, preserve_order: bool = False) -> list[str]:
+def _resolve_joints(f: _File, exprs: Any, joints: Sequence[str], key: str, preserve_order: bool = False) -> list[str]:
     """The joints a list of regular expressions selects, as Isaac Lab's `resolve_matching_names`:
     full matches; in `joints`' order, or the expressions' order where `preserve_order`."""
     if isinstance(exprs, str):
@@ -736,7 +736,7 @@ def contract_from_isaaclab_env(path: str | Path, *, joints: Sequence[str] | None
     cls = str(act.get('class_type', '')) if isinstance(act, Mapping) else ''
     if not cls.endswith('JointPositionAction') or 'Relative' in cls.rsplit(':', 1)[-1]:
         raise f.error(f'{akey}.class_type is {cls or None!r}; only a JointPositionAction is supported')
-    action_joints = resolve_joints(f, f.get(act, 'joint_names', at=akey), all_joints, f'{akey}.joint_names',
+    action_joints = _resolve_joints(f, f.get(act, 'joint_names', at=akey), all_joints, f'{akey}.joint_names',
                                    bool(act.get('preserve_order', False)))
     init = f.get(data, 'scene.robot.init_state.joint_pos')
     default_by = _by_regex(f, init, all_joints, 'scene.robot.init_state.joint_pos', default=0.0)
@@ -767,7 +767,7 @@ def contract_from_isaaclab_env(path: str | Path, *, joints: Sequence[str] | None
         gkey = f'scene.robot.actuators.{name}'
         if not isinstance(cfg, Mapping):
             raise f.error(f'{gkey} must be a mapping, got {cfg!r}')
-        members = resolve_joints(f, f.get(cfg, 'joint_names_expr', at=gkey), all_joints, f'{gkey}.joint_names_expr')
+        members = _resolve_joints(f, f.get(cfg, 'joint_names_expr', at=gkey), all_joints, f'{gkey}.joint_names_expr')
         for j in members:
             if j in owner:
                 raise f.error(f'{gkey}.joint_names_expr: joint {j!r} is already driven by actuator group {owner[j]!r}')
@@ -810,7 +810,7 @@ def contract_from_isaaclab_env(path: str | Path, *, joints: Sequence[str] | None
         params = cfg.get('params') or {}
         if TERMS[name].elements == 'joints':
             exprs = f.get(params, 'asset_cfg.joint_names', None) if isinstance(params, Mapping) else None
-            selected = all_joints if exprs is None else resolve_joints(
+            selected = all_joints if exprs is None else _resolve_joints(
                 f, exprs, all_joints, f'{tkey}.params.asset_cfg.joint_names',
                 bool(f.get(params, 'asset_cfg.preserve_order', False)))
             if obs_joints is not None and selected != obs_joints:
