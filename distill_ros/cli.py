@@ -75,7 +75,9 @@ def cmd_import_teacher(args: argparse.Namespace) -> int:
     if args.input_names:
         names = [line.strip() for line in read_user_text(args.input_names, '--input-names file').splitlines()
                  if line.strip()]
-    outputs = None
+    outputs = list(_contract(args).joints) if args.contract else None
+    if args.output_names and args.contract:
+        raise ValueError('give --output-names or --contract (whose joints name the outputs), not both')
     if args.output_names:
         outputs = [line.strip() for line in read_user_text(args.output_names, '--output-names file').splitlines()
                    if line.strip()]
@@ -107,18 +109,76 @@ def cmd_import_teacher(args: argparse.Namespace) -> int:
     return 0
 
 
+def _joint_list(path: str, what: str) -> list[str]:
+    """Joint names from a text file (one per line) or a YAML file with a `joint_names` list."""
+    import yaml
+
+    from distill_ros.paths import read_user_text
+    text = read_user_text(path, what)
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError:
+        data = None
+    if isinstance(data, dict) and isinstance(data.get('joint_names'), list):
+        return [str(n) for n in data['joint_names']]
+    return [line.strip() for line in text.splitlines() if line.strip() and not line.lstrip().startswith('#')]
+
+
+def _contract(args: argparse.Namespace):
+    from distill_ros.contract_sources import load_contract
+    overrides = {}
+    if getattr(args, 'sdk_joints', None):
+        overrides['sdk_joints'] = _joint_list(args.sdk_joints, '--sdk-joints file')
+    if getattr(args, 'step_dt', None):
+        overrides['step_dt'] = args.step_dt
+    return load_contract(args.contract, **overrides)
+
+
+def cmd_make_task(args: argparse.Namespace) -> int:
+    """A task YAML for a robot model, driven as a policy's contract says (and the contract beside it)."""
+    from pathlib import Path
+
+    import yaml
+
+    from distill_ros.contract_sources import write_contract_yaml
+    from distill_ros.sim import DistillEnv
+    from distill_ros.sim.contract_task import check_contract, task_from_contract
+
+    contract = _contract(args)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    task = task_from_contract(contract, args.model, args.name, out, timestep=args.timestep)
+    task_path = out / f'{args.name}.yaml'
+    contract_path = write_contract_yaml(contract, out / f'{args.name}.contract.yaml')
+    task_path.write_text(f'# written by distill-ros make-task from {args.contract} and {args.model}\n'
+                         + yaml.safe_dump(task, sort_keys=False, width=120))
+    env = DistillEnv(task_path, randomize=False, sensor_noise=False, latency=False)
+    problems = check_contract(contract, env)
+    if problems:
+        raise ValueError(f'{task_path} does not agree with {args.contract}: {"; ".join(problems)}')
+    print(f'{task_path}: task {args.name} on {args.model}, {len(contract.joints)} joints, {1 / env.dt:g} Hz policy '
+          f'(physics {env.model.opt.timestep:g} s x {env.task.actuation.decimation}), teacher observation '
+          f'{env.privileged_spec.size} values; contract {contract_path}')
+    print(f'policy joint order (for import-teacher --contract): {", ".join(contract.joints)}')
+    return 0
+
+
 def cmd_check_teacher(args: argparse.Namespace) -> int:
     """Run a teacher on its task with randomization off on fixed commands, against its own loop's reference."""
+    import dataclasses
+
     from distill_ros.policies import checkpoint as ckpt_io
-    from distill_ros.sim import DistillEnv
+    from distill_ros.sim import DistillEnv, load_task
     from distill_ros.teachers.check import check_teacher, load_reference
 
-    env = DistillEnv(args.task, randomize=False, sensor_noise=False, latency=False)
+    # the reset noise off too: every command starts from the default pose at rest, as a reference loop does
+    task = dataclasses.replace(load_task(args.task), reset_noise_scale=0.0)
+    env = DistillEnv(task, randomize=False, sensor_noise=False, latency=False)
     teacher = ckpt_io.load(args.teacher)
     teacher.check_env(env, f' on task {env.task.name}')
     reference = load_reference(args.reference) if args.reference else None
     report = check_teacher(env, teacher, reference, settle_s=args.settle, duration_s=args.duration)
-    print(f'teacher {args.teacher} on task {env.task.name} (randomization, sensor noise and latency off; '
+    print(f'teacher {args.teacher} on task {env.task.name} (randomization, reset noise, sensor noise and latency off; '
           f'{1 / env.dt:g} Hz policy, physics {env.model.opt.timestep:g} s x {env.task.actuation.decimation}):')
     print(report.table())
     return 0 if report.passed in (None, True) else 1
@@ -180,6 +240,10 @@ def build_parser() -> argparse.ArgumentParser:
     imp.add_argument('--output-names', help='text file: the joint (action) name of each policy output, in the '
                      'policy\'s order; the outputs are reordered to the task\'s actuators (without it the policy '
                      'must act in the task\'s actuator order, which `distill-ros tasks TASK` lists)')
+    imp.add_argument('--contract', help='the policy\'s contract (deploy.yaml, env.yaml, rl_sar config, mjlab ONNX, a '
+                     'distill_ros contract YAML): its joints name the outputs')
+    imp.add_argument('--sdk-joints', help='--contract deploy.yaml: the SDK joint names (text or YAML joint_names)')
+    imp.add_argument('--step-dt', type=float, help='--contract mjlab ONNX: the policy period (s)')
     imp.add_argument('--output', help='onnx: the graph output that holds the action (default: the first)')
     imp.add_argument('--action-std', type=float, default=0.1,
                      help='std of the Gaussian for logit matching (ONNX/TorchScript carry only the mean; rsl_rl '
@@ -190,6 +254,16 @@ def build_parser() -> argparse.ArgumentParser:
                      help='torchscript: load the file although loading it runs the code it holds (only for a file '
                      'from a source you trust)')
     imp.set_defaults(func=cmd_import_teacher)
+    mk = sub.add_parser('make-task', help='a task YAML for a robot model (MJCF) driven as a policy\'s contract says')
+    mk.add_argument('--contract', required=True, help='deploy.yaml, Isaac Lab env.yaml, rl_sar config.yaml, an mjlab '
+                    'ONNX or a distill_ros contract YAML')
+    mk.add_argument('--model', required=True, help='the robot\'s MJCF (a scene with a floor, or the bare robot)')
+    mk.add_argument('--name', required=True, help='the task name')
+    mk.add_argument('--out', required=True, help='folder for NAME.yaml and NAME.contract.yaml')
+    mk.add_argument('--timestep', type=float, help='the physics step the policy was trained at (default: the model\'s)')
+    mk.add_argument('--sdk-joints', help='deploy.yaml: the SDK joint names (text, or YAML with joint_names)')
+    mk.add_argument('--step-dt', type=float, help='mjlab ONNX: the policy period (s), which its metadata lacks')
+    mk.set_defaults(func=cmd_make_task)
     chk = sub.add_parser('check-teacher', help='does an imported teacher behave here as in its own loop? (velocity '
                          'tracking and falls on fixed commands, against a reference.json)')
     chk.add_argument('--task', required=True, help='task name or task YAML path')
