@@ -276,3 +276,41 @@ def test_a_task_from_the_robot_model_and_the_contract(tmp_path):
         task_from_contract(bot_contract(joints=('F_knee', 'L_knee')), tmp_path / 'robot' / 'bot.xml', 'bot', tmp_path)
     with pytest.raises(ContractError, match=r'policy period 0.02 s is not a whole number of physics steps of 0.003'):
         task_from_contract(bot_contract(), tmp_path / 'robot' / 'bot.xml', 'bot', tmp_path, timestep=0.003)
+
+
+def test_make_task_and_import_teacher_from_a_contract_file_on_the_command_line(tmp_path, capsys):
+    """The README's path: `make-task --contract` writes a task and its contract for the robot model,
+    `import-teacher --contract` names the policy's outputs by the contract's joints (the policy's
+    order, R_knee second, the model's first), and the imported teacher reads the task's terms."""
+    import torch
+
+    from distill_ros.cli import main
+    from distill_ros.contract_sources import write_contract_yaml
+    from distill_ros.policies import checkpoint as ckpt_io
+
+    (tmp_path / 'robot').mkdir()
+    (tmp_path / 'robot' / 'bot.xml').write_text(ROBOT)
+    write_contract_yaml(bot_contract(), tmp_path / 'policy_contract.yaml')
+    with pytest.raises(SystemExit) as done:
+        main(['make-task', '--contract', str(tmp_path / 'policy_contract.yaml'), '--model',
+              str(tmp_path / 'robot' / 'bot.xml'), '--name', 'bot', '--timestep', '0.005', '--out', str(tmp_path)])
+    assert done.value.code == 0, capsys.readouterr().err
+    assert 'policy joint order (for import-teacher --contract): F_knee, R_knee' in capsys.readouterr().out
+    env = DistillEnv(load_task(tmp_path / 'bot.yaml'), randomize=False)
+    torch.manual_seed(0)
+    policy = torch.nn.Sequential(torch.nn.Linear(env.privileged_spec.size, 8), torch.nn.Tanh(),
+                                 torch.nn.Linear(8, 2)).eval()
+    torch.onnx.export(policy, (torch.zeros(1, env.privileged_spec.size),), str(tmp_path / 'policy.onnx'),
+                      dynamo=False)
+    with pytest.raises(SystemExit) as done:
+        main(['import-teacher', 'onnx', str(tmp_path / 'policy.onnx'), '--task', str(tmp_path / 'bot.yaml'),
+              '--contract', str(tmp_path / 'bot.contract.yaml'), '--out', str(tmp_path / 'teacher')])
+    assert done.value.code == 0, capsys.readouterr().err
+    teacher = ckpt_io.load(tmp_path / 'teacher')
+    teacher.check_env(env)
+    obs = np.random.default_rng(0).normal(size=(4, env.privileged_spec.size)).astype(np.float32)
+    with torch.no_grad():
+        theirs = policy(torch.as_tensor(obs)).numpy()
+        ours = teacher.model(torch.as_tensor(obs)).numpy()
+    for j, joint in enumerate(env.action_names):
+        np.testing.assert_allclose(ours[:, j], theirs[:, POLICY_JOINTS.index(joint)], atol=1e-5)
