@@ -124,6 +124,9 @@ def load_yaml(path: str | Path) -> Any:
         text = Path(path).read_text()
     except OSError as exc:
         raise ContractError(f'{path}: cannot read: {exc.strerror or exc}') from None
+    except UnicodeDecodeError:
+        raise ContractError(f'{path}: not a text file (expected a YAML contract source: deploy.yaml, env.yaml, '
+                            f'an rl_sar config, a distill_ros contract)') from None
     try:
         return yaml.load(text, Loader=_TolerantLoader)  # noqa: S506 (a SafeLoader subclass)
     except yaml.YAMLError as exc:
