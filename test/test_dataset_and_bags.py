@@ -60,9 +60,11 @@ def test_appending_another_task_is_refused(tmp_path):
 
 
 def write_bag(path, env: DistillEnv, teacher, seeds, joint_order=None, skip=(), types=None, storage='mcap',
-              positions=None):
+              positions=None, sensor_delay_ns=0, step_age=False):
     """A bag as any rosbag2 writer would record it, built with rosbags' own message classes.
-    `positions`: a driver that publishes only that many joint positions (a malformed message)."""
+    `positions`: a driver that publishes only that many joint positions (a malformed message).
+    `sensor_delay_ns`: joints and imu stamped that long before the step (the reading's age);
+    `step_age`: the step reports carry that age as our simulator's `sample_age` field."""
     from rosbags.rosbag2 import StoragePlugin, Writer
 
     store = typestore()
@@ -97,7 +99,7 @@ def write_bag(path, env: DistillEnv, teacher, seeds, joint_order=None, skip=(), 
 
     act = privileged_actor(teacher)
     builder = env.sensor_builder
-    dt, ns = 40_000_000, 0
+    dt, ns = 40_000_000, (10**9 if sensor_delay_ns else 0)
     for episode, seed in enumerate(seeds):
         obs, info = env.reset(seed=seed)
         names = ['episode', 'seed', 'latency_steps', *(f'dynamics/{k}' for k in info['dynamics'])]
@@ -106,12 +108,13 @@ def write_bag(path, env: DistillEnv, teacher, seeds, joint_order=None, skip=(), 
         while not done:
             reading = builder.reading(obs[SENSOR])
             joints = joint_order or list(reading.joint_position)
-            joint_msg = vector(ns, joints, [reading.joint_position[j] for j in joints])
+            joint_msg = vector(ns - sensor_delay_ns, joints, [reading.joint_position[j] for j in joints])
             if positions is not None:
                 joint_msg.position = joint_msg.position[:positions]
             put('joints', ns, joint_msg)
             o, g, a = reading.orientation, reading.angular_velocity, reading.linear_acceleration
-            put('imu', ns, Imu(header=header(ns), orientation=Quaternion(x=o[0], y=o[1], z=o[2], w=o[3]),
+            put('imu', ns, Imu(header=header(ns - sensor_delay_ns),
+                               orientation=Quaternion(x=o[0], y=o[1], z=o[2], w=o[3]),
                                orientation_covariance=np.zeros(9), angular_velocity=Vector3(x=g[0], y=g[1], z=g[2]),
                                angular_velocity_covariance=np.zeros(9),
                                linear_acceleration=Vector3(x=a[0], y=a[1], z=a[2]),
@@ -122,8 +125,10 @@ def write_bag(path, env: DistillEnv, teacher, seeds, joint_order=None, skip=(), 
             put('teacher_distribution', ns, vector(ns, ['mean/slider', 'std/slider'], [action[0], 0.5]))
             obs, reward, terminated, truncated, _ = env.step(action)
             done = terminated or truncated
-            put('step', ns, vector(ns, ['reward', 'terminated', 'truncated', 'episode', 'step', 'action/slider'],
-                                   [reward, terminated, truncated, episode, 0, action[0]]))
+            put('step', ns, vector(ns, ['reward', 'terminated', 'truncated', 'episode', 'step', 'action/slider',
+                                        *(['sample_age'] if step_age else [])],
+                                   [reward, terminated, truncated, episode, 0, action[0],
+                                    *([sensor_delay_ns / 1e9] if step_age else [])]))
             ns += dt
     writer.close()
 
@@ -177,6 +182,12 @@ def test_bag_errors_name_bag_topic_and_expectation(tmp_path, short_cartpole):
     (tmp_path / 'corrupt' / 'metadata.yaml').write_text('rosbag2_bagfile_information: [')
     with pytest.raises(BagError, match='corrupt: cannot open as a rosbag2 bag'):
         bag_to_dataset(tmp_path / 'corrupt', tmp_path / 'd', spec, has_imu=True)
+    for damaged in ('rosbag2_bagfile_information:\n  version: 9\n  storage_identifier: mc',   # truncated
+                    '\x00\x01 not yaml {{', 'just a line of text'):
+        (tmp_path / 'corrupt' / 'metadata.yaml').write_text(damaged)
+        with pytest.raises(BagError) as refused:
+            bag_to_dataset(tmp_path / 'corrupt', tmp_path / 'd', spec, has_imu=True)
+        assert '\n' not in str(refused.value) and 'corrupt: cannot open as a rosbag2 bag' in str(refused.value)
     write_bag(tmp_path / 'cut', env, teacher, seeds=[1, 2])
     mcap = next((tmp_path / 'cut').glob('*.mcap'))
     mcap.write_bytes(mcap.read_bytes()[: mcap.stat().st_size // 2])
@@ -312,3 +323,38 @@ def test_bag_reindex_keeps_every_complete_message_of_a_torn_bag(tmp_path, capsys
     (tmp_path / 'notmcap' / 'x.mcap').write_bytes(b'hello')
     with pytest.raises(ReindexError, match='not an MCAP file'):
         reindex(tmp_path / 'notmcap')
+
+
+@pytest.mark.parametrize('storage', ['mcap', 'sqlite3'])
+def test_a_foreign_bag_on_a_sample_age_task_takes_the_age_from_the_stamps(tmp_path, short_cartpole, storage):
+    """A bag written by rosbags whose step reports carry only the standard fields, on a task whose
+    student reads its sample age: the age of every sample is the step's stamp minus its joint_states
+    header stamp (as the controller computes it on a robot); a bag carrying our simulator's
+    sample_age field gives the same ages; joints stamped after their step are refused naming the topic."""
+    import dataclasses
+
+    from distill_ros.data.bag import BagError
+
+    task = dataclasses.replace(short_cartpole, sample_age=True)
+    teacher = ckpt_io.load(shipped_teacher('cartpole'))
+    env = DistillEnv(task)
+    age_index = env.sensor_builder.sample_age_index
+    spec = DatasetSpec.for_env(env)
+    datasets = {}
+    for name, step_age in (('stamps', False), ('field', True)):
+        write_bag(tmp_path / name, env, teacher, seeds=[3, 4], storage=storage, sensor_delay_ns=7_000_000,
+                  joint_order=['hinge', 'slider'], step_age=step_age)
+        stats = bag_to_dataset(tmp_path / name, tmp_path / f'ds_{name}', spec, has_imu=True)
+        assert stats.episodes == 2 and not stats.unpaired and not stats.bad, stats
+        datasets[name] = load_dataset(tmp_path / f'ds_{name}')
+    ages = datasets['stamps'].arrays['sensor_obs'][:, age_index]
+    np.testing.assert_allclose(ages, 0.007, atol=1e-12)             # step stamp - joint_states stamp
+    np.testing.assert_array_equal(datasets['stamps'].arrays['sensor_obs'], datasets['field'].arrays['sensor_obs'])
+    obs, _ = env.reset(seed=3)
+    first = datasets['stamps'].episode(0)['sensor_obs'][0]
+    others = [i for i in range(env.sensor_spec.size) if i != age_index]
+    np.testing.assert_array_equal(first[others], obs[SENSOR][others])  # the readings themselves unchanged
+    write_bag(tmp_path / 'late', env, teacher, seeds=[1], sensor_delay_ns=-5_000_000)
+    with pytest.raises(BagError, match=r'/joint_states message is stamped .* after the step; a sample age needs '
+                                       r'header stamps'):
+        bag_to_dataset(tmp_path / 'late', tmp_path / 'ds_late', spec, has_imu=True)

@@ -18,9 +18,15 @@ is used (hardware clocks jitter). An episode is written once its final step (ter
 truncated) has arrived and every stream has moved past its end, so late messages on one topic are
 still paired. Samples that cannot be paired are dropped and counted per missing stream.
 
-A task whose student reads the sample age (`sensors.sample_age`) has step reports that carry it
-(`sample_age`, seconds): the sensor messages of a step are those stamped that much earlier (the
-simulator stamps them when the reading was taken), and the age goes into sensor_obs as it was.
+A task whose student reads the sample age (`sensors.sample_age`) takes it from our simulator's step
+reports where they carry it (`sample_age`, seconds: the sensor messages of a step are those stamped
+that much earlier, as the simulator stamps them when the reading was taken). A step report without
+it (a bag written by another tool, or a robot's) takes it from the stamps, as the student
+controller does on a robot (its clock's now - the newest joint_states header stamp): the step's
+stamp minus the header stamp of the newest joint_states message that arrived before it (bag replay
+and the live recorder feed messages in arrival order). On our own bags the two agree. A step with no
+joint_states before it, or one stamped before its joint_states, cannot give an age and is refused
+naming the topics.
 
 A task whose sensor observation ends with a velocity command (the student reads it from cmd_vel
 at run time) takes it from the command/* fields of the paired privileged state, where the
@@ -127,6 +133,8 @@ class EpisodeAssembler:
         self.steps_by_episode: dict[int, list[int]] = {}        # episode index -> step stamps
         self.ended: dict[int, int] = {}                         # episode index -> final step stamp
         self.has_age = self.builder.has_sample_age
+        self.newest_sensor_ns: dict[str, int] = {}          # sensor stream -> header stamp of its newest arrival
+        self.derived_age_ns: dict[int, int] = {}             # step stamp -> age from the stamps (no sample_age field)
         self.stats = AssemblerStats()
         self.topics = topics or {}
         self.strict = strict
@@ -156,6 +164,14 @@ class EpisodeAssembler:
         if stream == 'episode':
             self.announcements[int(payload['episode'])] = dict(payload, stamp_ns=stamp_ns)
             return
+        if stream in SENSOR_STREAMS:
+            self.newest_sensor_ns[stream] = stamp_ns
+        if stream == 'step' and self.has_age and 'sample_age' not in payload[0]:
+            try:
+                self.derived_age_ns[stamp_ns] = self._age_from_stamps(stamp_ns)
+            except SensorMessageError as exc:
+                self._reject(stream, stamp_ns, exc)
+                return
         self.streams[stream].add(stamp_ns, payload)
         if stream == 'step':
             names, values = payload
@@ -168,9 +184,9 @@ class EpisodeAssembler:
 
     def _check_finite(self, stream: str, payload) -> None:
         names, values = (list(payload), list(payload.values())) if isinstance(payload, dict) else payload
-        wanted = (('terminated', 'truncated', 'episode', *(['sample_age'] if self.has_age else []))
-                  if stream == 'step' else ('episode',))
         have = dict(zip(names, values))
+        wanted = (('terminated', 'truncated', 'episode', *(['sample_age'] if 'sample_age' in have else []))
+                  if stream == 'step' else ('episode',))
         missing = [w for w in wanted if w not in have]
         if missing:
             raise SensorMessageError(f'{stream} message lacks {missing}; it has {list(names)}', stream)
@@ -202,16 +218,34 @@ class EpisodeAssembler:
         self._index_cache[key] = (list(names), columns)
         return columns
 
-    def _age(self, step) -> float:
-        """The sample age a step report carries, in seconds."""
+    def _age_from_stamps(self, step_ns: int) -> int:
+        """A step's sample age from the stamps (ns): its stamp minus the newest joint_states stamp."""
+        joints = self.topics.get('joints', 'joints')
+        newest = self.newest_sensor_ns.get('joints')
+        if newest is None:
+            raise SensorMessageError(f'no {joints} message arrived before this step, so its sample age (step stamp '
+                                     f'- joint_states header stamp) cannot be read; record {joints} with header '
+                                     f'stamps from the sensor\'s clock', 'step')
+        if newest > step_ns or newest <= 0:
+            raise SensorMessageError(f'the newest {joints} message is stamped {stamp_text(newest)} s, '
+                                     f'{"after" if newest > step_ns else "at zero, before"} the step; a sample age '
+                                     f'needs header stamps of when each reading was taken, on the same clock as the '
+                                     f'step\'s', 'step')
+        return step_ns - newest
+
+    def _age(self, step, stamp_ns: int) -> float:
+        """A step's sample age in seconds: the field our simulator writes, else from the stamps."""
         names, values = step
-        return float(values[self._columns('step', names, ('sample_age',))[0]])
+        if 'sample_age' in names:
+            return float(values[self._columns('step', names, ('sample_age',))[0]])
+        return self.derived_age_ns[stamp_ns] / NS_PER_S
 
     def _flush_ready(self) -> None:
         for episode in sorted(self.ended):
             end = self.ended[episode]
             # a task with the sample age: its final sensor sample is stamped that much earlier
-            sensor_end = end - (round(self._age(self.streams['step'].by_stamp[end]) * NS_PER_S) if self.has_age else 0)
+            sensor_end = end - (round(self._age(self.streams['step'].by_stamp[end], end) * NS_PER_S)
+                                if self.has_age else 0)
             if all(s.latest >= (sensor_end if name in SENSOR_STREAMS else end) + self.tolerance_ns
                    for name, s in self.streams.items()):
                 self._write(episode)
@@ -238,7 +272,7 @@ class EpisodeAssembler:
                  if not (self.has_age and name in SENSOR_STREAMS)}
         ages = None
         if self.has_age:  # the sensor samples are as old as the step says
-            ages = [None if step is None else self._age(step) for step in found['step']]
+            ages = [None if step is None else self._age(step, t) for step, t in zip(found['step'], stamps)]
             for name in SENSOR_STREAMS:
                 if name in self.streams:
                     found[name] = [None if age is None else
@@ -253,6 +287,8 @@ class EpisodeAssembler:
                 keep.append(i)
         for stream in self.streams.values():
             stream.drop_through(end)
+        for stamp in [s for s in self.derived_age_ns if s <= end]:
+            del self.derived_age_ns[stamp]
         announcement = self.announcements.pop(episode, {})
         if not keep:
             return

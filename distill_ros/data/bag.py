@@ -145,7 +145,7 @@ def open_bag(bag: Path):
                            f'every complete message with `distill-ros bag-reindex {bag}`, then use the recovered '
                            f'bag') from None
         raise BagError(f'{bag}: cannot open as a rosbag2 bag (expected a folder with metadata.yaml and an MCAP '
-                       f'or sqlite3 file): {exc}') from exc
+                       f'or sqlite3 file): {" ".join(str(exc).split())}') from None
     return reader
 
 
